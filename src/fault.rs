@@ -1,0 +1,144 @@
+//! Failed exchanges as data. A `Fault` is what a transport returns when a
+//! connection, request or frame goes wrong; the client records its kind as a
+//! sample and the run goes on. Kinds have stable labels that become CSV
+//! columns (`errors_<label>`).
+
+use std::fmt;
+use std::io;
+
+/// What went wrong, coarsely; stable and `Copy` so it can index counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// TCP connect refused.
+    Refused,
+    /// Connection reset, aborted, or closed mid-message.
+    Reset,
+    /// Connect, request or read took longer than allowed.
+    Timeout,
+    /// An unexpected HTTP status (or a refused WebSocket upgrade).
+    Status,
+    /// Bytes that break the protocol: bad frame, bad line, not an envelope.
+    Protocol,
+    /// Anything else (local resource errors and the like).
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in column order.
+    pub const ALL: [ErrorKind; 6] = [
+        ErrorKind::Refused,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::Status,
+        ErrorKind::Protocol,
+        ErrorKind::Other,
+    ];
+
+    /// Stable label used in CSV columns and JSON.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Status => "status",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Position in `ALL`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Classifies an I/O error.
+    pub fn of_io(e: &io::Error) -> ErrorKind {
+        use io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused => ErrorKind::Refused,
+            K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe
+            | K::UnexpectedEof
+            | K::NotConnected => ErrorKind::Reset,
+            K::TimedOut => ErrorKind::Timeout,
+            K::InvalidData => ErrorKind::Protocol,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// A failed exchange: its kind and a human detail for the run log.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// Kind, for counting.
+    pub kind: ErrorKind,
+    /// Detail, for the first-seen example per kind.
+    pub detail: String,
+}
+
+impl Fault {
+    /// A fault of `kind` with `detail`.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        Fault {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// A timeout fault.
+    pub fn timeout(what: &str) -> Self {
+        Fault::new(ErrorKind::Timeout, format!("{what} timed out"))
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.label(), self.detail)
+    }
+}
+
+impl From<io::Error> for Fault {
+    fn from(e: io::Error) -> Self {
+        Fault::new(ErrorKind::of_io(&e), e.to_string())
+    }
+}
+
+impl From<hyper::Error> for Fault {
+    fn from(e: hyper::Error) -> Self {
+        // Prefer the underlying socket error's kind when there is one.
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<io::Error>() {
+                return Fault::new(ErrorKind::of_io(io), e.to_string());
+            }
+            source = s.source();
+        }
+        let kind = if e.is_parse() || e.is_parse_status() {
+            ErrorKind::Protocol
+        } else if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+            ErrorKind::Reset
+        } else {
+            ErrorKind::Other
+        };
+        Fault::new(kind, e.to_string())
+    }
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for Fault {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
+        use tokio_tungstenite::tungstenite::Error as W;
+        let kind = match &e {
+            W::Io(io) => ErrorKind::of_io(io),
+            W::ConnectionClosed | W::AlreadyClosed => ErrorKind::Reset,
+            W::Http(_) => ErrorKind::Status,
+            W::Protocol(_) | W::Capacity(_) | W::Utf8(_) | W::HttpFormat(_) | W::Url(_) => {
+                ErrorKind::Protocol
+            }
+            _ => ErrorKind::Other,
+        };
+        Fault::new(kind, e.to_string())
+    }
+}

@@ -1,0 +1,150 @@
+//! stampede: a load-testing and benchmarking harness for real-time web
+//! transports.
+//!
+//! Data flow: scenario file + CLI flags → [`plan::Plan`] → [`run::run`]
+//! starts the target and runs phases ([`load::runner`]) → one task per
+//! simulated client ([`load::client`]) drives a [`transport::Transport`] and
+//! records into its group's sharded [`metrics::GroupRecorder`] → the runner
+//! collects intervals once per second → [`report`] writes `timeseries.csv`,
+//! `.hlog` files, `summary.csv` and `run.json`.
+//!
+//! Invariants:
+//! - transports never import load, metrics or report; load never names a
+//!   concrete transport (one `match`, in `TransportKind::visit`);
+//! - clients never send or lock shared state per sample: one uncontended
+//!   shard lock per worker thread, merged once per interval;
+//! - scheduled work (polls, publishes) is timed from its intended start;
+//! - a failed exchange is recorded by kind, never propagated as an error;
+//! - every run writes its folder, partial or not.
+
+pub mod cli;
+pub mod clock;
+pub mod envelope;
+pub mod error;
+pub mod fault;
+pub mod load;
+pub mod metrics;
+pub mod net;
+pub mod plan;
+pub mod progress;
+pub mod publish;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod shutdown;
+pub mod target;
+pub mod transport;
+
+/// Documented process exit codes.
+pub mod exit {
+    /// Everything passed.
+    pub const OK: i32 = 0;
+    /// A threshold failed or a regression was found.
+    pub const THRESHOLD: i32 = 1;
+    /// Usage or scenario error.
+    pub const USAGE: i32 = 2;
+    /// The run itself failed.
+    pub const RUNTIME: i32 = 3;
+    /// Interrupted by the user; results written, marked partial.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+use std::io::Write;
+use std::sync::Arc;
+
+use cli::{Command, RunArgs, ServeArgs};
+use error::{Error, Result};
+use shutdown::{Shutdown, StopReason};
+
+/// Runs a parsed command line; returns the exit code.
+pub async fn main_with(cli: cli::Cli) -> Result<i32> {
+    match cli.command {
+        Command::Run(args) => run_command(args).await,
+        Command::Serve(args) => serve_command(args).await,
+    }
+}
+
+async fn run_command(args: RunArgs) -> Result<i32> {
+    let (scenario, source) = scenario::load(&args.scenario, &args.sets)?;
+    let overrides = plan::Overrides {
+        duration: args.duration,
+        target: args.target.clone(),
+    };
+    let plan = plan::build(&scenario, &source, &overrides)?;
+    let shutdown = Shutdown::new();
+    let signals = tokio::spawn(watch_signals(shutdown.clone()));
+    let display = if args.quiet {
+        progress::Display::Quiet
+    } else if args.plain {
+        progress::Display::Plain
+    } else {
+        progress::Display::Auto
+    };
+    let opts = run::RunOptions {
+        scenario_file: args.scenario.display().to_string(),
+        out: args.out.clone(),
+        results_root: args.results.clone(),
+        builtin_exe: None,
+        display,
+    };
+    let outcome = run::run(plan, opts, shutdown).await;
+    signals.abort();
+    let outcome = outcome?;
+    let mut stdout = std::io::stdout().lock();
+    if !args.quiet {
+        let _ = run::print_table(&outcome.rows, &mut stdout);
+        if let Some(reason) = &outcome.stop {
+            let why = match reason {
+                StopReason::Interrupted => "interrupted".to_string(),
+                StopReason::Fatal(w) => w.clone(),
+            };
+            eprintln!("stampede: run stopped early ({why}); partial results written");
+        }
+    }
+    let _ = writeln!(stdout, "{}", outcome.dir.display());
+    Ok(outcome.exit_code)
+}
+
+/// First Ctrl-C stops the run gracefully (results are written); a second
+/// one exits at once.
+async fn watch_signals(shutdown: Shutdown) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    eprintln!("stampede: interrupted, writing results (Ctrl-C again to quit at once)");
+    shutdown.stop(StopReason::Interrupted);
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(exit::INTERRUPTED);
+    }
+}
+
+async fn serve_command(args: ServeArgs) -> Result<i32> {
+    let listener = target::bind(args.listen)
+        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Usage(format!("cannot read the bound address: {e}")))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "http://{addr}");
+        let _ = out.flush();
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    if args.exit_with_stdin {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            stop.cancel();
+        });
+    }
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        });
+    }
+    target::serve(listener, Arc::new(target::hub::Hub::default()), stop).await;
+    Ok(exit::OK)
+}

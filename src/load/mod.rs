@@ -1,0 +1,8 @@
+//! When things happen: the pacer (intended instants), the client loop (one
+//! task per simulated client: open, observe, reconnect) and the phase runner
+//! (ramp, warm-up, hold, drain, interval collection). Load never names a
+//! concrete transport: it reaches one through `TransportKind::visit`.
+
+pub mod client;
+pub mod pacer;
+pub mod runner;

@@ -1,0 +1,291 @@
+//! Runs one phase: starts the publisher and the phase's client groups (ramped
+//! over `ramp_up`), collects every group's interval once per second (and at
+//! the warm-up, hold and drain boundaries, so no interval straddles one),
+//! then stops clients, settles ledgers and reports. The caller turns ticks
+//! into files; this module writes nothing.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use super::client::{self, ClientSpec, GroupShared};
+use crate::clock::Clock;
+use crate::metrics::{GroupRecorder, Interval, PublishLog, Tally};
+use crate::plan::{GroupPlan, Plan};
+use crate::publish::{self, PublishReport, PublishSpec};
+use crate::shutdown::Shutdown;
+use crate::transport::{KindVisitor, SessionSpec, Transport};
+
+/// How long clients get to close politely when a phase ends.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// One phase to run.
+#[derive(Debug, Clone)]
+pub struct PhaseSpec {
+    /// Phase number (0-based).
+    pub index: usize,
+    /// Indices into `plan.groups`.
+    pub groups: Vec<usize>,
+    /// Channel names (one per publisher channel), fresh per phase.
+    pub channels: Vec<String>,
+    /// Resolved target address.
+    pub addr: SocketAddr,
+    /// `Host` header.
+    pub authority: String,
+}
+
+/// One collected interval of one group.
+#[derive(Debug)]
+pub struct Tick<'a> {
+    /// Phase number.
+    pub phase: usize,
+    /// Index into `plan.groups`.
+    pub group: usize,
+    /// Interval start, run-clock ns.
+    pub start_ns: u64,
+    /// Interval end, run-clock ns.
+    pub end_ns: u64,
+    /// True when the interval belongs to the measured window.
+    pub measured: bool,
+    /// Open connections at the end of the interval.
+    pub connections: i64,
+    /// The interval's samples.
+    pub interval: &'a Interval,
+}
+
+/// Per-group outcome of a phase.
+#[derive(Debug)]
+pub struct GroupPhase {
+    /// Index into `plan.groups`.
+    pub group: usize,
+    /// Settled accounting.
+    pub tally: Tally,
+    /// Events published in the measured window on this group's channels.
+    pub published: u64,
+    /// The recorder (for first-error details).
+    pub recorder: Arc<GroupRecorder>,
+}
+
+/// Outcome of a phase.
+#[derive(Debug)]
+pub struct PhaseReport {
+    /// Per group.
+    pub groups: Vec<GroupPhase>,
+    /// Publisher measurements.
+    pub publish: PublishReport,
+    /// Phase start, run-clock ns.
+    pub start_ns: u64,
+    /// Measured window start (after ramp-up and warm-up).
+    pub measure_from_ns: u64,
+    /// Publish window end used for accounting.
+    pub measure_to_ns: u64,
+    /// Phase end.
+    pub end_ns: u64,
+    /// True when the phase was cut short.
+    pub stopped_early: bool,
+}
+
+struct Spawner<'a> {
+    group: &'a GroupPlan,
+    spec: &'a PhaseSpec,
+    plan: &'a Plan,
+    shared: Arc<GroupShared>,
+    cancel: tokio_util::sync::CancellationToken,
+    start: Instant,
+    tasks: &'a mut JoinSet<()>,
+}
+
+impl KindVisitor for Spawner<'_> {
+    type Output = ();
+
+    fn visit<T: Transport>(self) {
+        let g = self.group;
+        let channels = self.spec.channels.len() as u64;
+        let sessions: Vec<Arc<SessionSpec>> = self
+            .spec
+            .channels
+            .iter()
+            .map(|ch| {
+                Arc::new(SessionSpec {
+                    addr: self.spec.addr,
+                    authority: self.spec.authority.clone(),
+                    path: g.transport.builtin_path(ch),
+                    params: g.params.clone(),
+                    connect_timeout: self.plan.connect_timeout,
+                })
+            })
+            .collect();
+        for i in 0..g.clients {
+            let frac = i as f64 / g.clients as f64;
+            let channel = (i % channels) as usize;
+            let spec = ClientSpec {
+                channel: channel as u32,
+                session: sessions[channel].clone(),
+                interval: g.interval,
+                start_at: self.start + self.plan.ramp_up.mul_f64(frac),
+                poll_offset: g.interval.map_or(Duration::ZERO, |p| p.mul_f64(frac)),
+                reconnect: g.reconnect.clone(),
+            };
+            self.tasks
+                .spawn(client::run::<T>(spec, self.shared.clone(), self.cancel.clone()));
+        }
+    }
+}
+
+/// Runs one phase, calling `on_tick` for every collected interval.
+pub async fn run_phase(
+    plan: &Plan,
+    spec: &PhaseSpec,
+    clock: Clock,
+    shutdown: &Shutdown,
+    shards: usize,
+    mut on_tick: impl FnMut(&Tick<'_>),
+) -> PhaseReport {
+    let start = Instant::now();
+    let measure_from = start + plan.ramp_up + plan.warmup;
+    let publish_until = measure_from + plan.duration;
+    let drain_until = publish_until + plan.drain;
+
+    let phase_token = shutdown.token().child_token();
+    let publish_stop = phase_token.child_token();
+    let publisher = tokio::spawn(publish::run(
+        PublishSpec {
+            addr: spec.addr,
+            authority: spec.authority.clone(),
+            paths: spec.channels.iter().map(|c| format!("/pub/{c}")).collect(),
+            rate_per_s: plan.publisher.rate_per_s,
+            payload_bytes: plan.publisher.payload_bytes,
+        },
+        clock,
+        start,
+        publish_until,
+        publish_stop.clone(),
+        shutdown.clone(),
+    ));
+
+    let mut tasks = JoinSet::new();
+    let mut shared = Vec::new();
+    for &gi in &spec.groups {
+        let s = Arc::new(GroupShared {
+            recorder: Arc::new(GroupRecorder::new(shards)),
+            ledgers: Mutex::new(Vec::new()),
+            clock,
+        });
+        let g = &plan.groups[gi];
+        g.transport.visit(Spawner {
+            group: g,
+            spec,
+            plan,
+            shared: s.clone(),
+            cancel: phase_token.clone(),
+            start,
+            tasks: &mut tasks,
+        });
+        shared.push((gi, s));
+    }
+
+    // Interval boundaries: every second, plus the window edges.
+    let mut boundaries: Vec<Instant> = Vec::new();
+    let mut t = start + Duration::from_secs(1);
+    while t < drain_until {
+        boundaries.push(t);
+        t += Duration::from_secs(1);
+    }
+    boundaries.extend([measure_from, publish_until, drain_until]);
+    boundaries.retain(|b| *b > start);
+    boundaries.sort();
+    boundaries.dedup();
+
+    let collect = |from: Instant, to: Instant, on_tick: &mut dyn FnMut(&Tick<'_>)| {
+        let measured = from >= measure_from;
+        for (gi, s) in &shared {
+            let interval = s.recorder.take();
+            on_tick(&Tick {
+                phase: spec.index,
+                group: *gi,
+                start_ns: clock.ns(from),
+                end_ns: clock.ns(to),
+                measured,
+                connections: s.recorder.connections(),
+                interval: &interval,
+            });
+        }
+    };
+
+    let mut last = start;
+    let mut stopped_early = false;
+    for b in boundaries {
+        tokio::select! {
+            _ = phase_token.cancelled() => { stopped_early = true; break; }
+            _ = tokio::time::sleep_until(b.into()) => {}
+        }
+        collect(last, b, &mut on_tick);
+        last = b;
+    }
+    let stopped_at = Instant::now();
+
+    // Stop publishing (if still going), then the clients.
+    publish_stop.cancel();
+    let publish = match publisher.await {
+        Ok(r) => r,
+        Err(_) => PublishReport {
+            log: PublishLog::default(),
+            latency: crate::metrics::recorder::new_histogram(),
+            errors: 0,
+            first_error: Some("publisher task failed".into()),
+        },
+    };
+    phase_token.cancel();
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    let end = Instant::now();
+    // Samples taken while closing belong to the last interval.
+    if end > last {
+        collect(last, end, &mut on_tick);
+    }
+
+    // When cut short, events published in the last drain period had no time
+    // to arrive: they are not counted as lost.
+    let measure_to = if stopped_early {
+        publish_until.min(stopped_at.checked_sub(plan.drain).unwrap_or(start))
+    } else {
+        publish_until
+    };
+    let (from_ns, to_ns) = (clock.ns(measure_from), clock.ns(measure_to));
+    let groups = shared
+        .into_iter()
+        .map(|(gi, s)| {
+            let ledgers = std::mem::take(&mut *s.ledgers.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut tally = Tally::default();
+            for l in &ledgers {
+                tally += l.settle(&publish.log, from_ns, to_ns);
+            }
+            let used = (plan.groups[gi].clients as usize).min(publish.log.channels.len());
+            let published = PublishLog {
+                channels: publish.log.channels[..used].to_vec(),
+            }
+            .published_between(from_ns, to_ns);
+            GroupPhase {
+                group: gi,
+                tally,
+                published,
+                recorder: s.recorder.clone(),
+            }
+        })
+        .collect();
+    PhaseReport {
+        groups,
+        publish,
+        start_ns: clock.ns(start),
+        measure_from_ns: from_ns,
+        measure_to_ns: to_ns.max(from_ns),
+        end_ns: clock.ns(end),
+        stopped_early,
+    }
+}

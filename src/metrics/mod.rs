@@ -1,0 +1,12 @@
+//! Measurement: per-worker-thread recorders (HDR histograms and counters
+//! behind one uncontended lock per shard), per-client delivery ledgers, and
+//! process resource samples. Owns what is measured, never how it is shown:
+//! it does not import report.
+
+pub mod ledger;
+pub mod process;
+pub mod recorder;
+pub mod summary;
+
+pub use ledger::{Ledger, PublishLog, Tally};
+pub use recorder::{Count, GroupRecorder, Interval, Latency};

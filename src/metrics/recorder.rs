@@ -1,0 +1,269 @@
+//! Lock-free-in-practice recording: each group has one shard per runtime
+//! worker thread (tasks pick the shard of the thread they run on), so a
+//! sample takes one uncontended mutex, never a shared one. The collector
+//! takes every shard once per interval and merges: one snapshot per shard
+//! per interval, never a message per sample.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::fault::ErrorKind;
+
+/// Highest latency tracked: one hour, in microseconds.
+pub const MAX_US: u64 = 3_600_000_000;
+
+/// Latency metrics, each an HDR histogram in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// Receive time minus publish time.
+    Delivery,
+    /// TCP connect.
+    Connect,
+    /// Subscription confirmed after TCP connect (upgrade / first response).
+    Subscribe,
+    /// From a client's first connect attempt to its first event.
+    FirstEvent,
+    /// One poll, from its intended start to its last byte.
+    Request,
+}
+
+impl Latency {
+    /// Every metric, in file order.
+    pub const ALL: [Latency; 5] = [
+        Latency::Delivery,
+        Latency::Connect,
+        Latency::Subscribe,
+        Latency::FirstEvent,
+        Latency::Request,
+    ];
+
+    /// Stable label (file names, tags).
+    pub fn label(self) -> &'static str {
+        match self {
+            Latency::Delivery => "delivery",
+            Latency::Connect => "connect",
+            Latency::Subscribe => "subscribe",
+            Latency::FirstEvent => "first-event",
+            Latency::Request => "request",
+        }
+    }
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Distinct events received (duplicates excluded).
+    Deliveries,
+    /// Events received again.
+    Duplicates,
+    /// Poll requests completed.
+    Requests,
+    /// Polls that returned nothing.
+    EmptyResponses,
+    /// Long polls the server ended without an event.
+    ServerTimeouts,
+    /// Sessions re-opened after the first.
+    Reconnects,
+    /// Wire bytes written.
+    BytesSent,
+    /// Wire bytes read.
+    BytesReceived,
+    /// Samples above the histogram range (recorded at the maximum).
+    Overflows,
+}
+
+/// Number of counters.
+pub const COUNTS: usize = 9;
+
+/// One interval's measurements (also the accumulator of many intervals).
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// One histogram per `Latency`, in microseconds.
+    pub hists: Vec<Histogram<u64>>,
+    /// One value per `Count`.
+    pub counts: [u64; COUNTS],
+    /// One value per `ErrorKind`.
+    pub errors: [u64; ErrorKind::ALL.len()],
+}
+
+/// A histogram with the run's fixed bounds (never auto-resizing, so shards
+/// and runs always add).
+pub fn new_histogram() -> Histogram<u64> {
+    // Bounds and precision are constants known to be valid.
+    Histogram::new_with_bounds(1, MAX_US, 3).unwrap_or_else(|_| unreachable!())
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Interval {
+            hists: Latency::ALL.iter().map(|_| new_histogram()).collect(),
+            counts: [0; COUNTS],
+            errors: [0; ErrorKind::ALL.len()],
+        }
+    }
+}
+
+impl Interval {
+    /// Records one latency.
+    pub fn record(&mut self, metric: Latency, d: Duration) {
+        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        if us > MAX_US {
+            self.counts[Count::Overflows as usize] += 1;
+        }
+        self.hists[metric as usize].saturating_record(us.min(MAX_US));
+    }
+
+    /// Adds to a counter.
+    pub fn add(&mut self, c: Count, n: u64) {
+        self.counts[c as usize] += n;
+    }
+
+    /// Counts one error.
+    pub fn error(&mut self, kind: ErrorKind) {
+        self.errors[kind.index()] += 1;
+    }
+
+    /// A counter's value.
+    pub fn count(&self, c: Count) -> u64 {
+        self.counts[c as usize]
+    }
+
+    /// A latency histogram.
+    pub fn hist(&self, m: Latency) -> &Histogram<u64> {
+        &self.hists[m as usize]
+    }
+
+    /// All errors.
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Adds another interval into this one.
+    pub fn merge(&mut self, other: &Interval) {
+        for (a, b) in self.hists.iter_mut().zip(&other.hists) {
+            // Same bounds everywhere, so this cannot fail.
+            let _ = a.add(b);
+        }
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        for (a, b) in self.errors.iter_mut().zip(&other.errors) {
+            *a += b;
+        }
+    }
+
+    fn reset(&mut self) {
+        for h in &mut self.hists {
+            h.reset();
+        }
+        self.counts = [0; COUNTS];
+        self.errors = [0; ErrorKind::ALL.len()];
+    }
+}
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static THREAD_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn thread_slot() -> usize {
+    THREAD_SLOT.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT_THREAD.fetch_add(1, Ordering::Relaxed));
+        }
+        s.get()
+    })
+}
+
+/// Sharded recorder of one client group.
+#[derive(Debug)]
+pub struct GroupRecorder {
+    shards: Box<[Mutex<Interval>]>,
+    connections: AtomicI64,
+    first_errors: Mutex<Vec<Option<String>>>,
+}
+
+impl GroupRecorder {
+    /// A recorder with `shards` shards (one per worker thread is enough).
+    pub fn new(shards: usize) -> Self {
+        GroupRecorder {
+            shards: (0..shards.max(1)).map(|_| Mutex::new(Interval::default())).collect(),
+            connections: AtomicI64::new(0),
+            first_errors: Mutex::new(vec![None; ErrorKind::ALL.len()]),
+        }
+    }
+
+    /// Runs `f` on this thread's shard.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Interval) -> R) -> R {
+        let shard = &self.shards[thread_slot() % self.shards.len()];
+        // A poisoned shard still holds valid counts: keep recording.
+        let mut guard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Counts an error and keeps the first detail of each kind.
+    pub fn error(&self, kind: ErrorKind, detail: &str) {
+        self.with(|s| s.error(kind));
+        let mut first = self.first_errors.lock().unwrap_or_else(|p| p.into_inner());
+        if first[kind.index()].is_none() {
+            first[kind.index()] = Some(detail.to_string());
+        }
+    }
+
+    /// First error detail seen per kind.
+    pub fn first_errors(&self) -> Vec<(ErrorKind, String)> {
+        let first = self.first_errors.lock().unwrap_or_else(|p| p.into_inner());
+        ErrorKind::ALL
+            .iter()
+            .filter_map(|k| first[k.index()].clone().map(|d| (*k, d)))
+            .collect()
+    }
+
+    /// Takes and resets every shard, returning their sum.
+    pub fn take(&self) -> Interval {
+        let mut acc = Interval::default();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            acc.merge(&guard);
+            guard.reset();
+        }
+        acc
+    }
+
+    /// Open connections now.
+    pub fn connections(&self) -> i64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Adjusts the open-connection gauge (changes are per connect, not per
+    /// sample).
+    pub fn add_connections(&self, delta: i64) {
+        self.connections.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_merges_and_resets() {
+        let r = GroupRecorder::new(4);
+        r.with(|s| {
+            s.record(Latency::Delivery, Duration::from_millis(5));
+            s.add(Count::Deliveries, 1);
+        });
+        r.with(|s| s.record(Latency::Delivery, Duration::from_secs(7200)));
+        let i = r.take();
+        assert_eq!(i.hist(Latency::Delivery).len(), 2);
+        assert_eq!(i.count(Count::Deliveries), 1);
+        assert_eq!(i.count(Count::Overflows), 1);
+        assert_eq!(i.hist(Latency::Delivery).max(), i.hist(Latency::Delivery).highest_equivalent(MAX_US));
+        assert_eq!(r.take().hist(Latency::Delivery).len(), 0);
+    }
+}

@@ -1,0 +1,172 @@
+//! The comparative summary: one row per client group, built from the
+//! measured intervals, the settled ledgers and resource samples. Units are in
+//! the column names.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::ledger::Tally;
+use super::recorder::{Count, Interval, Latency};
+use crate::fault::ErrorKind;
+use crate::transport::TransportKind;
+
+/// CPU and peak memory of a process over a span of time.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU seconds used in the span.
+    pub cpu_s: f64,
+    /// Highest sampled RSS in the span, bytes.
+    pub rss_peak_bytes: u64,
+}
+
+/// Everything measured for one group.
+#[derive(Debug, Clone)]
+pub struct GroupResult {
+    /// Group label.
+    pub name: String,
+    /// Transport.
+    pub transport: TransportKind,
+    /// Clients.
+    pub clients: u64,
+    /// Events published in the measured window on the group's channels.
+    pub published: u64,
+    /// Settled accounting.
+    pub tally: Tally,
+    /// Sum of the measured intervals.
+    pub measured: Interval,
+    /// Length of the measured window in seconds.
+    pub measured_s: f64,
+    /// stampede's own cost while the group ran.
+    pub client: Resources,
+    /// The target's cost, when its process could be watched.
+    pub target: Option<Resources>,
+}
+
+/// One `summary.csv` row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SummaryRow {
+    pub group: String,
+    pub transport: String,
+    pub clients: u64,
+    pub published: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub delivery_p50_ms: Option<f64>,
+    pub delivery_p90_ms: Option<f64>,
+    pub delivery_p99_ms: Option<f64>,
+    pub delivery_p999_ms: Option<f64>,
+    pub delivery_max_ms: Option<f64>,
+    pub first_event_p50_ms: Option<f64>,
+    pub connect_p50_ms: Option<f64>,
+    pub connect_p99_ms: Option<f64>,
+    pub subscribe_p50_ms: Option<f64>,
+    pub subscribe_p99_ms: Option<f64>,
+    pub request_p50_ms: Option<f64>,
+    pub request_p99_ms: Option<f64>,
+    pub requests: u64,
+    pub empty_responses: u64,
+    pub server_timeouts: u64,
+    pub requests_per_delivery: Option<f64>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_per_delivery: Option<f64>,
+    pub deliveries_per_s: f64,
+    pub errors: u64,
+    pub errors_refused: u64,
+    pub errors_reset: u64,
+    pub errors_timeout: u64,
+    pub errors_status: u64,
+    pub errors_protocol: u64,
+    pub errors_other: u64,
+    pub reconnects: u64,
+    pub measured_s: f64,
+    pub client_cpu_s: f64,
+    pub client_rss_peak_mb: f64,
+    pub target_cpu_s: Option<f64>,
+    pub target_rss_peak_mb: Option<f64>,
+}
+
+/// A percentile in milliseconds, `None` without samples.
+pub fn pct_ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| round3(h.value_at_quantile(q) as f64 / 1000.0))
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn mb(bytes: u64) -> f64 {
+    round3(bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| round3(a as f64 / b as f64))
+}
+
+impl GroupResult {
+    /// The summary row.
+    pub fn row(&self) -> SummaryRow {
+        let m = &self.measured;
+        let d = m.hist(Latency::Delivery);
+        let err = |k: ErrorKind| m.errors[k.index()];
+        let requests = m.count(Count::Requests);
+        let (sent, recv) = (m.count(Count::BytesSent), m.count(Count::BytesReceived));
+        let delivered = self.tally.delivered;
+        SummaryRow {
+            group: self.name.clone(),
+            transport: self.transport.label().to_string(),
+            clients: self.clients,
+            published: self.published,
+            expected: self.tally.expected,
+            delivered,
+            lost: self.tally.lost,
+            duplicated: self.tally.duplicated,
+            reordered: self.tally.reordered,
+            delivery_p50_ms: pct_ms(d, 0.5),
+            delivery_p90_ms: pct_ms(d, 0.9),
+            delivery_p99_ms: pct_ms(d, 0.99),
+            delivery_p999_ms: pct_ms(d, 0.999),
+            delivery_max_ms: pct_ms(d, 1.0),
+            first_event_p50_ms: pct_ms(m.hist(Latency::FirstEvent), 0.5),
+            connect_p50_ms: pct_ms(m.hist(Latency::Connect), 0.5),
+            connect_p99_ms: pct_ms(m.hist(Latency::Connect), 0.99),
+            subscribe_p50_ms: pct_ms(m.hist(Latency::Subscribe), 0.5),
+            subscribe_p99_ms: pct_ms(m.hist(Latency::Subscribe), 0.99),
+            request_p50_ms: pct_ms(m.hist(Latency::Request), 0.5),
+            request_p99_ms: pct_ms(m.hist(Latency::Request), 0.99),
+            requests,
+            empty_responses: m.count(Count::EmptyResponses),
+            server_timeouts: m.count(Count::ServerTimeouts),
+            requests_per_delivery: if self.transport.is_request_based() {
+                ratio(requests, delivered)
+            } else {
+                // Streaming kinds make one request per session.
+                ratio(m.count(Count::Reconnects) + self.clients, delivered)
+            },
+            bytes_sent: sent,
+            bytes_received: recv,
+            bytes_per_delivery: ratio(sent + recv, delivered),
+            deliveries_per_s: if self.measured_s > 0.0 {
+                round3(m.count(Count::Deliveries) as f64 / self.measured_s)
+            } else {
+                0.0
+            },
+            errors: m.error_total(),
+            errors_refused: err(ErrorKind::Refused),
+            errors_reset: err(ErrorKind::Reset),
+            errors_timeout: err(ErrorKind::Timeout),
+            errors_status: err(ErrorKind::Status),
+            errors_protocol: err(ErrorKind::Protocol),
+            errors_other: err(ErrorKind::Other),
+            reconnects: m.count(Count::Reconnects),
+            measured_s: round3(self.measured_s),
+            client_cpu_s: round3(self.client.cpu_s),
+            client_rss_peak_mb: mb(self.client.rss_peak_bytes),
+            target_cpu_s: self.target.map(|t| round3(t.cpu_s)),
+            target_rss_peak_mb: self.target.map(|t| mb(t.rss_peak_bytes)),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! HdrHistogram interval logs (`.hlog`), one per group and latency metric, in
+//! the format HdrHistogram's own tools read: V2+DEFLATE histograms, base64,
+//! one line per interval. Values are microseconds; `MaxValueDivisor` 1000
+//! makes the max column milliseconds. A writer thread owns the files (the
+//! crate's writer borrows its file for its whole life), fed one message per
+//! group and interval.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+
+use base64::Engine;
+
+enum Msg {
+    Write {
+        file: usize,
+        hist: Box<Histogram<u64>>,
+        start: Duration,
+        duration: Duration,
+    },
+}
+
+/// Sends interval histograms to the writer thread.
+pub struct HlogWriter {
+    tx: Option<mpsc::Sender<Msg>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl HlogWriter {
+    /// Creates the files (all at once, so a bad folder fails early) and
+    /// starts the writer thread.
+    pub fn create(paths: Vec<PathBuf>, start_time: SystemTime) -> io::Result<HlogWriter> {
+        let mut files = Vec::with_capacity(paths.len());
+        for p in &paths {
+            files.push(File::create(p)?);
+        }
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let thread = std::thread::Builder::new()
+            .name("stampede-hlog".into())
+            .spawn(move || write_loop(files, rx, start_time))?;
+        Ok(HlogWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues one interval for file `file` (index into the creation list).
+    pub fn write(&self, file: usize, hist: &Histogram<u64>, start: Duration, duration: Duration) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Write {
+                file,
+                hist: Box::new(hist.clone()),
+                start,
+                duration,
+            });
+        }
+    }
+
+    /// Flushes and closes every file.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.close()
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        self.tx.take();
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("hlog writer panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HlogWriter {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn write_loop(mut files: Vec<File>, rx: mpsc::Receiver<Msg>, start_time: SystemTime) -> io::Result<()> {
+    let mut serializers: Vec<V2DeflateSerializer> = files.iter().map(|_| V2DeflateSerializer::new()).collect();
+    let mut builder = IntervalLogWriterBuilder::new();
+    builder
+        .add_comment("[Logged with stampede; values are microseconds: HistogramLogProcessor -outputValueUnitRatio 1000 gives ms]")
+        .add_comment("[Histogram log format version 1.3]")
+        .with_start_time(start_time)
+        .with_base_time(start_time)
+        .with_max_value_divisor(1000.0);
+    let mut writers = Vec::with_capacity(files.len());
+    for (f, s) in files.iter_mut().zip(serializers.iter_mut()) {
+        writers.push(builder.begin_log_with(f, s)?);
+    }
+    while let Ok(Msg::Write {
+        file,
+        hist,
+        start,
+        duration,
+    }) = rx.recv()
+    {
+        if let Some(w) = writers.get_mut(file) {
+            w.write_histogram(&hist, start, duration, None)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
+    }
+    drop(writers);
+    for f in &mut files {
+        f.flush()?;
+    }
+    Ok(())
+}
+
+/// One interval read back from a log.
+#[derive(Debug)]
+pub struct LoggedInterval {
+    /// Start, seconds since the log's base time.
+    pub start_s: f64,
+    /// Length in seconds.
+    pub duration_s: f64,
+    /// The histogram.
+    pub hist: Histogram<u64>,
+}
+
+/// Reads every interval of an `.hlog` file.
+pub fn read(path: &Path) -> io::Result<Vec<LoggedInterval>> {
+    let bytes = std::fs::read(path)?;
+    let mut out = Vec::new();
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        let entry = entry.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+        if let LogEntry::Interval(ilh) = entry {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(ilh.encoded_histogram())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let hist: Histogram<u64> = de
+                .deserialize(&mut io::Cursor::new(raw))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+            out.push(LoggedInterval {
+                start_s: ilh.start_timestamp().as_secs_f64(),
+                duration_s: ilh.duration().as_secs_f64(),
+                hist,
+            });
+        }
+    }
+    Ok(out)
+}

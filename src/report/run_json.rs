@@ -1,0 +1,130 @@
+//! `run.json`: what ran, where, when, and how it ended. Written at the start
+//! (status `running`) and rewritten at the end, so even a killed run leaves a
+//! description of itself.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Host facts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Host name.
+    pub hostname: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// OS and architecture.
+    pub os: String,
+    /// Open-file soft limit after raising it.
+    pub nofile_limit: u64,
+}
+
+/// The target as run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// Base URL.
+    pub url: String,
+    /// True for the built-in target.
+    pub builtin: bool,
+    /// Its pid, when watched.
+    pub pid: Option<i32>,
+}
+
+/// One phase's timing and publisher figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseInfo {
+    /// Phase number.
+    pub index: usize,
+    /// Groups in the phase.
+    pub groups: Vec<String>,
+    /// Seconds since the run start.
+    pub start_s: f64,
+    /// Measured window start.
+    pub measure_from_s: f64,
+    /// Measured publish window end.
+    pub measure_to_s: f64,
+    /// Phase end.
+    pub end_s: f64,
+    /// Cut short by an interruption or fault.
+    pub stopped_early: bool,
+    /// Events published in the whole phase.
+    pub published_total: u64,
+    /// Publishes that failed.
+    pub publish_errors: u64,
+    /// Publish latency p99 from the intended time, ms.
+    pub publish_p99_ms: Option<f64>,
+    /// First publish failure.
+    pub publish_first_error: Option<String>,
+}
+
+/// The first error of each kind seen by a group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorExample {
+    /// Group.
+    pub group: String,
+    /// Error kind label.
+    pub kind: String,
+    /// Message.
+    pub detail: String,
+}
+
+/// The whole `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// stampede version.
+    pub stampede_version: String,
+    /// Scenario file as given.
+    pub scenario_file: String,
+    /// The resolved plan.
+    pub plan: serde_json::Value,
+    /// Host.
+    pub host: HostInfo,
+    /// Target.
+    pub target: TargetInfo,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// End, RFC 3339 UTC.
+    pub ended_at: Option<String>,
+    /// Wall seconds.
+    pub duration_s: Option<f64>,
+    /// `running`, `completed`, `interrupted` or `failed`.
+    pub status: String,
+    /// Process exit code.
+    pub exit_code: Option<i32>,
+    /// True when the run did not complete its plan.
+    pub partial: bool,
+    /// Why it is partial.
+    pub partial_reason: Option<String>,
+    /// Phases.
+    pub phases: Vec<PhaseInfo>,
+    /// First errors per group and kind.
+    pub errors: Vec<ErrorExample>,
+    /// Things that make the numbers less trustworthy.
+    pub warnings: Vec<String>,
+}
+
+impl RunInfo {
+    /// Writes `dir/run.json` (atomically: temp file, then rename).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("run.json");
+        let tmp = dir.join(".run.json.tmp");
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::output(&path, e.into()))?;
+        std::fs::write(&tmp, text + "\n").map_err(|e| Error::output(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
+    }
+
+    /// Reads `dir/run.json`.
+    pub fn read(dir: &Path) -> Result<RunInfo> {
+        let path = dir.join("run.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::RunFolder {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::RunFolder {
+            path,
+            message: e.to_string(),
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! `timeseries.csv`: one row per group per interval (about a second), written
+//! and flushed as the run goes. Rates are per second of the interval.
+
+use std::fs::File;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// One row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub unix_s: f64,
+    pub elapsed_s: f64,
+    pub interval_s: f64,
+    pub phase: usize,
+    pub group: String,
+    pub transport: String,
+    pub measured: bool,
+    pub connections: i64,
+    pub deliveries: u64,
+    pub deliveries_per_s: f64,
+    pub requests_per_s: f64,
+    pub delivery_p50_ms: Option<f64>,
+    pub delivery_p99_ms: Option<f64>,
+    pub delivery_max_ms: Option<f64>,
+    pub errors: u64,
+    pub reconnects: u64,
+    pub bytes_sent_per_s: f64,
+    pub bytes_received_per_s: f64,
+    pub client_cpu_pct: Option<f64>,
+    pub target_cpu_pct: Option<f64>,
+    pub target_rss_mb: Option<f64>,
+}
+
+/// Appends rows to `timeseries.csv`.
+pub struct Writer {
+    inner: csv::Writer<File>,
+    path: std::path::PathBuf,
+}
+
+impl Writer {
+    /// Creates `dir/timeseries.csv`.
+    pub fn create(dir: &Path) -> Result<Writer> {
+        let path = dir.join("timeseries.csv");
+        let inner = csv::Writer::from_path(&path)
+            .map_err(|e| Error::output(&path, std::io::Error::other(e.to_string())))?;
+        Ok(Writer { inner, path })
+    }
+
+    /// Writes and flushes one row.
+    pub fn row(&mut self, row: &Row) -> Result<()> {
+        self.inner
+            .serialize(row)
+            .map_err(|e| Error::output(&self.path, std::io::Error::other(e.to_string())))?;
+        self.inner.flush().map_err(|e| Error::output(&self.path, e))
+    }
+}

@@ -1,0 +1,479 @@
+//! One run, end to end: start (or reach) the target, create the run folder,
+//! run the phases, turn every collected interval into time-series rows and
+//! interval-log lines, and write the summary and `run.json` however the run
+//! ends. Nothing measured is lost: an interrupted or failed run still writes
+//! everything it has, marked partial.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::exit;
+use crate::load::runner::{self, PhaseSpec, Tick};
+use crate::metrics::process::{self, ProcSample};
+use crate::metrics::summary::{pct_ms, GroupResult, Resources, SummaryRow};
+use crate::metrics::{Count, Interval, Latency};
+use crate::plan::{Plan, TargetPlan};
+use crate::progress::{Display, Progress, Status};
+use crate::report::hlog::HlogWriter;
+use crate::report::run_json::{ErrorExample, HostInfo, PhaseInfo, RunInfo, TargetInfo};
+use crate::report::{self, summary_csv, timeseries};
+use crate::shutdown::{Shutdown, StopReason};
+use crate::target::ChildTarget;
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Scenario file as given (for run.json).
+    pub scenario_file: String,
+    /// Exact run folder (`--out`), else `results_root/<scenario>/<UTC time>`.
+    pub out: Option<PathBuf>,
+    /// Root of default run folders.
+    pub results_root: PathBuf,
+    /// The stampede binary, to start the built-in target as a child.
+    pub builtin_exe: Option<PathBuf>,
+    /// Progress display.
+    pub display: Display,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// Documented exit code.
+    pub exit_code: i32,
+    /// Summary rows.
+    pub rows: Vec<SummaryRow>,
+    /// Why the run stopped early, if it did.
+    pub stop: Option<StopReason>,
+}
+
+struct Target {
+    addr: SocketAddr,
+    authority: String,
+    info: TargetInfo,
+    child_done: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Result<Target> {
+    match &plan.target {
+        TargetPlan::Builtin => {
+            let exe = opts
+                .builtin_exe
+                .clone()
+                .or_else(|| std::env::current_exe().ok())
+                .ok_or_else(|| Error::TargetStart("cannot locate the stampede binary".into()))?;
+            let child = ChildTarget::spawn(&exe).await?;
+            let (addr, url, pid) = (child.addr, child.url.clone(), child.pid);
+            let done = CancellationToken::new();
+            let watch = child.watch(shutdown.clone(), done.clone());
+            Ok(Target {
+                addr,
+                authority: addr.to_string(),
+                info: TargetInfo {
+                    url,
+                    builtin: true,
+                    pid: Some(pid),
+                },
+                child_done: Some((done, watch)),
+            })
+        }
+        TargetPlan::Url { url, authority } => {
+            let addr = tokio::net::lookup_host(authority.as_str())
+                .await
+                .map_err(|e| Error::TargetUnreachable(format!("{url}: cannot resolve {authority}: {e}")))?
+                .next()
+                .ok_or_else(|| Error::TargetUnreachable(format!("{url}: {authority} has no address")))?;
+            crate::net::connect(addr, plan.connect_timeout)
+                .await
+                .map_err(|f| Error::TargetUnreachable(format!("{url}: {}", f.detail)))?;
+            Ok(Target {
+                addr,
+                authority: authority.clone(),
+                info: TargetInfo {
+                    url: url.clone(),
+                    builtin: false,
+                    pid: None,
+                },
+                child_done: None,
+            })
+        }
+    }
+}
+
+fn host_info(nofile: u64) -> HostInfo {
+    HostInfo {
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        nofile_limit: nofile,
+    }
+}
+
+/// Per-group state kept across ticks.
+struct GroupState {
+    measured: Interval,
+    measured_s: f64,
+    deliveries: u64,
+    errors: u64,
+    last_status: Option<Status>,
+}
+
+/// Process samples of one phase.
+#[derive(Default)]
+struct PhaseUsage {
+    first: Option<(ProcSample, Option<ProcSample>)>,
+    last: Option<(u64, ProcSample, Option<ProcSample>)>,
+    client_peak: u64,
+    target_peak: u64,
+    target_seen: bool,
+}
+
+impl PhaseUsage {
+    /// Samples now; returns (client cpu %, target cpu %, target rss) since the last sample.
+    fn sample(&mut self, now_ns: u64, pid: Option<i32>) -> (Option<f64>, Option<f64>, Option<u64>) {
+        let Some(me) = process::sample(None) else {
+            return (None, None, None);
+        };
+        let target = pid.and_then(|p| process::sample(Some(p)));
+        self.client_peak = self.client_peak.max(me.rss_bytes);
+        if let Some(t) = target {
+            self.target_peak = self.target_peak.max(t.rss_bytes);
+            self.target_seen = true;
+        }
+        if self.first.is_none() {
+            self.first = Some((me, target));
+        }
+        let pct = |a: f64, b: f64, secs: f64| (secs > 0.0).then(|| ((b - a) / secs * 1000.0).round() / 10.0);
+        let out = match &self.last {
+            Some((t0, me0, tg0)) => {
+                let secs = (now_ns - t0) as f64 / 1e9;
+                (
+                    pct(me0.cpu_s, me.cpu_s, secs),
+                    match (tg0, target) {
+                        (Some(a), Some(b)) => pct(a.cpu_s, b.cpu_s, secs),
+                        _ => None,
+                    },
+                    target.map(|t| t.rss_bytes),
+                )
+            }
+            None => (None, None, target.map(|t| t.rss_bytes)),
+        };
+        self.last = Some((now_ns, me, target));
+        out
+    }
+
+    fn resources(&self) -> (Resources, Option<Resources>) {
+        let (Some((me0, tg0)), Some((_, me1, tg1))) = (&self.first, &self.last) else {
+            return (Resources::default(), None);
+        };
+        let client = Resources {
+            cpu_s: me1.cpu_s - me0.cpu_s,
+            rss_peak_bytes: self.client_peak,
+        };
+        let target = match (tg0, tg1) {
+            (Some(a), Some(b)) if self.target_seen => Some(Resources {
+                cpu_s: b.cpu_s - a.cpu_s,
+                rss_peak_bytes: self.target_peak,
+            }),
+            _ => None,
+        };
+        (client, target)
+    }
+}
+
+/// Runs a validated plan.
+pub async fn run(plan: Plan, opts: RunOptions, shutdown: Shutdown) -> Result<RunOutcome> {
+    let clock = Clock::start();
+    let (nofile, _) = process::raise_nofile_limit();
+    let mut progress = Progress::new(opts.display);
+    let mut target = start_target(&plan, &opts, &shutdown).await?;
+    let result = run_with_target(&plan, &opts, &shutdown, clock, nofile, &target, &mut progress).await;
+    progress.finish();
+    if let Some((done, watch)) = target.child_done.take() {
+        done.cancel();
+        let _ = watch.await;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_with_target(
+    plan: &Plan,
+    opts: &RunOptions,
+    shutdown: &Shutdown,
+    clock: Clock,
+    nofile: u64,
+    target: &Target,
+    progress: &mut Progress,
+) -> Result<RunOutcome> {
+    let started = SystemTime::now();
+    let dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_run_dir(&opts.results_root, &plan.name, started));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
+
+    let mut info = RunInfo {
+        stampede_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario_file: opts.scenario_file.clone(),
+        plan: serde_json::to_value(plan).unwrap_or(serde_json::Value::Null),
+        host: host_info(nofile),
+        target: target.info.clone(),
+        started_at: report::rfc3339(started),
+        ended_at: None,
+        duration_s: None,
+        status: "running".into(),
+        exit_code: None,
+        partial: true,
+        partial_reason: Some("the run has not finished".into()),
+        phases: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    info.write(&dir)?;
+
+    let mut hlog_paths = Vec::new();
+    for g in &plan.groups {
+        for m in Latency::ALL {
+            hlog_paths.push(dir.join(report::hlog_name(&g.name, m.label())));
+        }
+    }
+    let hlog = HlogWriter::create(hlog_paths, clock.wall_epoch()).map_err(|e| Error::output(&dir, e))?;
+    let mut ts = timeseries::Writer::create(&dir)?;
+    let mut write_error: Option<Error> = None;
+
+    let run_tag = format!("{:x}", clock.wall_epoch().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis()));
+    let shards = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    let mut results: Vec<GroupResult> = Vec::new();
+    let pid = target.info.pid;
+    let cpus = info.host.cpus as f64;
+
+    for (pi, groups) in plan.phases().into_iter().enumerate() {
+        if shutdown.is_stopped() {
+            break;
+        }
+        let spec = PhaseSpec {
+            index: pi,
+            groups: groups.clone(),
+            channels: (0..plan.publisher.channels).map(|c| format!("{run_tag}-p{pi}-c{c}")).collect(),
+            addr: target.addr,
+            authority: target.authority.clone(),
+        };
+        let phase_s = plan.expected_duration().as_secs() / plan.phases().len().max(1) as u64;
+        let names: Vec<(String, u64)> = groups.iter().map(|&g| (plan.groups[g].name.clone(), phase_s)).collect();
+        progress.phase(
+            &format!(
+                "phase {}/{}: {}",
+                pi + 1,
+                plan.phases().len(),
+                names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            &names,
+        );
+        let mut states: Vec<GroupState> = groups
+            .iter()
+            .map(|_| GroupState {
+                measured: Interval::default(),
+                measured_s: 0.0,
+                deliveries: 0,
+                errors: 0,
+                last_status: None,
+            })
+            .collect();
+        let mut usage = PhaseUsage::default();
+        usage.sample(clock.now_ns(), pid);
+        let phase_start = Instant::now();
+        let first_group = groups[0];
+        let last_group = groups[groups.len() - 1];
+        let mut cpu_now = (None, None, None);
+
+        let report = runner::run_phase(plan, &spec, clock, shutdown, shards, |tick: &Tick<'_>| {
+            if tick.group == first_group {
+                cpu_now = usage.sample(tick.end_ns, pid);
+            }
+            let slot = groups.iter().position(|g| *g == tick.group).unwrap_or(0);
+            let g = &plan.groups[tick.group];
+            let st = &mut states[slot];
+            let iv = tick.interval;
+            let secs = (tick.end_ns.saturating_sub(tick.start_ns)) as f64 / 1e9;
+            if tick.measured {
+                st.measured.merge(iv);
+                st.measured_s += secs;
+            }
+            st.deliveries += iv.count(Count::Deliveries);
+            st.errors += iv.error_total();
+            let per_s = |n: u64| if secs > 0.0 { (n as f64 / secs * 10.0).round() / 10.0 } else { 0.0 };
+            let d = iv.hist(Latency::Delivery);
+            let row = timeseries::Row {
+                unix_s: (clock.unix_s(tick.end_ns) * 1000.0).round() / 1000.0,
+                elapsed_s: (tick.end_ns as f64 / 1e6).round() / 1e3,
+                interval_s: (secs * 1000.0).round() / 1000.0,
+                phase: tick.phase,
+                group: g.name.clone(),
+                transport: g.transport.label().to_string(),
+                measured: tick.measured,
+                connections: tick.connections,
+                deliveries: iv.count(Count::Deliveries),
+                deliveries_per_s: per_s(iv.count(Count::Deliveries)),
+                requests_per_s: per_s(iv.count(Count::Requests)),
+                delivery_p50_ms: pct_ms(d, 0.5),
+                delivery_p99_ms: pct_ms(d, 0.99),
+                delivery_max_ms: pct_ms(d, 1.0),
+                errors: iv.error_total(),
+                reconnects: iv.count(Count::Reconnects),
+                bytes_sent_per_s: per_s(iv.count(Count::BytesSent)),
+                bytes_received_per_s: per_s(iv.count(Count::BytesReceived)),
+                client_cpu_pct: cpu_now.0,
+                target_cpu_pct: cpu_now.1,
+                target_rss_mb: cpu_now.2.map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+            };
+            if let Err(e) = ts.row(&row) {
+                write_error.get_or_insert(e);
+            }
+            let start = Duration::from_nanos(tick.start_ns);
+            let dur = Duration::from_nanos(tick.end_ns.saturating_sub(tick.start_ns));
+            for (mi, m) in Latency::ALL.iter().enumerate() {
+                hlog.write(tick.group * Latency::ALL.len() + mi, iv.hist(*m), start, dur);
+            }
+            st.last_status = Some(Status {
+                name: g.name.clone(),
+                elapsed_s: phase_start.elapsed().as_secs(),
+                phase_s,
+                connections: tick.connections,
+                clients: g.clients,
+                deliveries: st.deliveries,
+                rate: row.deliveries_per_s,
+                p99_ms: row.delivery_p99_ms,
+                errors: st.errors,
+            });
+            if tick.group == last_group {
+                let statuses: Vec<Status> = states.iter().filter_map(|s| s.last_status.clone()).collect();
+                progress.update(&statuses);
+            }
+        })
+        .await;
+
+        let (client, target_use) = usage.resources();
+        let wall = (report.end_ns - report.start_ns) as f64 / 1e9;
+        if wall > 0.0 && client.cpu_s / wall > 0.8 * cpus {
+            info.warnings.push(format!(
+                "phase {pi}: stampede used {:.0}% of {cpus} CPUs; the load generator may have been the bottleneck",
+                client.cpu_s / wall * 100.0
+            ));
+        }
+        for (gp, st) in report.groups.iter().zip(states) {
+            let g = &plan.groups[gp.group];
+            for (kind, detail) in gp.recorder.first_errors() {
+                info.errors.push(ErrorExample {
+                    group: g.name.clone(),
+                    kind: kind.label().to_string(),
+                    detail,
+                });
+            }
+            results.push(GroupResult {
+                name: g.name.clone(),
+                transport: g.transport,
+                clients: g.clients,
+                published: gp.published,
+                tally: gp.tally,
+                measured: st.measured,
+                measured_s: st.measured_s,
+                client,
+                target: target_use,
+            });
+        }
+        let s = |ns: u64| (ns as f64 / 1e6).round() / 1e3;
+        info.phases.push(PhaseInfo {
+            index: pi,
+            groups: groups.iter().map(|&g| plan.groups[g].name.clone()).collect(),
+            start_s: s(report.start_ns),
+            measure_from_s: s(report.measure_from_ns),
+            measure_to_s: s(report.measure_to_ns),
+            end_s: s(report.end_ns),
+            stopped_early: report.stopped_early,
+            published_total: report.publish.log.channels.iter().map(|c| c.sent_ns.len() as u64).sum::<u64>()
+                - report.publish.errors,
+            publish_errors: report.publish.errors,
+            publish_p99_ms: pct_ms(&report.publish.latency, 0.99),
+            publish_first_error: report.publish.first_error.clone(),
+        });
+        let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
+        // The summary grows phase by phase, so a later crash keeps earlier phases.
+        summary_csv::write(&dir, &rows)?;
+    }
+
+    let hlog_result = hlog.finish();
+    let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
+    summary_csv::write(&dir, &rows)?;
+
+    let stop = shutdown.reason();
+    let lost: u64 = rows.iter().map(|r| r.lost).sum();
+    if lost > 0 {
+        info.warnings.push(format!("{lost} events were lost (see the `lost` column)"));
+    }
+    let (status, code, reason) = match &stop {
+        None => ("completed", exit::OK, None),
+        Some(StopReason::Interrupted) => ("interrupted", exit::INTERRUPTED, Some("interrupted (Ctrl-C)".to_string())),
+        Some(StopReason::Fatal(why)) => ("failed", exit::RUNTIME, Some(why.clone())),
+    };
+    let ended = SystemTime::now();
+    info.ended_at = Some(report::rfc3339(ended));
+    info.duration_s = ended.duration_since(started).ok().map(|d| d.as_secs_f64());
+    info.status = status.into();
+    info.exit_code = Some(code);
+    info.partial = stop.is_some();
+    info.partial_reason = reason;
+    info.write(&dir)?;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    hlog_result.map_err(|e| Error::output(&dir, e))?;
+    Ok(RunOutcome {
+        dir,
+        exit_code: code,
+        rows,
+        stop,
+    })
+}
+
+/// Prints the summary as an aligned table.
+pub fn print_table(rows: &[SummaryRow], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    writeln!(
+        out,
+        "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
+        "group", "clients", "published", "delivered", "lost", "p50 ms", "p99 ms", "max ms", "req/deliv", "bytes/del", "cpu s", "errors"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
+            r.group,
+            r.clients,
+            r.published,
+            r.delivered,
+            r.lost,
+            f(r.delivery_p50_ms),
+            f(r.delivery_p99_ms),
+            f(r.delivery_max_ms),
+            r.requests_per_delivery.map_or("-".into(), |v| format!("{v:.2}")),
+            f(r.bytes_per_delivery),
+            r.target_cpu_s.map_or("-".into(), |v| format!("{v:.2}")),
+            r.errors
+        )?;
+    }
+    Ok(())
+}
+
+/// True if `path` looks like a run folder.
+pub fn is_run_folder(path: &Path) -> bool {
+    path.join("run.json").is_file()
+}

@@ -1,0 +1,336 @@
+//! The scenario file as the user wrote it (serde model of `scenarios/*.toml`),
+//! and command-line overrides applied to it. Nothing here is validated beyond
+//! types: `plan` turns a `Scenario` into the typed, checked `Plan`. Errors
+//! name `file:line:column` and the key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::transport::TransportKind;
+
+/// A duration written as `"250ms"`, `"30s"`, `"5m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(Dur).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?} ({e}); write e.g. \"250ms\", \"30s\", \"5m\""
+            ))
+        })
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// How the client groups of a scenario share time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// One phase per group, one after another: each group's cost to the
+    /// target is attributable (the fair default for a comparison).
+    #[default]
+    Sequential,
+    /// All groups at once, on the same channels and events.
+    Concurrent,
+}
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name used for the results folder.
+    pub name: String,
+    /// Free text shown in reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Measured hold time of each phase.
+    pub duration: Spanned<Dur>,
+    /// Time after ramp-up that is recorded in the time series but excluded
+    /// from the summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Spanned<Dur>>,
+    /// Time over which a group's clients are started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_up: Option<Spanned<Dur>>,
+    /// Time after publishing stops for in-flight events to arrive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Spanned<Dur>>,
+    /// Sequential phases (default) or concurrent groups.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Target base URL; absent means the built-in reference target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Spanned<String>>,
+    /// The event stream.
+    pub publisher: Publisher,
+    /// Client groups, one transport each.
+    pub groups: Vec<Group>,
+}
+
+/// The event stream the publisher drives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publisher {
+    /// Events per second, over all channels.
+    pub rate: Spanned<f64>,
+    /// Size of each event's payload in bytes (the envelope is padded to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<Spanned<u64>>,
+    /// Number of channels; clients are spread over them round-robin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Spanned<u64>>,
+}
+
+/// One client group: N clients of one transport.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Label in reports; defaults to the transport name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Which transport the clients use.
+    pub transport: Spanned<TransportKind>,
+    /// Number of simulated clients.
+    pub clients: Spanned<u64>,
+    /// Interval polling: time between intended poll starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Spanned<Dur>>,
+    /// Long polling: how long the server may hold a poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Spanned<Dur>>,
+    /// Polling kinds: reuse one connection (default) or connect per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<Spanned<bool>>,
+    /// WebSocket: interval between client pings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping_interval: Option<Spanned<Dur>>,
+    /// What a client does when its session fails or ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect: Option<Reconnect>,
+}
+
+/// Reconnect policy of a group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reconnect {
+    /// Attempts in a row before the client gives up (0 = never reconnect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<Spanned<u32>>,
+    /// First backoff; doubles per failed attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Spanned<Dur>>,
+    /// Upper bound of the backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backoff: Option<Spanned<Dur>>,
+}
+
+/// A scenario together with the text it was parsed from, for error places.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Path as the user gave it.
+    pub path: String,
+    /// The text the spans refer to.
+    pub text: String,
+    /// True when `--set` overrides rewrote the text.
+    pub overridden: bool,
+}
+
+impl Source {
+    /// `file:line:column` of a byte offset, plus the key written on that line.
+    pub fn place(&self, offset: usize) -> String {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = self.text[line_start..offset].chars().count() + 1;
+        let what = if self.overridden {
+            format!("{} (after --set overrides)", self.path)
+        } else {
+            self.path.clone()
+        };
+        format!("{what}:{line}:{column}")
+    }
+
+    /// The key assigned on the line holding `offset`, if the line is `key = ...`.
+    pub fn key_at(&self, offset: usize) -> Option<String> {
+        let offset = offset.min(self.text.len());
+        let line_start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
+        let line = &self.text[line_start..line_end];
+        let (key, _) = line.split_once('=')?;
+        let key = key.trim().trim_matches('"');
+        let ok = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        ok.then(|| key.to_string())
+    }
+
+    /// A scenario error at `span`, naming `key`.
+    pub fn error(&self, span: std::ops::Range<usize>, key: &str, message: &str) -> Error {
+        Error::Scenario {
+            at: self.place(span.start),
+            message: format!("`{key}`: {message}"),
+        }
+    }
+}
+
+/// Reads and parses a scenario file, then applies `--set key.path=value`
+/// overrides.
+pub fn load(path: &Path, sets: &[String]) -> Result<(Scenario, Source)> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ScenarioRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut source = Source {
+        path: path.display().to_string(),
+        text,
+        overridden: false,
+    };
+    // Parse the file as written first, so its own errors carry its own places.
+    let scenario = parse(&source)?;
+    if sets.is_empty() {
+        return Ok((scenario, source));
+    }
+    let mut table: toml::Table = toml::from_str(&source.text).map_err(|e| toml_error(&source, &e))?;
+    for set in sets {
+        apply_set(&mut table, set)?;
+    }
+    source.text = toml::to_string(&table).map_err(|e| Error::Usage(format!("--set: {e}")))?;
+    source.overridden = true;
+    Ok((parse(&source)?, source))
+}
+
+/// Parses scenario text.
+pub fn parse(source: &Source) -> Result<Scenario> {
+    toml::from_str(&source.text).map_err(|e| toml_error(source, &e))
+}
+
+fn toml_error(source: &Source, e: &toml::de::Error) -> Error {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let key = source.key_at(span.start);
+            let message = match key {
+                Some(k) if !message.contains(&format!("`{k}`")) => format!("`{k}`: {message}"),
+                _ => message,
+            };
+            Error::Scenario {
+                at: source.place(span.start),
+                message,
+            }
+        }
+        None => Error::Scenario {
+            at: source.path.clone(),
+            message,
+        },
+    }
+}
+
+/// Applies one `key.path=value` override. Path segments index tables by key,
+/// and the `groups` array by position or by group name / transport.
+fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
+    let usage = |msg: &str| Error::Usage(format!("--set {set}: {msg}"));
+    let (path, raw) = set
+        .split_once('=')
+        .ok_or_else(|| usage("expected key.path=value"))?;
+    let value = parse_value(raw.trim());
+    let segments: Vec<&str> = path.trim().split('.').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(usage("empty key in path"));
+    }
+    let (last, parents) = segments.split_last().ok_or_else(|| usage("empty path"))?;
+    let mut cur = table;
+    for seg in parents {
+        let next = cur
+            .entry(seg.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match next {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(items) => {
+                let idx = find_item(items, segments.iter().position(|s| s == seg), seg)
+                    .ok_or_else(|| usage(&format!("no element `{seg}` in this array")))?;
+                match &mut items[idx] {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(usage("array element is not a table")),
+                }
+            }
+            _ => return Err(usage(&format!("`{seg}` is not a table"))),
+        };
+    }
+    cur.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn find_item(items: &[toml::Value], _depth: Option<usize>, seg: &str) -> Option<usize> {
+    if let Ok(i) = seg.parse::<usize>() {
+        return (i < items.len()).then_some(i);
+    }
+    // By name first, then by transport (the default name).
+    let by = |key: &str| {
+        items
+            .iter()
+            .position(|v| v.get(key).and_then(|n| n.as_str()) == Some(seg))
+    };
+    by("name").or_else(|| by("transport"))
+}
+
+fn parse_value(raw: &str) -> toml::Value {
+    // A bare word like 30s is not TOML: take it as a string.
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Source {
+        Source {
+            path: "s.toml".into(),
+            text: text.into(),
+            overridden: false,
+        }
+    }
+
+    #[test]
+    fn place_is_one_based() {
+        let s = src("a = 1\nbb = 2\n");
+        assert_eq!(s.place(0), "s.toml:1:1");
+        assert_eq!(s.place(11), "s.toml:2:6");
+        assert_eq!(s.key_at(11).as_deref(), Some("bb"));
+    }
+
+    #[test]
+    fn set_paths() {
+        let mut t: toml::Table = toml::from_str(
+            "duration = \"1s\"\n[[groups]]\ntransport = \"sse\"\nclients = 1\n[[groups]]\nname = \"w\"\ntransport = \"websocket\"\nclients = 1\n",
+        )
+        .unwrap();
+        apply_set(&mut t, "duration=5s").unwrap();
+        apply_set(&mut t, "groups.sse.clients=7").unwrap();
+        apply_set(&mut t, "groups.w.clients=8").unwrap();
+        apply_set(&mut t, "groups.0.keep_alive=false").unwrap();
+        assert_eq!(t["duration"].as_str(), Some("5s"));
+        assert_eq!(t["groups"][0]["clients"].as_integer(), Some(7));
+        assert_eq!(t["groups"][1]["clients"].as_integer(), Some(8));
+        assert_eq!(t["groups"][0]["keep_alive"].as_bool(), Some(false));
+        assert!(apply_set(&mut t, "groups.nope.clients=1").is_err());
+        assert!(apply_set(&mut t, "noequals").is_err());
+    }
+}

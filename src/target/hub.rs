@@ -1,0 +1,225 @@
+//! The reference target's channels: a bounded backlog per channel (for
+//! cursor reads and resume) and a broadcast for live fan-out. Publishing
+//! never waits on a subscriber: a subscriber that falls more than the
+//! broadcast capacity behind loses the oldest events, and the loss is
+//! counted in `dropped`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+/// Events kept per channel for cursors and resume.
+pub const BACKLOG: usize = 4096;
+
+/// One stored event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Per-channel id, from 1.
+    pub id: u64,
+    /// Payload as published.
+    pub data: Bytes,
+}
+
+/// One channel.
+#[derive(Debug)]
+pub struct Channel {
+    backlog: Mutex<VecDeque<Event>>,
+    live: broadcast::Sender<Event>,
+    head: watch::Sender<u64>,
+}
+
+impl Channel {
+    fn new() -> Self {
+        Channel {
+            backlog: Mutex::new(VecDeque::with_capacity(64)),
+            live: broadcast::channel(BACKLOG).0,
+            head: watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Event>> {
+        self.backlog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends an event; returns its id.
+    pub fn publish(&self, data: Bytes) -> u64 {
+        let mut backlog = self.lock();
+        let id = *self.head.borrow() + 1;
+        let ev = Event { id, data };
+        if backlog.len() == BACKLOG {
+            backlog.pop_front();
+        }
+        backlog.push_back(ev.clone());
+        // Sent under the backlog lock so `subscribe_after` sees no gap.
+        let _ = self.live.send(ev);
+        self.head.send_replace(id);
+        id
+    }
+
+    /// Id of the newest event (0 when none).
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// Events with id > `after`, and how many of those the backlog no
+    /// longer holds.
+    pub fn after(&self, after: u64) -> (Vec<Event>, u64) {
+        let backlog = self.lock();
+        let oldest = backlog.front().map_or(self.head() + 1, |e| e.id);
+        let missing = oldest.saturating_sub(after + 1);
+        let events = backlog.iter().filter(|e| e.id > after).cloned().collect();
+        (events, missing)
+    }
+
+    /// Backlog after `after` (or nothing, if `None`: start at the newest)
+    /// plus a live receiver that continues exactly where the backlog ends.
+    pub fn subscribe_after(&self, after: Option<u64>) -> (Vec<Event>, u64, broadcast::Receiver<Event>) {
+        let backlog = self.lock();
+        let rx = self.live.subscribe();
+        let (events, missing) = match after {
+            None => (Vec::new(), 0),
+            Some(a) => {
+                let oldest = backlog.front().map_or(self.head() + 1, |e| e.id);
+                (
+                    backlog.iter().filter(|e| e.id > a).cloned().collect(),
+                    oldest.saturating_sub(a + 1),
+                )
+            }
+        };
+        (events, missing, rx)
+    }
+
+    /// Waits until the head passes `after` or `timeout` elapses.
+    pub async fn wait_after(&self, after: u64, timeout: Duration) -> bool {
+        let mut rx = self.head.subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if *rx.borrow_and_update() > after {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// Counters the target exposes at `/stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events accepted.
+    pub published: AtomicU64,
+    /// Events a subscriber missed because it lagged behind the buffers.
+    pub dropped: AtomicU64,
+    /// Events delivered to subscribers.
+    pub delivered: AtomicU64,
+    /// Subscriber sessions opened.
+    pub subscriptions: AtomicU64,
+}
+
+/// Snapshot of `Stats`.
+#[derive(Debug, Serialize)]
+pub struct StatsSnapshot {
+    /// Channels.
+    pub channels: usize,
+    /// Events accepted.
+    pub published: u64,
+    /// Events subscribers missed.
+    pub dropped: u64,
+    /// Events delivered.
+    pub delivered: u64,
+    /// Subscriber sessions opened.
+    pub subscriptions: u64,
+}
+
+/// All channels plus the stall control.
+#[derive(Debug, Default)]
+pub struct Hub {
+    channels: Mutex<HashMap<String, Arc<Channel>>>,
+    /// Counters.
+    pub stats: Stats,
+    stall_until: Mutex<Option<Instant>>,
+}
+
+impl Hub {
+    /// The channel named `name`, created on first use.
+    pub fn channel(&self, name: &str) -> Arc<Channel> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.to_string())
+            .or_insert_with(|| Arc::new(Channel::new()))
+            .clone()
+    }
+
+    /// Makes every request arriving in the next `d` wait until it is over.
+    pub fn stall_for(&self, d: Duration) {
+        *self.stall_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + d);
+    }
+
+    /// Waits out a stall, if one is on.
+    pub async fn stall(&self) {
+        let until = *self.stall_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Counts `n` events a subscriber could not get.
+    pub fn dropped(&self, n: u64) {
+        self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts `n` delivered events.
+    pub fn delivered(&self, n: u64) {
+        self.stats.delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A snapshot of the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            channels: self.channels.lock().map(|m| m.len()).unwrap_or(0),
+            published: s.published.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            delivered: s.delivered.load(Ordering::Relaxed),
+            subscriptions: s.subscriptions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_and_resume() {
+        let ch = Channel::new();
+        for i in 0..3 {
+            assert_eq!(ch.publish(Bytes::from(format!("e{i}"))), i + 1);
+        }
+        let (evs, missing) = ch.after(1);
+        assert_eq!(evs.iter().map(|e| e.id).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(missing, 0);
+        let (evs, _, mut rx) = ch.subscribe_after(Some(2));
+        assert_eq!(evs.len(), 1);
+        ch.publish(Bytes::from_static(b"e3"));
+        assert_eq!(rx.try_recv().map(|e| e.id).ok(), Some(4));
+    }
+
+    #[test]
+    fn overflow_is_reported_as_missing() {
+        let ch = Channel::new();
+        for _ in 0..(BACKLOG + 10) {
+            ch.publish(Bytes::from_static(b"x"));
+        }
+        let (evs, missing) = ch.after(0);
+        assert_eq!(evs.len(), BACKLOG);
+        assert_eq!(missing, 10);
+    }
+}

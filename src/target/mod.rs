@@ -1,0 +1,139 @@
+//! The built-in reference target: a real HTTP server (axum) that offers every
+//! transport on the same channels. `stampede serve` runs it alone; `run`
+//! starts it as a child process of the same binary, so its CPU and memory are
+//! measured apart from the load generator's.
+
+pub mod hub;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::io::AsyncBufReadExt;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+
+/// Accept backlog: tokio's default of 128 overflows under connection ramps
+/// and turns into 1 s SYN retransmits counted as connect time.
+const BACKLOG: u32 = 4096;
+
+/// Binds a listener with a deep accept backlog.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Serves the reference target on `listener` until `stop`.
+pub async fn serve(listener: TcpListener, hub: Arc<hub::Hub>, stop: CancellationToken) {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = server::router(hub);
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let task = tokio::spawn(async move {
+        let _ = server.await;
+    });
+    stop.cancelled().await;
+    // Streams never end by themselves: give graceful shutdown a moment,
+    // then cut the rest.
+    let abort = task.abort_handle();
+    if tokio::time::timeout(Duration::from_millis(500), task).await.is_err() {
+        abort.abort();
+    }
+}
+
+/// The built-in target running as a child process.
+#[derive(Debug)]
+pub struct ChildTarget {
+    child: tokio::process::Child,
+    /// Its stdin: the child exits when this closes, even if we are killed.
+    _stdin: Option<tokio::process::ChildStdin>,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Process id.
+    pub pid: i32,
+}
+
+impl ChildTarget {
+    /// Starts `exe serve` on 127.0.0.1:0 and reads the URL it prints.
+    pub async fn spawn(exe: &Path) -> Result<ChildTarget> {
+        let mut child = tokio::process::Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--exit-with-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            // Own process group: a terminal Ctrl-C reaches only us, and we
+            // stop the target after the results are written.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::TargetStart(format!("{}: {e}", exe.display())))?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::TargetStart("no stdout".into()))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+            .await
+            .map_err(|_| Error::TargetStart("it printed no URL within 15 s".into()))?
+            .map_err(|e| Error::TargetStart(e.to_string()))?
+            .ok_or_else(|| Error::TargetStart("it exited before printing its URL".into()))?;
+        let url = line.trim().to_string();
+        let addr = url
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| Error::TargetStart(format!("unexpected first line {url:?}")))?;
+        // Keep reading stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(ChildTarget {
+            _stdin: child.stdin.take(),
+            child,
+            url,
+            addr,
+            pid,
+        })
+    }
+
+    /// Watches the child: if it exits before `done`, the run stops with a
+    /// fatal reason; at `done` it is stopped. The task ends either way.
+    pub fn watch(
+        mut self,
+        shutdown: crate::shutdown::Shutdown,
+        done: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            // Held for the task's life: closing it tells the child to exit.
+            let _stdin = self._stdin.take();
+            tokio::select! {
+                status = self.child.wait() => {
+                    let how = match status {
+                        Ok(s) => s.to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    shutdown.stop(crate::shutdown::StopReason::Fatal(format!(
+                        "the built-in target (pid {}) exited mid-run: {how}",
+                        self.pid
+                    )));
+                }
+                _ = done.cancelled() => {
+                    let _ = self.child.start_kill();
+                    let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,271 @@
+//! The reference target's HTTP routes (axum): publish, the four subscriber
+//! transports plus NDJSON, a WebSocket echo, and controls for tests.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /pub/{ch}` | publish the body; answers the event id |
+//! | `GET /poll/{ch}?after=ID` | `200` one payload per line + `X-Cursor`, or `204` (no body) |
+//! | `GET /lp/{ch}?after=ID&timeout_ms=T` | as `/poll`, but held until an event or T (`204`) |
+//! | `GET /sse/{ch}` | `text/event-stream`, `id:` on every event, resume with `Last-Event-ID` |
+//! | `GET /stream/{ch}?after=ID` | chunked NDJSON `{"id":N,"data":"..."}` |
+//! | `GET /ws/{ch}?last_event_id=ID` | WebSocket subscription, one text frame per event |
+//! | `GET /echo` | WebSocket echo |
+//! | `POST /control/stall?ms=N` | every request arriving in the next N ms waits until then |
+//! | `GET /stats`, `GET /healthz` | counters, liveness |
+//!
+//! Without a cursor a subscription starts at the newest event.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+use super::hub::{Event, Hub};
+
+const MAX_HOLD: Duration = Duration::from_secs(300);
+
+/// The router over a hub.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/stats", get(stats))
+        .route("/control/stall", post(stall))
+        .route("/pub/{ch}", post(publish))
+        .route("/poll/{ch}", get(poll))
+        .route("/lp/{ch}", get(long_poll))
+        .route("/sse/{ch}", get(sse))
+        .route("/stream/{ch}", get(ndjson))
+        .route("/ws/{ch}", get(ws))
+        .route("/echo", get(echo))
+        .with_state(hub)
+}
+
+#[derive(Deserialize)]
+struct Cursor {
+    after: Option<u64>,
+    timeout_ms: Option<u64>,
+    last_event_id: Option<u64>,
+    ms: Option<u64>,
+}
+
+async fn stats(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+    Json(hub.snapshot())
+}
+
+async fn stall(State(hub): State<Arc<Hub>>, Query(q): Query<Cursor>) -> impl IntoResponse {
+    let ms = q.ms.unwrap_or(1000).min(600_000);
+    hub.stall_for(Duration::from_millis(ms));
+    StatusCode::NO_CONTENT
+}
+
+async fn publish(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, body: Bytes) -> impl IntoResponse {
+    hub.stall().await;
+    let id = hub.channel(&ch).publish(body);
+    hub.stats.published.fetch_add(1, Ordering::Relaxed);
+    id.to_string()
+}
+
+fn no_content(cursor: u64) -> Response {
+    (StatusCode::NO_CONTENT, [("x-cursor", cursor.to_string())]).into_response()
+}
+
+fn events_response(hub: &Hub, events: Vec<Event>) -> Response {
+    let cursor = events.last().map_or(0, |e| e.id);
+    let mut body = Vec::with_capacity(events.iter().map(|e| e.data.len() + 1).sum());
+    for e in &events {
+        body.extend_from_slice(&e.data);
+        body.push(b'\n');
+    }
+    hub.delivered(events.len() as u64);
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/plain".to_string()),
+            (header::HeaderName::from_static("x-cursor"), cursor.to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn poll(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, Query(q): Query<Cursor>) -> Response {
+    hub.stall().await;
+    let channel = hub.channel(&ch);
+    let Some(after) = q.after else {
+        hub.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
+        return no_content(channel.head());
+    };
+    let (events, missing) = channel.after(after);
+    hub.dropped(missing);
+    if events.is_empty() {
+        return no_content(after);
+    }
+    events_response(&hub, events)
+}
+
+async fn long_poll(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, Query(q): Query<Cursor>) -> Response {
+    hub.stall().await;
+    let channel = hub.channel(&ch);
+    let Some(after) = q.after else {
+        hub.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
+        return no_content(channel.head());
+    };
+    let hold = Duration::from_millis(q.timeout_ms.unwrap_or(30_000)).min(MAX_HOLD);
+    if channel.head() <= after && !channel.wait_after(after, hold).await {
+        return no_content(after);
+    }
+    let (events, missing) = channel.after(after);
+    hub.dropped(missing);
+    if events.is_empty() {
+        return no_content(after);
+    }
+    events_response(&hub, events)
+}
+
+/// Backlog first, then live events; lagging counts as dropped.
+fn live_stream(hub: Arc<Hub>, backlog: Vec<Event>, rx: broadcast::Receiver<Event>) -> impl Stream<Item = Event> + Send {
+    let last = backlog.last().map(|e| e.id);
+    stream::unfold(
+        (hub, VecDeque::from(backlog), rx, last),
+        |(hub, mut backlog, mut rx, mut last)| async move {
+            if let Some(ev) = backlog.pop_front() {
+                hub.delivered(1);
+                return Some((ev, (hub, backlog, rx, last)));
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(ev) if last.is_some_and(|l| ev.id <= l) => continue,
+                    Ok(ev) => {
+                        last = Some(ev.id);
+                        hub.delivered(1);
+                        return Some((ev, (hub, backlog, rx, last)));
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => hub.dropped(n),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    )
+}
+
+fn subscribe(hub: &Arc<Hub>, ch: &str, after: Option<u64>) -> impl Stream<Item = Event> + Send {
+    hub.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
+    let (backlog, missing, rx) = hub.channel(ch).subscribe_after(after);
+    hub.dropped(missing);
+    live_stream(hub.clone(), backlog, rx)
+}
+
+async fn sse(
+    State(hub): State<Arc<Hub>>,
+    Path(ch): Path<String>,
+    Query(q): Query<Cursor>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    hub.stall().await;
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(q.last_event_id);
+    // Subscribed before the response head goes out: a client that has the
+    // head is guaranteed every later event.
+    let events = subscribe(&hub, &ch, last);
+    let events = futures_util::StreamExt::map(events, |ev| {
+        Ok::<_, Infallible>(
+            SseEvent::default()
+                .id(ev.id.to_string())
+                .data(String::from_utf8_lossy(&ev.data)),
+        )
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn ndjson(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, Query(q): Query<Cursor>) -> Response {
+    hub.stall().await;
+    let events = subscribe(&hub, &ch, q.after);
+    let lines = futures_util::StreamExt::map(events, |ev| {
+        let line = serde_json::json!({ "id": ev.id, "data": String::from_utf8_lossy(&ev.data) });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        Ok::<_, Infallible>(Bytes::from(bytes))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+fn small_buffers(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    // tungstenite's 128 KiB default read buffer per connection would make
+    // the target's memory per connection meaningless.
+    upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(16 << 20)
+}
+
+async fn ws(
+    State(hub): State<Arc<Hub>>,
+    Path(ch): Path<String>,
+    Query(q): Query<Cursor>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    hub.stall().await;
+    let events = subscribe(&hub, &ch, q.last_event_id);
+    small_buffers(upgrade).on_upgrade(move |socket| ws_session(socket, Box::pin(events)))
+}
+
+async fn ws_session(mut socket: WebSocket, mut events: std::pin::Pin<Box<dyn Stream<Item = Event> + Send>>) {
+    use futures_util::StreamExt;
+    loop {
+        tokio::select! {
+            ev = events.next() => {
+                let Some(ev) = ev else { break };
+                let msg = match Utf8Bytes::try_from(ev.data.clone()) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => Message::Binary(ev.data),
+                };
+                if socket.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            msg = socket.recv() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                // Pings are answered by tungstenite; subscribers send nothing else.
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+async fn echo(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> Response {
+    hub.stall().await;
+    small_buffers(upgrade).on_upgrade(|mut socket| async move {
+        while let Some(Ok(msg)) = socket.recv().await {
+            let reply = match msg {
+                Message::Text(_) | Message::Binary(_) => msg,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            if socket.send(reply).await.is_err() {
+                break;
+            }
+        }
+    })
+}

@@ -1,0 +1,60 @@
+//! Long polling: the next GET goes out as soon as the previous one returns;
+//! the server holds it until an event or its hold timeout (`204`), which is
+//! counted as a server timeout, not an error. The cursor is kept across
+//! polls and reconnects.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::http::{CursorPoller, PollOutcome};
+use super::{SessionSpec, Sink, Step, Transport};
+use crate::fault::Fault;
+use crate::net::IoCounters;
+
+/// A long-polling session.
+pub struct LongPoll {
+    spec: SessionSpec,
+    io: Arc<IoCounters>,
+    poller: CursorPoller,
+    hold_query: String,
+}
+
+impl Transport for LongPoll {
+    async fn open<S: Sink>(
+        spec: &SessionSpec,
+        io: &Arc<IoCounters>,
+        cursor: Option<String>,
+        sink: &mut S,
+    ) -> Result<Self, Fault> {
+        let poller = CursorPoller::open(spec, io, cursor, sink).await?;
+        let mut spec = spec.clone();
+        // The client waits for the server's hold plus slack before it calls
+        // the request timed out.
+        spec.params.request_timeout = spec.params.hold_timeout + spec.params.request_timeout;
+        Ok(LongPoll {
+            hold_query: format!("timeout_ms={}", spec.params.hold_timeout.as_millis()),
+            spec,
+            io: io.clone(),
+            poller,
+        })
+    }
+
+    async fn next<S: Sink>(&mut self, intended: Instant, sink: &mut S) -> Result<Step, Fault> {
+        let outcome = self
+            .poller
+            .exchange(&self.spec, &self.io, &self.hold_query, intended, sink, true)
+            .await?;
+        if let PollOutcome::Empty = outcome {
+            sink.server_timeout();
+        }
+        Ok(Step::Continue)
+    }
+
+    fn cursor(&self) -> Option<String> {
+        self.poller.cursor()
+    }
+
+    async fn close(mut self) {
+        self.poller.close();
+    }
+}

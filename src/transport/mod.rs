@@ -1,0 +1,190 @@
+//! Client transports: how one simulated client opens a session with the
+//! target and observes the next message(s). Each transport is one file behind
+//! the `Transport` trait; `TransportKind` is the one place that lists them
+//! (its serde name is the scenario's `transport = "..."`).
+//!
+//! A transport must not know *when* it runs (that is the load module's job)
+//! nor what a payload means (the client decodes envelopes): it reports what
+//! happened on the wire through a `Sink`. It never imports load, metrics or
+//! report.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fault::Fault;
+use crate::net::IoCounters;
+
+mod http;
+pub mod long_poll;
+pub mod ndjson;
+pub mod poll;
+pub mod sse;
+pub mod websocket;
+
+/// The transports stampede can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// Interval polling with a cursor.
+    Poll,
+    /// Long polling: held until an event or the server's timeout.
+    LongPoll,
+    /// Server-Sent Events.
+    Sse,
+    /// Chunked HTTP streaming of newline-delimited JSON.
+    Ndjson,
+    /// WebSocket subscription.
+    Websocket,
+}
+
+impl TransportKind {
+    /// Every kind, in report order.
+    pub const ALL: [TransportKind; 5] = [
+        TransportKind::Poll,
+        TransportKind::LongPoll,
+        TransportKind::Sse,
+        TransportKind::Ndjson,
+        TransportKind::Websocket,
+    ];
+
+    /// The scenario / CSV label.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportKind::Poll => "poll",
+            TransportKind::LongPoll => "long-poll",
+            TransportKind::Sse => "sse",
+            TransportKind::Ndjson => "ndjson",
+            TransportKind::Websocket => "websocket",
+        }
+    }
+
+    /// The built-in target's path for this transport on `channel`.
+    pub fn builtin_path(self, channel: &str) -> String {
+        match self {
+            TransportKind::Poll => format!("/poll/{channel}"),
+            TransportKind::LongPoll => format!("/lp/{channel}"),
+            TransportKind::Sse => format!("/sse/{channel}"),
+            TransportKind::Ndjson => format!("/stream/{channel}"),
+            TransportKind::Websocket => format!("/ws/{channel}"),
+        }
+    }
+
+    /// True for transports that issue one request per exchange.
+    pub fn is_request_based(self) -> bool {
+        matches!(self, TransportKind::Poll | TransportKind::LongPoll)
+    }
+
+    /// Calls `v.visit::<T>()` with this kind's transport type: the single
+    /// place where a kind meets its implementation.
+    pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
+        match self {
+            TransportKind::Poll => v.visit::<poll::Poll>(),
+            TransportKind::LongPoll => v.visit::<long_poll::LongPoll>(),
+            TransportKind::Sse => v.visit::<sse::Sse>(),
+            TransportKind::Ndjson => v.visit::<ndjson::Ndjson>(),
+            TransportKind::Websocket => v.visit::<websocket::WebSocket>(),
+        }
+    }
+}
+
+/// Generic code that runs with a concrete transport type.
+pub trait KindVisitor {
+    /// What the visit produces.
+    type Output;
+    /// Runs with transport `T`.
+    fn visit<T: Transport>(self) -> Self::Output;
+}
+
+/// Per-group transport parameters, already validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    /// Polling kinds: reuse one connection.
+    pub keep_alive: bool,
+    /// Long polling: how long the server may hold a poll.
+    #[serde(with = "crate::plan::secs")]
+    pub hold_timeout: Duration,
+    /// Client-side limit for one request or handshake.
+    #[serde(with = "crate::plan::secs")]
+    pub request_timeout: Duration,
+    /// WebSocket: client ping interval.
+    #[serde(with = "crate::plan::opt_secs")]
+    pub ping_interval: Option<Duration>,
+}
+
+/// Where and how one session connects.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// Resolved target address.
+    pub addr: SocketAddr,
+    /// `Host` header / authority.
+    pub authority: String,
+    /// Path (with the channel) for this transport.
+    pub path: String,
+    /// Transport parameters.
+    pub params: Params,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+}
+
+/// What a transport reports while it works. Implemented by the client.
+pub trait Sink: Send {
+    /// A TCP connection was established after `tcp` of connecting.
+    fn connected(&mut self, tcp: Duration);
+    /// The subscription was confirmed `took` after TCP connect (WebSocket
+    /// upgrade, or first response of an HTTP subscription).
+    fn subscribed(&mut self, took: Duration);
+    /// A TCP connection was closed.
+    fn disconnected(&mut self);
+    /// One event payload arrived at `at`.
+    fn message(&mut self, payload: &[u8], at: Instant);
+    /// One request completed: from its intended start to its last byte.
+    fn request(&mut self, intended: Instant, done: Instant, empty: bool);
+    /// The server ended a held poll without an event (long-poll timeout).
+    fn server_timeout(&mut self);
+    /// A fault that did not end the session (e.g. a bad line that was skipped).
+    fn fault(&mut self, fault: Fault);
+}
+
+/// How a call to `next` ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The session goes on.
+    Continue,
+    /// The server ended the session normally.
+    Ended,
+}
+
+/// One client's session with the target.
+pub trait Transport: Sized + Send + 'static {
+    /// Connects and subscribes. `cursor` resumes after the last event a
+    /// previous session of this client saw.
+    fn open<S: Sink>(
+        spec: &SessionSpec,
+        io: &Arc<IoCounters>,
+        cursor: Option<String>,
+        sink: &mut S,
+    ) -> impl Future<Output = Result<Self, Fault>> + Send;
+
+    /// Runs one exchange (request-based kinds, intended to start at
+    /// `intended`) or waits for the next message(s) (streaming kinds).
+    fn next<S: Sink>(
+        &mut self,
+        intended: Instant,
+        sink: &mut S,
+    ) -> impl Future<Output = Result<Step, Fault>> + Send;
+
+    /// Cursor to resume from, if this transport can resume.
+    fn cursor(&self) -> Option<String>;
+
+    /// A reconnect delay the server asked for (SSE `retry:`).
+    fn retry_hint(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Ends the session politely (close frame and the like).
+    fn close(self) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,118 @@
+//! WebSocket subscription: TCP connect and the upgrade are timed apart; the
+//! client pings on an interval (pongs to server pings are sent by
+//! tungstenite), and the session ends with a proper close handshake. There
+//! is no resume: events published while a client reconnects are lost, which
+//! is WebSocket's real trade-off and is counted as such.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{SessionSpec, Sink, Step, Transport};
+use crate::fault::{ErrorKind, Fault};
+use crate::net::{self, Counting, IoCounters};
+
+/// Small buffers: tungstenite's 128 KiB default read buffer would cost
+/// 13 GiB at 100k connections (ecosystem notes, pitfall 1).
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 << 10)
+        .max_message_size(Some(16 << 20))
+}
+
+/// A WebSocket session.
+pub struct WebSocket {
+    ws: WebSocketStream<Counting<TcpStream>>,
+    ping_interval: Option<Duration>,
+    next_ping: Option<tokio::time::Instant>,
+}
+
+impl Transport for WebSocket {
+    async fn open<S: Sink>(
+        spec: &SessionSpec,
+        io: &Arc<IoCounters>,
+        _cursor: Option<String>,
+        sink: &mut S,
+    ) -> Result<Self, Fault> {
+        let (tcp, took) = net::connect(spec.addr, spec.connect_timeout).await?;
+        sink.connected(took);
+        let started = Instant::now();
+        let url = format!("ws://{}{}", spec.authority, spec.path);
+        let stream = Counting::new(tcp, io.clone());
+        let upgrade = tokio_tungstenite::client_async_with_config(url, stream, Some(config()));
+        let (ws, _resp) = match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                sink.disconnected();
+                return Err(e.into());
+            }
+            Err(_) => {
+                sink.disconnected();
+                return Err(Fault::timeout("WebSocket upgrade"));
+            }
+        };
+        sink.subscribed(started.elapsed());
+        let ping_interval = spec.params.ping_interval;
+        Ok(WebSocket {
+            ws,
+            ping_interval,
+            next_ping: ping_interval.map(|d| tokio::time::Instant::now() + d),
+        })
+    }
+
+    async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
+        loop {
+            let ping_at = self.next_ping;
+            let msg = tokio::select! {
+                msg = self.ws.next() => msg,
+                _ = sleep_until_opt(ping_at) => {
+                    self.ws.send(Message::Ping(Default::default())).await?;
+                    self.next_ping = self.ping_interval.map(|d| tokio::time::Instant::now() + d);
+                    continue;
+                }
+            };
+            let at = Instant::now();
+            match msg {
+                None => return Ok(Step::Ended),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(Message::Text(t))) => sink.message(t.as_bytes(), at),
+                Some(Ok(Message::Binary(b))) => sink.message(&b, at),
+                Some(Ok(Message::Close(_))) => return Ok(Step::Ended),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Frame(_))) => {
+                    return Err(Fault::new(ErrorKind::Protocol, "raw frame"))
+                }
+            }
+            return Ok(Step::Continue);
+        }
+    }
+
+    fn cursor(&self) -> Option<String> {
+        None
+    }
+
+    async fn close(mut self) {
+        // A bounded, polite close: send our close frame and wait briefly for
+        // the server's.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            if self.ws.close(None).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
+            }
+        })
+        .await;
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
