@@ -158,17 +158,28 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         return Err(src.error(sc.duration.span(), "duration", "must be greater than zero"));
     }
     let warmup = sc.warmup.as_ref().map_or(Duration::ZERO, |d| d.get_ref().0);
-    let ramp_up = sc.ramp_up.as_ref().map_or(Duration::ZERO, |d| d.get_ref().0);
+    let ramp_up = sc
+        .ramp_up
+        .as_ref()
+        .map_or(Duration::ZERO, |d| d.get_ref().0);
 
     let p = &sc.publisher;
     let rate = *p.rate.get_ref();
     if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-        return Err(src.error(p.rate.span(), "publisher.rate", "must be in (0, 1000000] events/s"));
+        return Err(src.error(
+            p.rate.span(),
+            "publisher.rate",
+            "must be in (0, 1000000] events/s",
+        ));
     }
     let payload_bytes = match &p.payload_bytes {
         None => 256,
         Some(b) if *b.get_ref() > 1 << 20 => {
-            return Err(src.error(b.span(), "publisher.payload_bytes", "must be at most 1048576"))
+            return Err(src.error(
+                b.span(),
+                "publisher.payload_bytes",
+                "must be at most 1048576",
+            ))
         }
         Some(b) => *b.get_ref() as usize,
     };
@@ -191,27 +202,42 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         let kind = *g.transport.get_ref();
         let clients = *g.clients.get_ref();
         if clients == 0 || clients > MAX_CLIENTS {
-            return Err(src.error(g.clients.span(), "clients", &format!("must be in 1..={MAX_CLIENTS}")));
+            return Err(src.error(
+                g.clients.span(),
+                "clients",
+                &format!("must be in 1..={MAX_CLIENTS}"),
+            ));
         }
-        let only = |present: bool, span: std::ops::Range<usize>, key: &str, kinds: &[TransportKind]| {
-            if present && !kinds.contains(&kind) {
-                let names: Vec<_> = kinds.iter().map(|k| k.label()).collect();
-                Err(src.error(
-                    span,
-                    key,
-                    &format!(
-                        "applies to transport {} only, not {}",
-                        names.join(" / "),
-                        kind.label()
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
-        };
+        let only =
+            |present: bool, span: std::ops::Range<usize>, key: &str, kinds: &[TransportKind]| {
+                if present && !kinds.contains(&kind) {
+                    let names: Vec<_> = kinds.iter().map(|k| k.label()).collect();
+                    Err(src.error(
+                        span,
+                        key,
+                        &format!(
+                            "applies to transport {} only, not {}",
+                            names.join(" / "),
+                            kind.label()
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
         let span_of = |d: &Option<toml::Spanned<Dur>>| d.as_ref().map_or(0..0, |d| d.span());
-        only(g.interval.is_some(), span_of(&g.interval), "interval", &[TransportKind::Poll])?;
-        only(g.timeout.is_some(), span_of(&g.timeout), "timeout", &[TransportKind::LongPoll])?;
+        only(
+            g.interval.is_some(),
+            span_of(&g.interval),
+            "interval",
+            &[TransportKind::Poll],
+        )?;
+        only(
+            g.timeout.is_some(),
+            span_of(&g.timeout),
+            "timeout",
+            &[TransportKind::LongPoll],
+        )?;
         only(
             g.ping_interval.is_some(),
             span_of(&g.ping_interval),
@@ -226,7 +252,9 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         )?;
         let positive = |d: &Option<toml::Spanned<Dur>>, key: &str| -> Result<Option<Duration>> {
             match d {
-                Some(s) if s.get_ref().0.is_zero() => Err(src.error(s.span(), key, "must be greater than zero")),
+                Some(s) if s.get_ref().0.is_zero() => {
+                    Err(src.error(s.span(), key, "must be greater than zero"))
+                }
                 Some(s) => Ok(Some(s.get_ref().0)),
                 None => Ok(None),
             }
@@ -243,8 +271,14 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             },
             Some(r) => ReconnectPlan {
                 max_attempts: r.max_attempts.as_ref().map_or(10, |m| *m.get_ref()),
-                backoff: r.backoff.as_ref().map_or(Duration::from_millis(100), |b| b.get_ref().0),
-                max_backoff: r.max_backoff.as_ref().map_or(Duration::from_secs(5), |b| b.get_ref().0),
+                backoff: r
+                    .backoff
+                    .as_ref()
+                    .map_or(Duration::from_millis(100), |b| b.get_ref().0),
+                max_backoff: r
+                    .max_backoff
+                    .as_ref()
+                    .map_or(Duration::from_secs(5), |b| b.get_ref().0),
             },
         };
         let name = g.name.clone().unwrap_or_else(|| kind.label().to_string());
@@ -269,7 +303,11 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             reconnect,
         });
     }
-    let longest_interval = groups.iter().filter_map(|g| g.interval).max().unwrap_or_default();
+    let longest_interval = groups
+        .iter()
+        .filter_map(|g| g.interval)
+        .max()
+        .unwrap_or_default();
     let drain = match &sc.drain {
         Some(d) => d.get_ref().0,
         None => (longest_interval * 2).max(Duration::from_secs(2)),

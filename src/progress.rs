@@ -73,7 +73,10 @@ impl Progress {
             Display::Quiet => (None, false),
             Display::Plain => (None, true),
             Display::Auto if tty => (
-                Some((MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Vec::new())),
+                Some((
+                    MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                    Vec::new(),
+                )),
                 false,
             ),
             Display::Auto => (None, true),
@@ -105,9 +108,10 @@ impl Progress {
             for (_, b) in bars.drain(..) {
                 b.finish();
             }
-            let style = ProgressStyle::with_template("{prefix:>12} [{bar:24}] {pos:>3}/{len}s {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template("{prefix:>12} [{bar:24}] {pos:>3}/{len}s {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             for (name, secs) in groups {
                 let bar = multi.add(ProgressBar::new(*secs).with_style(style.clone()));
                 bar.set_prefix(name.clone());
@@ -130,7 +134,14 @@ impl Progress {
             self.last_plain = Instant::now();
             let mut err = std::io::stderr().lock();
             for s in statuses {
-                let _ = writeln!(err, "[{:>4}s/{}s] {}: {}", s.elapsed_s, s.phase_s, s.name, s.line());
+                let _ = writeln!(
+                    err,
+                    "[{:>4}s/{}s] {}: {}",
+                    s.elapsed_s,
+                    s.phase_s,
+                    s.name,
+                    s.line()
+                );
             }
         }
     }

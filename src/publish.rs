@@ -213,7 +213,10 @@ async fn publish_one(
         if status.is_success() || status == StatusCode::ACCEPTED {
             Ok(())
         } else {
-            Err(Fault::new(ErrorKind::Status, format!("publish answered {status}")))
+            Err(Fault::new(
+                ErrorKind::Status,
+                format!("publish answered {status}"),
+            ))
         }
     })
     .await

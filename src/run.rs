@@ -86,9 +86,13 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
         TargetPlan::Url { url, authority } => {
             let addr = tokio::net::lookup_host(authority.as_str())
                 .await
-                .map_err(|e| Error::TargetUnreachable(format!("{url}: cannot resolve {authority}: {e}")))?
+                .map_err(|e| {
+                    Error::TargetUnreachable(format!("{url}: cannot resolve {authority}: {e}"))
+                })?
                 .next()
-                .ok_or_else(|| Error::TargetUnreachable(format!("{url}: {authority} has no address")))?;
+                .ok_or_else(|| {
+                    Error::TargetUnreachable(format!("{url}: {authority} has no address"))
+                })?;
             crate::net::connect(addr, plan.connect_timeout)
                 .await
                 .map_err(|f| Error::TargetUnreachable(format!("{url}: {}", f.detail)))?;
@@ -120,6 +124,9 @@ fn host_info(nofile: u64) -> HostInfo {
 /// Per-group state kept across ticks.
 struct GroupState {
     measured: Interval,
+    /// Every interval of the phase: connects and first events happen
+    /// during ramp-up, before the measured window.
+    whole: Interval,
     measured_s: f64,
     deliveries: u64,
     errors: u64,
@@ -151,7 +158,9 @@ impl PhaseUsage {
         if self.first.is_none() {
             self.first = Some((me, target));
         }
-        let pct = |a: f64, b: f64, secs: f64| (secs > 0.0).then(|| ((b - a) / secs * 1000.0).round() / 10.0);
+        let pct = |a: f64, b: f64, secs: f64| {
+            (secs > 0.0).then(|| ((b - a) / secs * 1000.0).round() / 10.0)
+        };
         let out = match &self.last {
             Some((t0, me0, tg0)) => {
                 let secs = (now_ns - t0) as f64 / 1e9;
@@ -195,7 +204,16 @@ pub async fn run(plan: Plan, opts: RunOptions, shutdown: Shutdown) -> Result<Run
     let (nofile, _) = process::raise_nofile_limit();
     let mut progress = Progress::new(opts.display);
     let mut target = start_target(&plan, &opts, &shutdown).await?;
-    let result = run_with_target(&plan, &opts, &shutdown, clock, nofile, &target, &mut progress).await;
+    let result = run_with_target(
+        &plan,
+        &opts,
+        &shutdown,
+        clock,
+        nofile,
+        &target,
+        &mut progress,
+    )
+    .await;
     progress.finish();
     if let Some((done, watch)) = target.child_done.take() {
         done.cancel();
@@ -246,11 +264,18 @@ async fn run_with_target(
             hlog_paths.push(dir.join(report::hlog_name(&g.name, m.label())));
         }
     }
-    let hlog = HlogWriter::create(hlog_paths, clock.wall_epoch()).map_err(|e| Error::output(&dir, e))?;
+    let hlog =
+        HlogWriter::create(hlog_paths, clock.wall_epoch()).map_err(|e| Error::output(&dir, e))?;
     let mut ts = timeseries::Writer::create(&dir)?;
     let mut write_error: Option<Error> = None;
 
-    let run_tag = format!("{:x}", clock.wall_epoch().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis()));
+    let run_tag = format!(
+        "{:x}",
+        clock
+            .wall_epoch()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     let mut results: Vec<GroupResult> = Vec::new();
     let pid = target.info.pid;
@@ -263,18 +288,27 @@ async fn run_with_target(
         let spec = PhaseSpec {
             index: pi,
             groups: groups.clone(),
-            channels: (0..plan.publisher.channels).map(|c| format!("{run_tag}-p{pi}-c{c}")).collect(),
+            channels: (0..plan.publisher.channels)
+                .map(|c| format!("{run_tag}-p{pi}-c{c}"))
+                .collect(),
             addr: target.addr,
             authority: target.authority.clone(),
         };
         let phase_s = plan.expected_duration().as_secs() / plan.phases().len().max(1) as u64;
-        let names: Vec<(String, u64)> = groups.iter().map(|&g| (plan.groups[g].name.clone(), phase_s)).collect();
+        let names: Vec<(String, u64)> = groups
+            .iter()
+            .map(|&g| (plan.groups[g].name.clone(), phase_s))
+            .collect();
         progress.phase(
             &format!(
                 "phase {}/{}: {}",
                 pi + 1,
                 plan.phases().len(),
-                names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                names
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             &names,
         );
@@ -282,6 +316,7 @@ async fn run_with_target(
             .iter()
             .map(|_| GroupState {
                 measured: Interval::default(),
+                whole: Interval::default(),
                 measured_s: 0.0,
                 deliveries: 0,
                 errors: 0,
@@ -304,13 +339,20 @@ async fn run_with_target(
             let st = &mut states[slot];
             let iv = tick.interval;
             let secs = (tick.end_ns.saturating_sub(tick.start_ns)) as f64 / 1e9;
+            st.whole.merge(iv);
             if tick.measured {
                 st.measured.merge(iv);
                 st.measured_s += secs;
             }
             st.deliveries += iv.count(Count::Deliveries);
             st.errors += iv.error_total();
-            let per_s = |n: u64| if secs > 0.0 { (n as f64 / secs * 10.0).round() / 10.0 } else { 0.0 };
+            let per_s = |n: u64| {
+                if secs > 0.0 {
+                    (n as f64 / secs * 10.0).round() / 10.0
+                } else {
+                    0.0
+                }
+            };
             let d = iv.hist(Latency::Delivery);
             let row = timeseries::Row {
                 unix_s: (clock.unix_s(tick.end_ns) * 1000.0).round() / 1000.0,
@@ -333,7 +375,9 @@ async fn run_with_target(
                 bytes_received_per_s: per_s(iv.count(Count::BytesReceived)),
                 client_cpu_pct: cpu_now.0,
                 target_cpu_pct: cpu_now.1,
-                target_rss_mb: cpu_now.2.map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+                target_rss_mb: cpu_now
+                    .2
+                    .map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
             };
             if let Err(e) = ts.row(&row) {
                 write_error.get_or_insert(e);
@@ -341,7 +385,12 @@ async fn run_with_target(
             let start = Duration::from_nanos(tick.start_ns);
             let dur = Duration::from_nanos(tick.end_ns.saturating_sub(tick.start_ns));
             for (mi, m) in Latency::ALL.iter().enumerate() {
-                hlog.write(tick.group * Latency::ALL.len() + mi, iv.hist(*m), start, dur);
+                hlog.write(
+                    tick.group * Latency::ALL.len() + mi,
+                    iv.hist(*m),
+                    start,
+                    dur,
+                );
             }
             st.last_status = Some(Status {
                 name: g.name.clone(),
@@ -355,7 +404,10 @@ async fn run_with_target(
                 errors: st.errors,
             });
             if tick.group == last_group {
-                let statuses: Vec<Status> = states.iter().filter_map(|s| s.last_status.clone()).collect();
+                let statuses: Vec<Status> = states
+                    .iter()
+                    .filter_map(|s| s.last_status.clone())
+                    .collect();
                 progress.update(&statuses);
             }
         })
@@ -369,8 +421,11 @@ async fn run_with_target(
                 client.cpu_s / wall * 100.0
             ));
         }
-        for (gp, st) in report.groups.iter().zip(states) {
+        for (gp, mut st) in report.groups.iter().zip(states) {
             let g = &plan.groups[gp.group];
+            for m in [Latency::Connect, Latency::Subscribe, Latency::FirstEvent] {
+                st.measured.hists[m as usize] = st.whole.hists[m as usize].clone();
+            }
             for (kind, detail) in gp.recorder.first_errors() {
                 info.errors.push(ErrorExample {
                     group: g.name.clone(),
@@ -393,13 +448,22 @@ async fn run_with_target(
         let s = |ns: u64| (ns as f64 / 1e6).round() / 1e3;
         info.phases.push(PhaseInfo {
             index: pi,
-            groups: groups.iter().map(|&g| plan.groups[g].name.clone()).collect(),
+            groups: groups
+                .iter()
+                .map(|&g| plan.groups[g].name.clone())
+                .collect(),
             start_s: s(report.start_ns),
             measure_from_s: s(report.measure_from_ns),
             measure_to_s: s(report.measure_to_ns),
             end_s: s(report.end_ns),
             stopped_early: report.stopped_early,
-            published_total: report.publish.log.channels.iter().map(|c| c.sent_ns.len() as u64).sum::<u64>()
+            published_total: report
+                .publish
+                .log
+                .channels
+                .iter()
+                .map(|c| c.sent_ns.len() as u64)
+                .sum::<u64>()
                 - report.publish.errors,
             publish_errors: report.publish.errors,
             publish_p99_ms: pct_ms(&report.publish.latency, 0.99),
@@ -417,11 +481,16 @@ async fn run_with_target(
     let stop = shutdown.reason();
     let lost: u64 = rows.iter().map(|r| r.lost).sum();
     if lost > 0 {
-        info.warnings.push(format!("{lost} events were lost (see the `lost` column)"));
+        info.warnings
+            .push(format!("{lost} events were lost (see the `lost` column)"));
     }
     let (status, code, reason) = match &stop {
         None => ("completed", exit::OK, None),
-        Some(StopReason::Interrupted) => ("interrupted", exit::INTERRUPTED, Some("interrupted (Ctrl-C)".to_string())),
+        Some(StopReason::Interrupted) => (
+            "interrupted",
+            exit::INTERRUPTED,
+            Some("interrupted (Ctrl-C)".to_string()),
+        ),
         Some(StopReason::Fatal(why)) => ("failed", exit::RUNTIME, Some(why.clone())),
     };
     let ended = SystemTime::now();
@@ -450,7 +519,18 @@ pub fn print_table(rows: &[SummaryRow], out: &mut dyn std::io::Write) -> std::io
     writeln!(
         out,
         "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
-        "group", "clients", "published", "delivered", "lost", "p50 ms", "p99 ms", "max ms", "req/deliv", "bytes/del", "cpu s", "errors"
+        "group",
+        "clients",
+        "published",
+        "delivered",
+        "lost",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "req/deliv",
+        "bytes/del",
+        "cpu s",
+        "errors"
     )?;
     for r in rows {
         writeln!(
@@ -464,7 +544,8 @@ pub fn print_table(rows: &[SummaryRow], out: &mut dyn std::io::Write) -> std::io
             f(r.delivery_p50_ms),
             f(r.delivery_p99_ms),
             f(r.delivery_max_ms),
-            r.requests_per_delivery.map_or("-".into(), |v| format!("{v:.2}")),
+            r.requests_per_delivery
+                .map_or("-".into(), |v| format!("{v:.2}")),
             f(r.bytes_per_delivery),
             r.target_cpu_s.map_or("-".into(), |v| format!("{v:.2}")),
             r.errors

@@ -205,7 +205,8 @@ pub fn load(path: &Path, sets: &[String]) -> Result<(Scenario, Source)> {
     if sets.is_empty() {
         return Ok((scenario, source));
     }
-    let mut table: toml::Table = toml::from_str(&source.text).map_err(|e| toml_error(&source, &e))?;
+    let mut table: toml::Table =
+        toml::from_str(&source.text).map_err(|e| toml_error(&source, &e))?;
     for set in sets {
         apply_set(&mut table, set)?;
     }
@@ -254,18 +255,23 @@ fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
     }
     let (last, parents) = segments.split_last().ok_or_else(|| usage("empty path"))?;
     let mut cur = table;
-    for seg in parents {
+    let mut rest = parents.iter();
+    while let Some(seg) = rest.next() {
         let next = cur
             .entry(seg.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = match next {
             toml::Value::Table(t) => t,
             toml::Value::Array(items) => {
-                let idx = find_item(items, segments.iter().position(|s| s == seg), seg)
-                    .ok_or_else(|| usage(&format!("no element `{seg}` in this array")))?;
+                // The next segment selects the element.
+                let sel = rest.next().ok_or_else(|| {
+                    usage(&format!("`{seg}` is a list: name an element and a key"))
+                })?;
+                let idx = find_item(items, sel)
+                    .ok_or_else(|| usage(&format!("`{seg}` has no element `{sel}`")))?;
                 match &mut items[idx] {
                     toml::Value::Table(t) => t,
-                    _ => return Err(usage("array element is not a table")),
+                    _ => return Err(usage("the element is not a table")),
                 }
             }
             _ => return Err(usage(&format!("`{seg}` is not a table"))),
@@ -275,11 +281,11 @@ fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
     Ok(())
 }
 
-fn find_item(items: &[toml::Value], _depth: Option<usize>, seg: &str) -> Option<usize> {
+/// Finds a list element by position, by `name`, or by `transport`.
+fn find_item(items: &[toml::Value], seg: &str) -> Option<usize> {
     if let Ok(i) = seg.parse::<usize>() {
         return (i < items.len()).then_some(i);
     }
-    // By name first, then by transport (the default name).
     let by = |key: &str| {
         items
             .iter()

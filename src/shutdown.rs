@@ -39,7 +39,10 @@ impl Shutdown {
 
     /// Why the run stopped, if it did.
     pub fn reason(&self) -> Option<StopReason> {
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// True once stopped.

@@ -82,11 +82,15 @@ impl Sink for ClientSink<'_> {
     fn connected(&mut self, tcp: Duration) {
         self.open_conns += 1;
         self.shared.recorder.add_connections(1);
-        self.shared.recorder.with(|i| i.record(Latency::Connect, tcp));
+        self.shared
+            .recorder
+            .with(|i| i.record(Latency::Connect, tcp));
     }
 
     fn subscribed(&mut self, took: Duration) {
-        self.shared.recorder.with(|i| i.record(Latency::Subscribe, took));
+        self.shared
+            .recorder
+            .with(|i| i.record(Latency::Subscribe, took));
     }
 
     fn disconnected(&mut self) {
@@ -98,9 +102,10 @@ impl Sink for ClientSink<'_> {
 
     fn message(&mut self, payload: &[u8], at: Instant) {
         let Some(env) = Envelope::decode(payload) else {
-            self.shared
-                .recorder
-                .error(ErrorKind::Protocol, "a message that is not a stampede envelope");
+            self.shared.recorder.error(
+                ErrorKind::Protocol,
+                "a message that is not a stampede envelope",
+            );
             return;
         };
         if env.channel != self.ledger.channel {
@@ -138,7 +143,9 @@ impl Sink for ClientSink<'_> {
     }
 
     fn server_timeout(&mut self) {
-        self.shared.recorder.with(|i| i.add(Count::ServerTimeouts, 1));
+        self.shared
+            .recorder
+            .with(|i| i.add(Count::ServerTimeouts, 1));
     }
 
     fn fault(&mut self, fault: Fault) {
@@ -151,7 +158,10 @@ enum Wake<T> {
     Ready(T),
 }
 
-async fn or_cancel<T>(cancel: &CancellationToken, fut: impl std::future::Future<Output = T>) -> Wake<T> {
+async fn or_cancel<T>(
+    cancel: &CancellationToken,
+    fut: impl std::future::Future<Output = T>,
+) -> Wake<T> {
     tokio::select! {
         biased;
         _ = cancel.cancelled() => Wake::Cancelled,
@@ -160,9 +170,15 @@ async fn or_cancel<T>(cancel: &CancellationToken, fut: impl std::future::Future<
 }
 
 /// Runs one client until `cancel`, then hands its ledger to the group.
-pub async fn run<T: Transport>(spec: ClientSpec, shared: Arc<GroupShared>, cancel: CancellationToken) {
+pub async fn run<T: Transport>(
+    spec: ClientSpec,
+    shared: Arc<GroupShared>,
+    cancel: CancellationToken,
+) {
     let clock = shared.clock;
-    if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep_until(spec.start_at.into())).await {
+    if let Wake::Cancelled =
+        or_cancel(&cancel, tokio::time::sleep_until(spec.start_at.into())).await
+    {
         return;
     }
     let io = Arc::new(IoCounters::default());
@@ -181,7 +197,11 @@ pub async fn run<T: Transport>(spec: ClientSpec, shared: Arc<GroupShared>, cance
     let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
     'client: loop {
-        let opened = or_cancel(&cancel, T::open(&spec.session, &io, cursor.clone(), &mut sink)).await;
+        let opened = or_cancel(
+            &cancel,
+            T::open(&spec.session, &io, cursor.clone(), &mut sink),
+        )
+        .await;
         sink.flush_io(&io);
         let mut session = match opened {
             Wake::Cancelled => break 'client,
@@ -193,7 +213,12 @@ pub async fn run<T: Transport>(spec: ClientSpec, shared: Arc<GroupShared>, cance
                 if failures > spec.reconnect.max_attempts {
                     break 'client;
                 }
-                if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(backoff(&spec.reconnect, failures, None))).await {
+                if let Wake::Cancelled = or_cancel(
+                    &cancel,
+                    tokio::time::sleep(backoff(&spec.reconnect, failures, None)),
+                )
+                .await
+                {
                     break 'client;
                 }
                 continue;
@@ -209,7 +234,9 @@ pub async fn run<T: Transport>(spec: ClientSpec, shared: Arc<GroupShared>, cance
             let intended = match pacer.as_mut() {
                 Some(p) => {
                     let at = p.next_at();
-                    if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep_until(at.into())).await {
+                    if let Wake::Cancelled =
+                        or_cancel(&cancel, tokio::time::sleep_until(at.into())).await
+                    {
                         session.close().await;
                         break 'client;
                     }
@@ -290,6 +317,9 @@ mod tests {
         assert_eq!(backoff(&p, 1, None), Duration::from_millis(100));
         assert_eq!(backoff(&p, 3, None), Duration::from_millis(400));
         assert_eq!(backoff(&p, 30, None), Duration::from_secs(1));
-        assert_eq!(backoff(&p, 1, Some(Duration::from_millis(10))), Duration::from_millis(10));
+        assert_eq!(
+            backoff(&p, 1, Some(Duration::from_millis(10))),
+            Duration::from_millis(10)
+        );
     }
 }

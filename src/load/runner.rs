@@ -15,11 +15,13 @@ use crate::clock::Clock;
 use crate::metrics::{GroupRecorder, Interval, PublishLog, Tally};
 use crate::plan::{GroupPlan, Plan};
 use crate::publish::{self, PublishReport, PublishSpec};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, StopReason};
 use crate::transport::{KindVisitor, SessionSpec, Transport};
 
 /// How long clients get to close politely when a phase ends.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
+/// Longest drain after Ctrl-C (a second Ctrl-C exits at once anyway).
+const INTERRUPT_DRAIN: Duration = Duration::from_secs(2);
 
 /// One phase to run.
 #[derive(Debug, Clone)]
@@ -128,8 +130,11 @@ impl KindVisitor for Spawner<'_> {
                 poll_offset: g.interval.map_or(Duration::ZERO, |p| p.mul_f64(frac)),
                 reconnect: g.reconnect.clone(),
             };
-            self.tasks
-                .spawn(client::run::<T>(spec, self.shared.clone(), self.cancel.clone()));
+            self.tasks.spawn(client::run::<T>(
+                spec,
+                self.shared.clone(),
+                self.cancel.clone(),
+            ));
         }
     }
 }
@@ -148,8 +153,10 @@ pub async fn run_phase(
     let publish_until = measure_from + plan.duration;
     let drain_until = publish_until + plan.drain;
 
-    let phase_token = shutdown.token().child_token();
-    let publish_stop = phase_token.child_token();
+    // Independent of the run's shutdown token: on Ctrl-C clients keep
+    // receiving for a short drain while publishing stops at once.
+    let clients_token = tokio_util::sync::CancellationToken::new();
+    let publish_stop = shutdown.token().child_token();
     let publisher = tokio::spawn(publish::run(
         PublishSpec {
             addr: spec.addr,
@@ -179,7 +186,7 @@ pub async fn run_phase(
             spec,
             plan,
             shared: s.clone(),
-            cancel: phase_token.clone(),
+            cancel: clients_token.clone(),
             start,
             tasks: &mut tasks,
         });
@@ -218,7 +225,7 @@ pub async fn run_phase(
     let mut stopped_early = false;
     for b in boundaries {
         tokio::select! {
-            _ = phase_token.cancelled() => { stopped_early = true; break; }
+            _ = shutdown.token().cancelled() => { stopped_early = true; break; }
             _ = tokio::time::sleep_until(b.into()) => {}
         }
         collect(last, b, &mut on_tick);
@@ -228,6 +235,10 @@ pub async fn run_phase(
 
     // Stop publishing (if still going), then the clients.
     publish_stop.cancel();
+    if stopped_early && shutdown.reason() == Some(StopReason::Interrupted) {
+        // Let events already published arrive before the clients stop.
+        tokio::time::sleep(plan.drain.min(INTERRUPT_DRAIN)).await;
+    }
     let publish = match publisher.await {
         Ok(r) => r,
         Err(_) => PublishReport {
@@ -237,7 +248,7 @@ pub async fn run_phase(
             first_error: Some("publisher task failed".into()),
         },
     };
-    phase_token.cancel();
+    clients_token.cancel();
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         while tasks.join_next().await.is_some() {}
     })
@@ -250,10 +261,9 @@ pub async fn run_phase(
         collect(last, end, &mut on_tick);
     }
 
-    // When cut short, events published in the last drain period had no time
-    // to arrive: they are not counted as lost.
+    // When cut short, publishing stopped at `stopped_at`.
     let measure_to = if stopped_early {
-        publish_until.min(stopped_at.checked_sub(plan.drain).unwrap_or(start))
+        publish_until.min(stopped_at)
     } else {
         publish_until
     };

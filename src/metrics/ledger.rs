@@ -176,7 +176,12 @@ impl Ledger {
             }
             let a = ch.sent_ns.partition_point(|&s| s < lo) as u64;
             let b = ch.sent_ns.partition_point(|&s| s < hi) as u64;
-            let failed_in: Vec<u64> = ch.failed.iter().copied().filter(|s| (a..b).contains(s)).collect();
+            let failed_in: Vec<u64> = ch
+                .failed
+                .iter()
+                .copied()
+                .filter(|s| (a..b).contains(s))
+                .collect();
             let expected = (b - a) - failed_in.len() as u64;
             let got = self.seen.count_in(a, b)
                 - failed_in.iter().filter(|s| self.seen.contains(**s)).count() as u64;

@@ -27,6 +27,8 @@ pub fn sample(pid: Option<i32>) -> Option<ProcSample> {
 }
 
 /// Soft and hard open-file limits after lifting the soft one to the hard one.
+// rlim_t is u64 on Linux but not everywhere.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_nofile_limit() -> (u64, u64) {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {

@@ -192,7 +192,9 @@ impl GroupRecorder {
     /// A recorder with `shards` shards (one per worker thread is enough).
     pub fn new(shards: usize) -> Self {
         GroupRecorder {
-            shards: (0..shards.max(1)).map(|_| Mutex::new(Interval::default())).collect(),
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(Interval::default()))
+                .collect(),
             connections: AtomicI64::new(0),
             first_errors: Mutex::new(vec![None; ErrorKind::ALL.len()]),
         }
@@ -263,7 +265,10 @@ mod tests {
         assert_eq!(i.hist(Latency::Delivery).len(), 2);
         assert_eq!(i.count(Count::Deliveries), 1);
         assert_eq!(i.count(Count::Overflows), 1);
-        assert_eq!(i.hist(Latency::Delivery).max(), i.hist(Latency::Delivery).highest_equivalent(MAX_US));
+        assert_eq!(
+            i.hist(Latency::Delivery).max(),
+            i.hist(Latency::Delivery).highest_equivalent(MAX_US)
+        );
         assert_eq!(r.take().hist(Latency::Delivery).len(), 0);
     }
 }

@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry,
+};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
@@ -71,7 +73,9 @@ impl HlogWriter {
     fn close(&mut self) -> io::Result<()> {
         self.tx.take();
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("hlog writer panicked"))),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("hlog writer panicked"))),
             None => Ok(()),
         }
     }
@@ -83,8 +87,13 @@ impl Drop for HlogWriter {
     }
 }
 
-fn write_loop(mut files: Vec<File>, rx: mpsc::Receiver<Msg>, start_time: SystemTime) -> io::Result<()> {
-    let mut serializers: Vec<V2DeflateSerializer> = files.iter().map(|_| V2DeflateSerializer::new()).collect();
+fn write_loop(
+    mut files: Vec<File>,
+    rx: mpsc::Receiver<Msg>,
+    start_time: SystemTime,
+) -> io::Result<()> {
+    let mut serializers: Vec<V2DeflateSerializer> =
+        files.iter().map(|_| V2DeflateSerializer::new()).collect();
     let mut builder = IntervalLogWriterBuilder::new();
     builder
         .add_comment("[Logged with stampede; values are microseconds: HistogramLogProcessor -outputValueUnitRatio 1000 gives ms]")
@@ -132,7 +141,8 @@ pub fn read(path: &Path) -> io::Result<Vec<LoggedInterval>> {
     let mut out = Vec::new();
     let mut de = Deserializer::new();
     for entry in IntervalLogIterator::new(&bytes) {
-        let entry = entry.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+        let entry =
+            entry.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
         if let LogEntry::Interval(ilh) = entry {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(ilh.encoded_histogram())

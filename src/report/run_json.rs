@@ -110,7 +110,8 @@ impl RunInfo {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join("run.json");
         let tmp = dir.join(".run.json.tmp");
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::output(&path, e.into()))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| Error::output(&path, e.into()))?;
         std::fs::write(&tmp, text + "\n").map_err(|e| Error::output(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
     }

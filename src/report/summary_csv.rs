@@ -24,5 +24,7 @@ pub fn read(dir: &Path) -> Result<Vec<SummaryRow>> {
         message: e.to_string(),
     };
     let mut r = csv::Reader::from_path(&path).map_err(err)?;
-    r.deserialize().collect::<std::result::Result<Vec<SummaryRow>, _>>().map_err(err)
+    r.deserialize()
+        .collect::<std::result::Result<Vec<SummaryRow>, _>>()
+        .map_err(err)
 }

@@ -79,7 +79,10 @@ impl Channel {
 
     /// Backlog after `after` (or nothing, if `None`: start at the newest)
     /// plus a live receiver that continues exactly where the backlog ends.
-    pub fn subscribe_after(&self, after: Option<u64>) -> (Vec<Event>, u64, broadcast::Receiver<Event>) {
+    pub fn subscribe_after(
+        &self,
+        after: Option<u64>,
+    ) -> (Vec<Event>, u64, broadcast::Receiver<Event>) {
         let backlog = self.lock();
         let rx = self.live.subscribe();
         let (events, missing) = match after {

@@ -48,7 +48,10 @@ pub async fn serve(listener: TcpListener, hub: Arc<hub::Hub>, stop: Cancellation
     // Streams never end by themselves: give graceful shutdown a moment,
     // then cut the rest.
     let abort = task.abort_handle();
-    if tokio::time::timeout(Duration::from_millis(500), task).await.is_err() {
+    if tokio::time::timeout(Duration::from_millis(500), task)
+        .await
+        .is_err()
+    {
         abort.abort();
     }
 }

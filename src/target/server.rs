@@ -72,7 +72,11 @@ async fn stall(State(hub): State<Arc<Hub>>, Query(q): Query<Cursor>) -> impl Int
     StatusCode::NO_CONTENT
 }
 
-async fn publish(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, body: Bytes) -> impl IntoResponse {
+async fn publish(
+    State(hub): State<Arc<Hub>>,
+    Path(ch): Path<String>,
+    body: Bytes,
+) -> impl IntoResponse {
     hub.stall().await;
     let id = hub.channel(&ch).publish(body);
     hub.stats.published.fetch_add(1, Ordering::Relaxed);
@@ -95,14 +99,21 @@ fn events_response(hub: &Hub, events: Vec<Event>) -> Response {
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/plain".to_string()),
-            (header::HeaderName::from_static("x-cursor"), cursor.to_string()),
+            (
+                header::HeaderName::from_static("x-cursor"),
+                cursor.to_string(),
+            ),
         ],
         body,
     )
         .into_response()
 }
 
-async fn poll(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, Query(q): Query<Cursor>) -> Response {
+async fn poll(
+    State(hub): State<Arc<Hub>>,
+    Path(ch): Path<String>,
+    Query(q): Query<Cursor>,
+) -> Response {
     hub.stall().await;
     let channel = hub.channel(&ch);
     let Some(after) = q.after else {
@@ -117,7 +128,11 @@ async fn poll(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, Query(q): Que
     events_response(&hub, events)
 }
 
-async fn long_poll(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, Query(q): Query<Cursor>) -> Response {
+async fn long_poll(
+    State(hub): State<Arc<Hub>>,
+    Path(ch): Path<String>,
+    Query(q): Query<Cursor>,
+) -> Response {
     hub.stall().await;
     let channel = hub.channel(&ch);
     let Some(after) = q.after else {
@@ -137,7 +152,11 @@ async fn long_poll(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, Query(q)
 }
 
 /// Backlog first, then live events; lagging counts as dropped.
-fn live_stream(hub: Arc<Hub>, backlog: Vec<Event>, rx: broadcast::Receiver<Event>) -> impl Stream<Item = Event> + Send {
+fn live_stream(
+    hub: Arc<Hub>,
+    backlog: Vec<Event>,
+    rx: broadcast::Receiver<Event>,
+) -> impl Stream<Item = Event> + Send {
     let last = backlog.last().map(|e| e.id);
     stream::unfold(
         (hub, VecDeque::from(backlog), rx, last),
@@ -194,7 +213,11 @@ async fn sse(
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-async fn ndjson(State(hub): State<Arc<Hub>>, Path(ch): Path<String>, Query(q): Query<Cursor>) -> Response {
+async fn ndjson(
+    State(hub): State<Arc<Hub>>,
+    Path(ch): Path<String>,
+    Query(q): Query<Cursor>,
+) -> Response {
     hub.stall().await;
     let events = subscribe(&hub, &ch, q.after);
     let lines = futures_util::StreamExt::map(events, |ev| {
@@ -231,7 +254,10 @@ async fn ws(
     small_buffers(upgrade).on_upgrade(move |socket| ws_session(socket, Box::pin(events)))
 }
 
-async fn ws_session(mut socket: WebSocket, mut events: std::pin::Pin<Box<dyn Stream<Item = Event> + Send>>) {
+async fn ws_session(
+    mut socket: WebSocket,
+    mut events: std::pin::Pin<Box<dyn Stream<Item = Event> + Send>>,
+) {
     use futures_util::StreamExt;
     loop {
         tokio::select! {

@@ -34,7 +34,11 @@ impl Drop for Conn {
 
 impl Conn {
     /// Connects (reporting TCP connect time to the sink) and handshakes.
-    pub async fn open<S: Sink>(spec: &SessionSpec, io: &Arc<IoCounters>, sink: &mut S) -> Result<Self, Fault> {
+    pub async fn open<S: Sink>(
+        spec: &SessionSpec,
+        io: &Arc<IoCounters>,
+        sink: &mut S,
+    ) -> Result<Self, Fault> {
         let (tcp, took) = net::connect(spec.addr, spec.connect_timeout).await?;
         sink.connected(took);
         let stream = TokioIo::new(Counting::new(tcp, io.clone()));
@@ -68,10 +72,7 @@ impl Conn {
             .body(Empty::new())
             .map_err(|e| Fault::new(ErrorKind::Other, format!("bad request: {e}")))?;
         tokio::time::timeout(timeout, async {
-            self.sender
-                .ready()
-                .await
-                .map_err(Fault::from)?;
+            self.sender.ready().await.map_err(Fault::from)?;
             self.sender.send_request(req).await.map_err(Fault::from)
         })
         .await
@@ -159,7 +160,9 @@ impl CursorPoller {
         sink: &mut S,
         report: bool,
     ) -> Result<PollOutcome, Fault> {
-        let result = self.exchange_inner(spec, io, extra_query, intended, sink, report).await;
+        let result = self
+            .exchange_inner(spec, io, extra_query, intended, sink, report)
+            .await;
         if result.is_err() || !spec.params.keep_alive {
             // A failed or one-shot connection is not reused.
             if self.conn.take().is_some() {
@@ -229,12 +232,18 @@ impl CursorPoller {
             }
         };
         match next_cursor {
-            Some(c) if c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'-') => {
+            Some(c)
+                if c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'-') =>
+            {
                 self.cursor = Some(c)
             }
             Some(_) => return Err(Fault::new(ErrorKind::Protocol, "malformed X-Cursor header")),
             None if self.cursor.is_none() => {
-                return Err(Fault::new(ErrorKind::Protocol, "poll response without X-Cursor"))
+                return Err(Fault::new(
+                    ErrorKind::Protocol,
+                    "poll response without X-Cursor",
+                ))
             }
             None => {}
         }

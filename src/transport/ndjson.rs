@@ -79,7 +79,10 @@ impl Transport for Ndjson {
                         sink.message(l.data.as_bytes(), at);
                         any = true;
                     }
-                    Err(e) => sink.fault(Fault::new(ErrorKind::Protocol, format!("bad NDJSON line: {e}"))),
+                    Err(e) => sink.fault(Fault::new(
+                        ErrorKind::Protocol,
+                        format!("bad NDJSON line: {e}"),
+                    )),
                 }
             }
             if self.buf.len() > MAX_LINE {

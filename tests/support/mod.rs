@@ -1,0 +1,118 @@
+//! Test helpers: in-process reference targets on 127.0.0.1:0, plans from
+//! scenario text, and runs through the library API.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use stampede::metrics::summary::SummaryRow;
+use stampede::plan::{self, Plan};
+use stampede::progress::Display;
+use stampede::run::{self, RunOptions, RunOutcome};
+use stampede::scenario::{self, Source};
+use stampede::shutdown::Shutdown;
+use stampede::target::{self, hub::Hub};
+use tokio_util::sync::CancellationToken;
+
+/// A reference target served by this test process.
+pub struct InProcess {
+    pub url: String,
+    pub hub: Arc<Hub>,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl InProcess {
+    pub async fn start() -> InProcess {
+        let listener = target::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hub = Arc::new(Hub::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(target::serve(listener, hub.clone(), stop.clone()));
+        InProcess {
+            url,
+            hub,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Parses scenario text into a plan.
+pub fn plan(text: &str) -> Plan {
+    let src = Source {
+        path: "test.toml".into(),
+        text: text.into(),
+        overridden: false,
+    };
+    let sc = scenario::parse(&src).unwrap_or_else(|e| panic!("scenario: {e}"));
+    plan::build(&sc, &src, &plan::Overrides::default()).unwrap_or_else(|e| panic!("plan: {e}"))
+}
+
+/// The stampede binary Cargo built for these tests.
+pub fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stampede"))
+}
+
+/// Runs a plan quietly into `dir`.
+pub async fn run_plan(plan: Plan, dir: &Path, shutdown: Shutdown) -> RunOutcome {
+    run::run(
+        plan,
+        RunOptions {
+            scenario_file: "test.toml".into(),
+            out: Some(dir.to_path_buf()),
+            results_root: dir.to_path_buf(),
+            builtin_exe: Some(exe()),
+            display: Display::Quiet,
+        },
+        shutdown,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("run failed: {e}"))
+}
+
+/// A fresh temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "stampede-test-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn row<'a>(rows: &'a [SummaryRow], group: &str) -> &'a SummaryRow {
+    rows.iter()
+        .find(|r| r.group == group)
+        .unwrap_or_else(|| panic!("no row {group} in {rows:?}"))
+}
