@@ -127,7 +127,6 @@ struct GroupState {
     /// Every interval of the phase: connects and first events happen
     /// during ramp-up, before the measured window.
     whole: Interval,
-    measured_s: f64,
     deliveries: u64,
     errors: u64,
     last_status: Option<Status>,
@@ -317,7 +316,6 @@ async fn run_with_target(
             .map(|_| GroupState {
                 measured: Interval::default(),
                 whole: Interval::default(),
-                measured_s: 0.0,
                 deliveries: 0,
                 errors: 0,
                 last_status: None,
@@ -342,7 +340,6 @@ async fn run_with_target(
             st.whole.merge(iv);
             if tick.measured {
                 st.measured.merge(iv);
-                st.measured_s += secs;
             }
             st.deliveries += iv.count(Count::Deliveries);
             st.errors += iv.error_total();
@@ -440,7 +437,7 @@ async fn run_with_target(
                 published: gp.published,
                 tally: gp.tally,
                 measured: st.measured,
-                measured_s: st.measured_s,
+                measured_s: (report.measure_to_ns - report.measure_from_ns) as f64 / 1e9,
                 client,
                 target: target_use,
             });

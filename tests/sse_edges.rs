@@ -3,78 +3,15 @@
 //! WHATWG rules: multi-line data, ids, retry, comments, CR / LF / CRLF line
 //! ends, a BOM, events split across chunks.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stampede::fault::Fault;
 use stampede::net::IoCounters;
 use stampede::transport::sse::Sse;
-use stampede::transport::{Params, SessionSpec, Sink, Step, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-#[derive(Default)]
-struct Collect {
-    messages: Vec<String>,
-    faults: Vec<Fault>,
-}
-
-impl Sink for Collect {
-    fn connected(&mut self, _: Duration) {}
-    fn subscribed(&mut self, _: Duration) {}
-    fn disconnected(&mut self) {}
-    fn message(&mut self, payload: &[u8], _: Instant) {
-        self.messages
-            .push(String::from_utf8_lossy(payload).into_owned());
-    }
-    fn request(&mut self, _: Instant, _: Instant, _: bool) {}
-    fn server_timeout(&mut self) {}
-    fn fault(&mut self, f: Fault) {
-        self.faults.push(f);
-    }
-}
-
-/// Serves one connection: reads the request head, answers with `head` and
-/// then writes `chunks` with short pauses so they arrive separately.
-async fn one_shot(
-    head: &'static str,
-    chunks: Vec<&'static [u8]>,
-) -> (SessionSpec, tokio::task::JoinHandle<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut req = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = s.read(&mut buf).await.unwrap();
-            if n == 0 {
-                break;
-            }
-            req.extend_from_slice(&buf[..n]);
-        }
-        s.write_all(head.as_bytes()).await.unwrap();
-        for c in chunks {
-            s.write_all(c).await.unwrap();
-            s.flush().await.unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        String::from_utf8_lossy(&req).into_owned()
-    });
-    let spec = SessionSpec {
-        addr,
-        authority: addr.to_string(),
-        path: "/sse/x".into(),
-        params: Params {
-            keep_alive: true,
-            hold_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(5),
-            ping_interval: None,
-        },
-        connect_timeout: Duration::from_secs(2),
-    };
-    (spec, task)
-}
+use stampede::transport::{SessionSpec, Step, Transport};
+use support::raw::{one_shot, Collect};
 
 const HEAD: &str =
     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
@@ -102,6 +39,7 @@ async fn drain(
 #[tokio::test]
 async fn whatwg_line_endings_fields_and_chunking() {
     let (spec, server) = one_shot(
+        "/sse/x",
         HEAD,
         vec![
             b"\xEF\xBB\xBF: comment first\n",
@@ -146,6 +84,7 @@ async fn whatwg_line_endings_fields_and_chunking() {
 #[tokio::test]
 async fn wrong_content_type_is_a_protocol_fault() {
     let (spec, _server) = one_shot(
+        "/sse/x",
         "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\n",
         vec![b"hi"],
     )
@@ -162,6 +101,7 @@ async fn wrong_content_type_is_a_protocol_fault() {
 #[tokio::test]
 async fn garbage_bytes_never_panic() {
     let (spec, _server) = one_shot(
+        "/sse/x",
         HEAD,
         vec![
             b"\xff\xfe\x00garbage\r\n\r\n:\n\n\n",

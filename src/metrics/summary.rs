@@ -34,7 +34,7 @@ pub struct GroupResult {
     pub tally: Tally,
     /// Sum of the measured intervals.
     pub measured: Interval,
-    /// Length of the measured window in seconds.
+    /// Length of the measured publish window (the hold) in seconds.
     pub measured_s: f64,
     /// stampede's own cost while the group ran.
     pub client: Resources,
@@ -150,7 +150,7 @@ impl GroupResult {
             bytes_received: recv,
             bytes_per_delivery: ratio(sent + recv, delivered),
             deliveries_per_s: if self.measured_s > 0.0 {
-                round3(m.count(Count::Deliveries) as f64 / self.measured_s)
+                round3(delivered as f64 / self.measured_s)
             } else {
                 0.0
             },

@@ -2,6 +2,8 @@
 //! scenario text, and runs through the library API.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -1,0 +1,105 @@
+//! Hostile peers: garbage lines, garbage frames, broken HTTP. Each transport
+//! must report a fault (or skip the bad part) and never panic.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use stampede::fault::ErrorKind;
+use stampede::net::IoCounters;
+use stampede::transport::long_poll::LongPoll;
+use stampede::transport::ndjson::Ndjson;
+use stampede::transport::poll::Poll;
+use stampede::transport::websocket::WebSocket;
+use stampede::transport::{Step, Transport};
+use support::raw::{one_shot, Collect};
+
+/// Opens `T` and reads until the session ends or fails; returns what the
+/// sink saw plus the open error, if any.
+async fn exercise<T: Transport>(
+    path: &str,
+    head: &'static str,
+    chunks: Vec<&'static [u8]>,
+) -> (Collect, Option<ErrorKind>) {
+    let (spec, _server) = one_shot(path, head, chunks).await;
+    let mut sink = Collect::default();
+    let io = Arc::new(IoCounters::default());
+    let mut s = match T::open(&spec, &io, None, &mut sink).await {
+        Ok(s) => s,
+        Err(f) => return (sink, Some(f.kind)),
+    };
+    for _ in 0..20 {
+        match s.next(Instant::now(), &mut sink).await {
+            Ok(Step::Continue) => {}
+            Ok(Step::Ended) => return (sink, None),
+            Err(f) => return (sink, Some(f.kind)),
+        }
+    }
+    (sink, None)
+}
+
+const NDJSON: &str =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n";
+
+#[tokio::test]
+async fn ndjson_skips_bad_lines_and_keeps_good_ones() {
+    let (sink, err) = exercise::<Ndjson>(
+        "/stream/x",
+        NDJSON,
+        vec![
+            b"{\"id\":1,\"data\":\"one\"}\nnot json\n",
+            b"{\"id\":\"x\"}\n\xff\xfe\n{\"id\":2,\"da",
+            b"ta\":\"two\"}\n",
+        ],
+    )
+    .await;
+    assert_eq!(err, None);
+    assert_eq!(sink.messages, vec!["one", "two"]);
+    assert_eq!(sink.faults.len(), 3, "{:?}", sink.faults);
+    assert!(sink.faults.iter().all(|f| f.kind == ErrorKind::Protocol));
+}
+
+#[tokio::test]
+async fn websocket_rejects_a_bad_handshake_and_bad_frames() {
+    // Not a 101: a status fault.
+    let (_, err) = exercise::<WebSocket>(
+        "/ws/x",
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        vec![],
+    )
+    .await;
+    assert_eq!(err, Some(ErrorKind::Status));
+    // A 101 without a valid accept key: a protocol fault.
+    let (_, err) = exercise::<WebSocket>(
+        "/ws/x",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bogus\r\n\r\n",
+        vec![],
+    )
+    .await;
+    assert_eq!(err, Some(ErrorKind::Protocol));
+}
+
+#[tokio::test]
+async fn polling_reports_bad_status_and_bad_http() {
+    let (_, err) = exercise::<Poll>(
+        "/poll/x",
+        "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+        vec![],
+    )
+    .await;
+    assert_eq!(err, Some(ErrorKind::Status));
+    let (_, err) = exercise::<LongPoll>("/lp/x", "NOT HTTP AT ALL\r\n\r\n", vec![]).await;
+    assert_eq!(err, Some(ErrorKind::Protocol));
+    // A head response without a cursor cannot start a subscription.
+    let (_, err) = exercise::<Poll>("/poll/x", "HTTP/1.1 204 No Content\r\n\r\n", vec![]).await;
+    assert_eq!(err, Some(ErrorKind::Protocol));
+    // Connection closed mid-body.
+    let (_, err) = exercise::<Poll>(
+        "/poll/x",
+        "HTTP/1.1 200 OK\r\nX-Cursor: 1\r\nContent-Length: 100\r\n\r\nshort",
+        vec![],
+    )
+    .await;
+    assert_eq!(err, Some(ErrorKind::Reset));
+}

@@ -1,0 +1,73 @@
+//! A raw TCP peer that answers one connection with exactly the bytes given,
+//! and a sink that collects what a transport reports.
+
+use std::time::{Duration, Instant};
+
+use stampede::fault::Fault;
+use stampede::transport::{Params, SessionSpec, Sink};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[derive(Default)]
+pub struct Collect {
+    pub messages: Vec<String>,
+    pub faults: Vec<Fault>,
+}
+
+impl Sink for Collect {
+    fn connected(&mut self, _: Duration) {}
+    fn subscribed(&mut self, _: Duration) {}
+    fn disconnected(&mut self) {}
+    fn message(&mut self, payload: &[u8], _: Instant) {
+        self.messages
+            .push(String::from_utf8_lossy(payload).into_owned());
+    }
+    fn request(&mut self, _: Instant, _: Instant, _: bool) {}
+    fn server_timeout(&mut self) {}
+    fn fault(&mut self, f: Fault) {
+        self.faults.push(f);
+    }
+}
+
+/// Serves one connection: reads the request head, answers with `head` and
+/// then writes `chunks` with short pauses so they arrive separately.
+pub async fn one_shot(
+    path: &str,
+    head: &'static str,
+    chunks: Vec<&'static [u8]>,
+) -> (SessionSpec, tokio::task::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            req.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(head.as_bytes()).await.unwrap();
+        for c in chunks {
+            s.write_all(c).await.unwrap();
+            s.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        String::from_utf8_lossy(&req).into_owned()
+    });
+    let spec = SessionSpec {
+        addr,
+        authority: addr.to_string(),
+        path: path.into(),
+        params: Params {
+            keep_alive: true,
+            hold_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(5),
+            ping_interval: None,
+        },
+        connect_timeout: Duration::from_secs(2),
+    };
+    (spec, task)
+}
