@@ -526,7 +526,7 @@ pub fn print_table(rows: &[SummaryRow], out: &mut dyn std::io::Write) -> std::io
         "max ms",
         "req/deliv",
         "bytes/del",
-        "cpu s",
+        "tgt cpu s",
         "errors"
     )?;
     for r in rows {

@@ -82,6 +82,21 @@ fn an_unreachable_target_exits_3() {
     );
 }
 
+/// Starts a 30 s run in the background and waits until its run.json exists.
+fn start_long_run(dir: &TempDir, out_dir: &std::path::Path) -> (std::process::Child, RunInfo) {
+    let child = Command::new(exe())
+        .arg("run")
+        .arg(scenario(dir, "30s"))
+        .args(["--quiet", "--out"])
+        .arg(out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let info = wait_for_run_json(out_dir);
+    (child, info)
+}
+
 fn wait_for_run_json(dir: &std::path::Path) -> RunInfo {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -97,16 +112,7 @@ fn wait_for_run_json(dir: &std::path::Path) -> RunInfo {
 fn ctrl_c_writes_partial_results_and_exits_130() {
     let dir = TempDir::new("cli-sigint");
     let out_dir = dir.path().join("run");
-    let child = Command::new(exe())
-        .arg("run")
-        .arg(scenario(&dir, "30s"))
-        .args(["--quiet", "--out"])
-        .arg(&out_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let info = wait_for_run_json(&out_dir);
+    let (child, info) = start_long_run(&dir, &out_dir);
     let target_pid = info.target.pid.expect("built-in target pid");
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: sending a signal to our own child.
@@ -151,16 +157,7 @@ fn is_zombie(pid: i32) -> bool {
 fn a_target_that_dies_mid_run_ends_the_run_with_exit_3() {
     let dir = TempDir::new("cli-target-dies");
     let out_dir = dir.path().join("run");
-    let child = Command::new(exe())
-        .arg("run")
-        .arg(scenario(&dir, "30s"))
-        .args(["--quiet", "--out"])
-        .arg(&out_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let info = wait_for_run_json(&out_dir);
+    let (child, info) = start_long_run(&dir, &out_dir);
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: killing the target process the run started.
     unsafe { libc::kill(info.target.pid.unwrap(), libc::SIGKILL) };

@@ -114,18 +114,7 @@ async fn poll(
     Path(ch): Path<String>,
     Query(q): Query<Cursor>,
 ) -> Response {
-    hub.stall().await;
-    let channel = hub.channel(&ch);
-    let Some(after) = q.after else {
-        hub.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
-        return no_content(channel.head());
-    };
-    let (events, missing) = channel.after(after);
-    hub.dropped(missing);
-    if events.is_empty() {
-        return no_content(after);
-    }
-    events_response(&hub, events)
+    cursor_read(&hub, &ch, q.after, None).await
 }
 
 async fn long_poll(
@@ -133,22 +122,30 @@ async fn long_poll(
     Path(ch): Path<String>,
     Query(q): Query<Cursor>,
 ) -> Response {
+    let hold = Duration::from_millis(q.timeout_ms.unwrap_or(30_000)).min(MAX_HOLD);
+    cursor_read(&hub, &ch, q.after, Some(hold)).await
+}
+
+/// Both polling kinds: no cursor subscribes (answers the head cursor);
+/// with one, answers what is newer, waiting up to `hold` for it if given.
+async fn cursor_read(hub: &Hub, ch: &str, after: Option<u64>, hold: Option<Duration>) -> Response {
     hub.stall().await;
-    let channel = hub.channel(&ch);
-    let Some(after) = q.after else {
+    let channel = hub.channel(ch);
+    let Some(after) = after else {
         hub.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
         return no_content(channel.head());
     };
-    let hold = Duration::from_millis(q.timeout_ms.unwrap_or(30_000)).min(MAX_HOLD);
-    if channel.head() <= after && !channel.wait_after(after, hold).await {
-        return no_content(after);
+    if let Some(hold) = hold {
+        if channel.head() <= after && !channel.wait_after(after, hold).await {
+            return no_content(after);
+        }
     }
     let (events, missing) = channel.after(after);
     hub.dropped(missing);
     if events.is_empty() {
         return no_content(after);
     }
-    events_response(&hub, events)
+    events_response(hub, events)
 }
 
 /// Backlog first, then live events; lagging counts as dropped.
