@@ -25,8 +25,11 @@ use crate::metrics::ledger::{ChannelLog, PublishLog};
 use crate::metrics::recorder::new_histogram;
 use crate::shutdown::{Shutdown, StopReason};
 
-/// After this long without one successful publish, the target is gone.
-const DEAD_AFTER: Duration = Duration::from_secs(3);
+/// The target is declared gone after this long without a successful publish
+/// *and* `DEAD_FAILURES` failures in a row: longer than one publish timeout,
+/// so one slow answer (a stall) is a sample, not a verdict.
+const DEAD_AFTER: Duration = Duration::from_secs(12);
+const DEAD_FAILURES: u32 = 3;
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What and where to publish.
@@ -127,12 +130,14 @@ async fn channel_loop(
     };
     let mut conn: Option<Sender> = None;
     let mut last_ok = Instant::now();
+    let mut failures_in_row = 0u32;
     loop {
         let intended = pacer.next_at();
         if intended >= until {
             break;
         }
         tokio::select! {
+            biased;
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep_until(intended.into()) => {}
         }
@@ -146,11 +151,13 @@ async fn channel_loop(
         .encode(spec.payload_bytes);
         out.log.sent_ns.push(sent_ns);
         let result = tokio::select! {
+            biased;
             _ = stop.cancelled() => Err(Fault::new(ErrorKind::Other, "publisher stopped")),
             r = publish_one(spec, &mut conn, &spec.paths[ch], payload) => r,
         };
         match result {
             Ok(()) => {
+                failures_in_row = 0;
                 last_ok = Instant::now();
                 let us = last_ok.saturating_duration_since(intended).as_micros() as u64;
                 out.latency.saturating_record(us);
@@ -165,10 +172,12 @@ async fn channel_loop(
                 if stop.is_cancelled() {
                     break;
                 }
-                if last_ok.elapsed() > DEAD_AFTER {
+                failures_in_row += 1;
+                if failures_in_row >= DEAD_FAILURES && last_ok.elapsed() > DEAD_AFTER {
                     shutdown.stop(StopReason::Fatal(format!(
-                        "publishing to {} has failed for {:?}: {f}",
-                        spec.authority, DEAD_AFTER
+                        "publishing to {} has failed {failures_in_row} times in {:.0?}: {f}",
+                        spec.authority,
+                        last_ok.elapsed()
                     )));
                     break;
                 }
@@ -178,7 +187,14 @@ async fn channel_loop(
     out
 }
 
-type Sender = (SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>);
+/// A publisher connection; its driver task ends when this is dropped.
+struct Sender(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>);
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.1.abort();
+    }
+}
 
 async fn publish_one(
     spec: &PublishSpec,
@@ -187,17 +203,15 @@ async fn publish_one(
     payload: String,
 ) -> Result<(), Fault> {
     tokio::time::timeout(PUBLISH_TIMEOUT, async {
-        if conn.as_ref().is_none_or(|(s, _)| s.is_closed()) {
+        if conn.as_ref().is_none_or(|c| c.0.is_closed()) {
             let (tcp, _) = crate::net::connect(spec.addr, PUBLISH_TIMEOUT).await?;
             let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
             let handle = tokio::spawn(async move {
                 let _ = driver.await;
             });
-            if let Some((_, old)) = conn.replace((sender, handle)) {
-                old.abort();
-            }
+            *conn = Some(Sender(sender, handle));
         }
-        let (sender, _) = conn
+        let Sender(sender, _) = conn
             .as_mut()
             .ok_or_else(|| Fault::new(ErrorKind::Other, "no publisher connection"))?;
         let req = Request::post(path)

@@ -12,6 +12,9 @@ use toml::Spanned;
 use crate::error::{Error, Result};
 use crate::transport::TransportKind;
 
+/// Longest duration a scenario may give.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// A duration written as `"250ms"`, `"30s"`, `"5m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
@@ -19,11 +22,18 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Dur).map_err(|e| {
+        let d = humantime::parse_duration(&s).map_err(|e| {
             serde::de::Error::custom(format!(
                 "invalid duration {s:?} ({e}); write e.g. \"250ms\", \"30s\", \"5m\""
             ))
-        })
+        })?;
+        // Bounded so that instants computed from it cannot overflow.
+        if d > MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "duration {s:?} is longer than the 30 days stampede accepts"
+            )));
+        }
+        Ok(Dur(d))
     }
 }
 
@@ -72,10 +82,36 @@ pub struct Scenario {
     /// Target base URL; absent means the built-in reference target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Spanned<String>>,
+    /// Built-in target only: delay added to every response and publish
+    /// (a deliberately slowed target, e.g. to check a CI gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin_delay: Option<Spanned<Dur>>,
+    /// Pass/fail conditions on summary columns: `"group.column" = "< 50"`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub thresholds: std::collections::BTreeMap<String, Spanned<ThresholdSpec>>,
     /// The event stream.
     pub publisher: Publisher,
     /// Client groups, one transport each.
     pub groups: Vec<Group>,
+}
+
+/// A threshold: `"< 50"`, or a table with `limit`, `abort_on_fail`, `grace`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdSpec {
+    /// Just the condition.
+    Limit(String),
+    /// The condition and early-abort settings.
+    Full {
+        /// The condition, e.g. `"< 50"`.
+        limit: String,
+        /// Stop the run once breached.
+        #[serde(default)]
+        abort_on_fail: bool,
+        /// Measured time before an abort may happen (default 10s).
+        #[serde(default)]
+        grace: Option<Dur>,
+    },
 }
 
 /// The event stream the publisher drives.

@@ -46,9 +46,12 @@ pub struct GroupShared {
     pub clock: Clock,
 }
 
-/// The client's `Sink`: turns wire events into samples.
+/// The client's `Sink`: turns wire events into samples. It owns the
+/// client's ledger and hands it to the group when dropped, so even a client
+/// task aborted mid-close keeps its accounting.
 struct ClientSink<'a> {
     shared: &'a GroupShared,
+    io: Arc<IoCounters>,
     ledger: Ledger,
     first_attempt: Instant,
     first_event_seen: bool,
@@ -57,8 +60,8 @@ struct ClientSink<'a> {
 }
 
 impl ClientSink<'_> {
-    fn flush_io(&mut self, io: &IoCounters) {
-        let (s, r) = io.totals();
+    fn flush_io(&mut self) {
+        let (s, r) = self.io.totals();
         let (ds, dr) = (s - self.io_seen.0, r - self.io_seen.1);
         if ds > 0 || dr > 0 {
             self.io_seen = (s, r);
@@ -75,6 +78,35 @@ impl ClientSink<'_> {
             self.shared.recorder.add_connections(-self.open_conns);
             self.open_conns = 0;
         }
+    }
+
+    /// Polls that were due while the previous one was still running are not
+    /// sent late in a burst (a real poller would not), but their latency
+    /// from the intended start is still recorded, so a stall stays visible.
+    fn missed_polls(&mut self, pacer: &mut Pacer, now: Instant) {
+        let missed = pacer.skip_missed(now);
+        if missed.is_empty() {
+            return;
+        }
+        self.shared.recorder.with(|i| {
+            for at in missed {
+                i.record(Latency::Request, now.saturating_duration_since(at));
+            }
+        });
+    }
+}
+
+impl Drop for ClientSink<'_> {
+    fn drop(&mut self) {
+        self.ledger.close(self.shared.clock.now_ns());
+        self.settle_connections();
+        self.flush_io();
+        let ledger = std::mem::take(&mut self.ledger);
+        self.shared
+            .ledgers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ledger);
     }
 }
 
@@ -115,6 +147,15 @@ impl Sink for ClientSink<'_> {
             return;
         }
         let clock = self.shared.clock;
+        // An envelope from the future, or with an absurd sequence number,
+        // is garbage that merely looks like one.
+        if env.sent_ns > clock.ns(at) || env.seq >= MAX_SEQ {
+            self.shared.recorder.error(
+                ErrorKind::Protocol,
+                "an envelope with an impossible sequence number or time",
+            );
+            return;
+        }
         match self.ledger.receive(env.seq) {
             Receipt::Duplicate => self.shared.recorder.with(|i| i.add(Count::Duplicates, 1)),
             Receipt::New { .. } => {
@@ -169,7 +210,10 @@ async fn or_cancel<T>(
     }
 }
 
-/// Runs one client until `cancel`, then hands its ledger to the group.
+/// Sequence numbers at or above this cannot come from our publisher.
+const MAX_SEQ: u64 = 1 << 48;
+
+/// Runs one client until `cancel`; its ledger goes to the group when it ends.
 pub async fn run<T: Transport>(
     spec: ClientSpec,
     shared: Arc<GroupShared>,
@@ -184,6 +228,7 @@ pub async fn run<T: Transport>(
     let io = Arc::new(IoCounters::default());
     let mut sink = ClientSink {
         shared: &shared,
+        io: io.clone(),
         ledger: Ledger::new(spec.channel),
         first_attempt: Instant::now(),
         first_event_seen: false,
@@ -196,30 +241,30 @@ pub async fn run<T: Transport>(
     let mut cursor: Option<String> = None;
     let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
-    'client: loop {
+    let gave_up = 'client: loop {
+        let attempt_ns = clock.now_ns();
         let opened = or_cancel(
             &cancel,
             T::open(&spec.session, &io, cursor.clone(), &mut sink),
         )
         .await;
-        sink.flush_io(&io);
+        sink.flush_io();
         let mut session = match opened {
-            Wake::Cancelled => break 'client,
+            Wake::Cancelled => break 'client false,
             Wake::Ready(Ok(s)) => s,
             Wake::Ready(Err(f)) => {
                 sink.fault(f);
                 sink.settle_connections();
+                // The client meant to be subscribed from here on: what it
+                // misses while it cannot connect is lost, not unexpected.
+                sink.ledger.open(attempt_ns);
                 failures += 1;
                 if failures > spec.reconnect.max_attempts {
-                    break 'client;
+                    break 'client true;
                 }
-                if let Wake::Cancelled = or_cancel(
-                    &cancel,
-                    tokio::time::sleep(backoff(&spec.reconnect, failures, None)),
-                )
-                .await
-                {
-                    break 'client;
+                let wait = backoff(&spec.reconnect, failures, None);
+                if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
+                    break 'client false;
                 }
                 continue;
             }
@@ -229,28 +274,31 @@ pub async fn run<T: Transport>(
             shared.recorder.with(|i| i.add(Count::Reconnects, 1));
         }
         sessions += 1;
+        // Opens once: the window stays open across reconnects, so events
+        // published during a gap the transport cannot resume are lost.
         sink.ledger.open(clock.now_ns());
         let ended_by_server = loop {
             let intended = match pacer.as_mut() {
                 Some(p) => {
+                    sink.missed_polls(p, Instant::now());
                     let at = p.next_at();
                     if let Wake::Cancelled =
                         or_cancel(&cancel, tokio::time::sleep_until(at.into())).await
                     {
                         session.close().await;
-                        break 'client;
+                        break 'client false;
                     }
                     at
                 }
                 None => Instant::now(),
             };
             let step = or_cancel(&cancel, session.next(intended, &mut sink)).await;
-            sink.flush_io(&io);
+            sink.flush_io();
             match step {
                 Wake::Cancelled => {
                     session.close().await;
-                    sink.flush_io(&io);
-                    break 'client;
+                    sink.flush_io();
+                    break 'client false;
                 }
                 Wake::Ready(Ok(Step::Continue)) => {}
                 Wake::Ready(Ok(Step::Ended)) => break true,
@@ -264,31 +312,23 @@ pub async fn run<T: Transport>(
         let hint = session.retry_hint();
         drop(session);
         sink.settle_connections();
-        if cursor.is_none() {
-            // Without a cursor the next session cannot resume: events
-            // published in the gap are not expected to arrive.
-            sink.ledger.close(clock.now_ns());
-        }
         if !ended_by_server {
             failures += 1;
             if failures > spec.reconnect.max_attempts {
-                break 'client;
+                break 'client true;
             }
         }
         let wait = backoff(&spec.reconnect, failures, hint);
         if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
-            break 'client;
+            break 'client false;
         }
+    };
+    if gave_up {
+        // A client that gave up still counts as subscribed until the phase
+        // ends: everything published meanwhile is lost to it.
+        cancel.cancelled().await;
     }
-    sink.ledger.close(clock.now_ns());
-    sink.settle_connections();
-    sink.flush_io(&io);
-    let ledger = std::mem::take(&mut sink.ledger);
-    shared
-        .ledgers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(ledger);
+    drop(sink);
 }
 
 /// Exponential backoff after `failures` failures in a row; a server hint

@@ -37,6 +37,21 @@ impl Pacer {
         at
     }
 
+    /// Skips every tick that is already over at `now` except the latest
+    /// one (which `next_at` then returns, to fire at once); returns the
+    /// skipped ticks.
+    pub fn skip_missed(&mut self, now: Instant) -> Vec<Instant> {
+        let mut skipped = Vec::new();
+        loop {
+            let at = self.base + self.period * self.n;
+            if at + self.period > now || skipped.len() >= 100_000 {
+                return skipped;
+            }
+            skipped.push(at);
+            let _ = self.next_at();
+        }
+    }
+
     /// The first instant of the schedule.
     pub fn start(&self) -> Instant {
         self.start
@@ -55,5 +70,18 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(p.next_at(), t0 + Duration::from_millis(100));
         assert_eq!(p.next_at(), t0 + Duration::from_millis(200));
+    }
+
+    #[test]
+    fn missed_ticks_are_skipped_but_the_latest_fires() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = Pacer::new(t0, ms(100));
+        assert_eq!(p.next_at(), t0);
+        // At t0+350 the ticks at 100 and 200 were missed; 300 is due now.
+        let skipped = p.skip_missed(t0 + ms(350));
+        assert_eq!(skipped, vec![t0 + ms(100), t0 + ms(200)]);
+        assert_eq!(p.next_at(), t0 + ms(300));
+        assert!(p.skip_missed(t0 + ms(350)).is_empty());
     }
 }

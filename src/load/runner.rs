@@ -235,7 +235,7 @@ pub async fn run_phase(
 
     // Stop publishing (if still going), then the clients.
     publish_stop.cancel();
-    if stopped_early && shutdown.reason() == Some(StopReason::Interrupted) {
+    if stopped_early && !matches!(shutdown.reason(), Some(StopReason::Fatal(_))) {
         // Let events already published arrive before the clients stop.
         tokio::time::sleep(plan.drain.min(INTERRUPT_DRAIN)).await;
     }
@@ -261,16 +261,32 @@ pub async fn run_phase(
         collect(last, end, &mut on_tick);
     }
 
-    // When cut short, publishing stopped at `stopped_at`.
-    let measure_to = if stopped_early {
-        publish_until.min(stopped_at)
-    } else {
-        publish_until
+    // When cut short, publishing stopped at `stopped_at`; a poller may need
+    // one more interval than the short drain gave it, so its window ends
+    // that much earlier and the boundary cannot fake a loss.
+    let window_end = |gi: usize| {
+        if stopped_early {
+            let slack = plan.groups[gi]
+                .interval
+                .unwrap_or_default()
+                .saturating_sub(plan.drain.min(INTERRUPT_DRAIN));
+            publish_until.min(stopped_at.checked_sub(slack).unwrap_or(measure_from))
+        } else {
+            publish_until
+        }
     };
-    let (from_ns, to_ns) = (clock.ns(measure_from), clock.ns(measure_to));
+    let from_ns = clock.ns(measure_from);
+    let to_ns = spec
+        .groups
+        .iter()
+        .map(|&gi| clock.ns(window_end(gi)))
+        .min()
+        .unwrap_or(from_ns)
+        .max(from_ns);
     let groups = shared
         .into_iter()
         .map(|(gi, s)| {
+            let to_ns = clock.ns(window_end(gi)).max(from_ns);
             let ledgers = std::mem::take(&mut *s.ledgers.lock().unwrap_or_else(|p| p.into_inner()));
             let mut tally = Tally::default();
             for l in &ledgers {
@@ -294,7 +310,7 @@ pub async fn run_phase(
         publish,
         start_ns: clock.ns(start),
         measure_from_ns: from_ns,
-        measure_to_ns: to_ns.max(from_ns),
+        measure_to_ns: to_ns,
         end_ns: clock.ns(end),
         stopped_early,
     }

@@ -21,8 +21,12 @@ pub struct SeqSet {
 }
 
 impl SeqSet {
-    /// Inserts `v`; false if it was already present.
+    /// Inserts `v`; false if it was already present (or is `u64::MAX`,
+    /// which no publisher produces and the runs cannot hold).
     pub fn insert(&mut self, v: u64) -> bool {
+        if v == u64::MAX {
+            return false;
+        }
         // Fast path: in-order arrival extends the last run.
         if let Some(last) = self.runs.last_mut() {
             if v == last.1 {
@@ -241,7 +245,7 @@ impl PublishLog {
             .iter()
             .map(|ch| {
                 let a = ch.sent_ns.partition_point(|&s| s < from_ns) as u64;
-                let b = ch.sent_ns.partition_point(|&s| s < to_ns) as u64;
+                let b = (ch.sent_ns.partition_point(|&s| s < to_ns) as u64).max(a);
                 (b - a) - ch.failed.iter().filter(|s| (a..b).contains(*s)).count() as u64
             })
             .sum()

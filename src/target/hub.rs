@@ -149,9 +149,20 @@ pub struct Hub {
     /// Counters.
     pub stats: Stats,
     stall_until: Mutex<Option<Instant>>,
+    delay: Duration,
+    drops: watch::Sender<u64>,
 }
 
 impl Hub {
+    /// A hub that delays every response and publish by `delay` (a
+    /// deliberately slow target).
+    pub fn with_delay(delay: Duration) -> Self {
+        Hub {
+            delay,
+            ..Hub::default()
+        }
+    }
+
     /// The channel named `name`, created on first use.
     pub fn channel(&self, name: &str) -> Arc<Channel> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
@@ -165,11 +176,25 @@ impl Hub {
         *self.stall_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + d);
     }
 
-    /// Waits out a stall, if one is on.
+    /// Ends every open subscriber stream (SSE, NDJSON, WebSocket), as a
+    /// restart or a load-balancer drain would.
+    pub fn drop_subscribers(&self) {
+        self.drops.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that changes when subscribers are dropped.
+    pub fn drops(&self) -> watch::Receiver<u64> {
+        self.drops.subscribe()
+    }
+
+    /// Waits out a stall, if one is on, and the configured delay.
     pub async fn stall(&self) {
         let until = *self.stall_until.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
         }
     }
 

@@ -11,6 +11,7 @@
 //! | `GET /ws/{ch}?last_event_id=ID` | WebSocket subscription, one text frame per event |
 //! | `GET /echo` | WebSocket echo |
 //! | `POST /control/stall?ms=N` | every request arriving in the next N ms waits until then |
+//! | `POST /control/drop` | ends every open SSE, NDJSON and WebSocket subscription |
 //! | `GET /stats`, `GET /healthz` | counters, liveness |
 //!
 //! Without a cursor a subscription starts at the newest event.
@@ -44,6 +45,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/stats", get(stats))
         .route("/control/stall", post(stall))
+        .route("/control/drop", post(drop_subscribers))
         .route("/pub/{ch}", post(publish))
         .route("/poll/{ch}", get(poll))
         .route("/lp/{ch}", get(long_poll))
@@ -69,6 +71,11 @@ async fn stats(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
 async fn stall(State(hub): State<Arc<Hub>>, Query(q): Query<Cursor>) -> impl IntoResponse {
     let ms = q.ms.unwrap_or(1000).min(600_000);
     hub.stall_for(Duration::from_millis(ms));
+    StatusCode::NO_CONTENT
+}
+
+async fn drop_subscribers(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+    hub.drop_subscribers();
     StatusCode::NO_CONTENT
 }
 
@@ -148,27 +155,34 @@ async fn cursor_read(hub: &Hub, ch: &str, after: Option<u64>, hold: Option<Durat
     events_response(hub, events)
 }
 
-/// Backlog first, then live events; lagging counts as dropped.
+/// Backlog first, then live events; lagging counts as dropped. Ends when
+/// the hub drops its subscribers.
 fn live_stream(
     hub: Arc<Hub>,
     backlog: Vec<Event>,
     rx: broadcast::Receiver<Event>,
 ) -> impl Stream<Item = Event> + Send {
     let last = backlog.last().map(|e| e.id);
+    let mut drops = hub.drops();
+    drops.mark_unchanged();
     stream::unfold(
-        (hub, VecDeque::from(backlog), rx, last),
-        |(hub, mut backlog, mut rx, mut last)| async move {
+        (hub, VecDeque::from(backlog), rx, last, drops),
+        |(hub, mut backlog, mut rx, mut last, mut drops)| async move {
             if let Some(ev) = backlog.pop_front() {
                 hub.delivered(1);
-                return Some((ev, (hub, backlog, rx, last)));
+                return Some((ev, (hub, backlog, rx, last, drops)));
             }
             loop {
-                match rx.recv().await {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = drops.changed() => return None,
+                };
+                match received {
                     Ok(ev) if last.is_some_and(|l| ev.id <= l) => continue,
                     Ok(ev) => {
                         last = Some(ev.id);
                         hub.delivered(1);
-                        return Some((ev, (hub, backlog, rx, last)));
+                        return Some((ev, (hub, backlog, rx, last, drops)));
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => hub.dropped(n),
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -259,7 +273,10 @@ async fn ws_session(
     loop {
         tokio::select! {
             ev = events.next() => {
-                let Some(ev) = ev else { break };
+                let Some(ev) = ev else {
+                    let _ = socket.send(Message::Close(None)).await;
+                    break;
+                };
                 let msg = match Utf8Bytes::try_from(ev.data.clone()) {
                     Ok(text) => Message::Text(text),
                     Err(_) => Message::Binary(ev.data),
