@@ -27,6 +27,53 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in reference target alone.
     Serve(ServeArgs),
+    /// Compare a run (or baseline) with a baseline: the CI gate.
+    Compare(CompareArgs),
+    /// Manage baseline files.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+/// `stampede compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Baseline: a run folder or a baseline file.
+    pub baseline: PathBuf,
+    /// Current: a run folder or a baseline file.
+    pub current: PathBuf,
+    /// Allowed worsening of every compared metric, e.g. 10% (built-in
+    /// defaults per metric otherwise).
+    #[arg(long, value_parser = parse_fraction)]
+    pub max_regression: Option<f64>,
+    /// TOML file with per-metric overrides:
+    /// `[metrics.delivery_p99_ms] max_regression = "20%"`, `noise_floor = 5`, `enabled = false`.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Write the comparison as CSV here.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Print nothing; the exit code says it all.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `stampede baseline ...`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Save a run folder's results as a small baseline file to commit.
+    Save {
+        /// The run folder.
+        run: PathBuf,
+        /// The baseline file to write.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// `stampede run`.
@@ -55,6 +102,10 @@ pub struct RunArgs {
     /// Plain status lines instead of progress bars, even on a terminal.
     #[arg(long)]
     pub plain: bool,
+    /// Run the scenario N times (into repeat-1 … repeat-N); summary.csv holds
+    /// the medians and `compare` uses the spread to tell noise from change.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
 }
 
 /// `stampede serve`.
@@ -64,9 +115,17 @@ pub struct ServeArgs {
     /// first line on stdout.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Delay every response and publish by this much (a deliberately slow
+    /// target), e.g. 20ms.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub delay: std::time::Duration,
     /// Exit when standard input closes (used when `run` starts the target).
     #[arg(long, hide = true)]
     pub exit_with_stdin: bool,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    crate::gate::compare::parse_fraction(s)
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -22,12 +22,14 @@ pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod fault;
+pub mod gate;
 pub mod load;
 pub mod metrics;
 pub mod net;
 pub mod plan;
 pub mod progress;
 pub mod publish;
+pub mod repeat;
 pub mod report;
 pub mod run;
 pub mod scenario;
@@ -61,7 +63,53 @@ pub async fn main_with(cli: cli::Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => run_command(args).await,
         Command::Serve(args) => serve_command(args).await,
+        Command::Compare(args) => compare_command(args),
+        Command::Baseline(cli::BaselineCommand::Save { run, to }) => {
+            gate::baseline::Side::load(&run)?.save(&to)?;
+            println!("{}", to.display());
+            Ok(exit::OK)
+        }
     }
+}
+
+fn compare_command(args: cli::CompareArgs) -> Result<i32> {
+    use gate::{baseline::Side, compare, output};
+    let baseline = Side::load(&args.baseline)?;
+    let current = Side::load(&args.current)?;
+    compare::check_comparable(&baseline, &current)?;
+    let rules = compare::rules(args.max_regression, args.rules.as_deref())?;
+    let comparisons = compare::compare(&baseline, &current, &rules);
+    let thresholds = &current.thresholds;
+    let failed = thresholds.iter().any(|t| !t.passed) || comparisons.iter().any(output::is_failure);
+    let title = format!(
+        "stampede compare: {} ({} vs {})",
+        current.scenario,
+        args.baseline.display(),
+        args.current.display()
+    );
+    let write = |path: &std::path::Path, text: String| {
+        std::fs::write(path, text).map_err(|e| Error::output(path, e))
+    };
+    if let Some(p) = &args.junit {
+        write(p, output::junit(thresholds, &comparisons))?;
+    }
+    if let Some(p) = &args.markdown {
+        write(p, output::markdown(&title, thresholds, &comparisons))?;
+    }
+    if let Some(p) = &args.csv {
+        output::write_csv(p, &comparisons)?;
+    }
+    if !args.quiet {
+        print!("{}", output::table(thresholds, &comparisons));
+        let regressions = comparisons.iter().filter(|c| output::is_failure(c)).count();
+        println!(
+            "{}: {} compared metrics, {regressions} regressions, {} failed thresholds",
+            if failed { "FAIL" } else { "PASS" },
+            comparisons.len(),
+            thresholds.iter().filter(|t| !t.passed).count()
+        );
+    }
+    Ok(if failed { exit::THRESHOLD } else { exit::OK })
 }
 
 async fn run_command(args: RunArgs) -> Result<i32> {
@@ -87,16 +135,27 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         builtin_exe: None,
         display,
     };
-    let outcome = run::run(plan, opts, shutdown).await;
+    let outcome = if args.repeat > 1 {
+        repeat::run_repeated(plan, opts, shutdown, args.repeat).await
+    } else {
+        run::run(plan, opts, shutdown).await
+    };
     signals.abort();
     let outcome = outcome?;
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
         let _ = run::print_table(&outcome.rows, &mut stdout);
+        if !outcome.thresholds.is_empty() {
+            let _ = writeln!(
+                stdout,
+                "\n{}",
+                gate::output::table(&outcome.thresholds, &[]).trim_end()
+            );
+        }
         if let Some(reason) = &outcome.stop {
             let why = match reason {
                 StopReason::Interrupted => "interrupted".to_string(),
-                StopReason::Fatal(w) => w.clone(),
+                StopReason::Fatal(w) | StopReason::Threshold(w) => w.clone(),
             };
             eprintln!("stampede: run stopped early ({why}); partial results written");
         }
@@ -145,6 +204,11 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
             }
         });
     }
-    target::serve(listener, Arc::new(target::hub::Hub::default()), stop).await;
+    target::serve(
+        listener,
+        Arc::new(target::hub::Hub::with_delay(args.delay)),
+        stop,
+    )
+    .await;
     Ok(exit::OK)
 }

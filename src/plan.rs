@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::scenario::{Dur, Mode, Scenario, Source};
+use crate::scenario::{Dur, Mode, Scenario, Source, ThresholdSpec};
 use crate::transport::{Params, TransportKind};
 
 /// Serde helpers writing durations as seconds (`*_s` fields).
@@ -18,6 +18,12 @@ pub mod secs {
     /// Serializes a duration as fractional seconds.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+
+    /// Reads fractional seconds.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = <f64 as serde::Deserialize>::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
     }
 }
 
@@ -122,6 +128,11 @@ pub struct Plan {
     /// TCP connect timeout.
     #[serde(rename = "connect_timeout_s", with = "secs")]
     pub connect_timeout: Duration,
+    /// Built-in target: delay added to every response and publish.
+    #[serde(rename = "builtin_delay_s", with = "secs")]
+    pub builtin_delay: Duration,
+    /// Pass/fail conditions.
+    pub thresholds: Vec<crate::gate::threshold::Threshold>,
 }
 
 impl Plan {
@@ -154,6 +165,9 @@ const MAX_CLIENTS: u64 = 1_000_000;
 /// Validates a scenario into a plan.
 pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
     let duration = ov.duration.unwrap_or(sc.duration.get_ref().0);
+    if duration > crate::scenario::MAX_DURATION {
+        return Err(Error::Usage("--duration is longer than 30 days".into()));
+    }
     if duration.is_zero() {
         return Err(src.error(sc.duration.span(), "duration", "must be greater than zero"));
     }
@@ -309,6 +323,16 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         .max()
         .unwrap_or_default();
     let drain = match &sc.drain {
+        Some(d) if d.get_ref().0 < longest_interval => {
+            return Err(src.error(
+                d.span(),
+                "drain",
+                &format!(
+                    "must be at least the longest poll interval ({}), or the last events published could not arrive",
+                    humantime::format_duration(longest_interval)
+                ),
+            ))
+        }
         Some(d) => d.get_ref().0,
         None => (longest_interval * 2).max(Duration::from_secs(2)),
     };
@@ -328,7 +352,38 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         }
     };
 
+    let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let mut thresholds = Vec::new();
+    for (key, spec) in &sc.thresholds {
+        let (limit, abort_on_fail, grace) = match spec.get_ref() {
+            ThresholdSpec::Limit(l) => (l.as_str(), false, None),
+            ThresholdSpec::Full {
+                limit,
+                abort_on_fail,
+                grace,
+            } => (limit.as_str(), *abort_on_fail, grace.map(|g| g.0)),
+        };
+        let mut t = crate::gate::threshold::parse(key, limit, &names)
+            .map_err(|m| src.error(spec.span(), &format!("thresholds.\"{key}\""), &m))?;
+        t.abort_on_fail = abort_on_fail;
+        t.grace = grace.unwrap_or(Duration::from_secs(10));
+        thresholds.push(t);
+    }
+    let builtin_delay = match (&sc.builtin_delay, &target) {
+        (None, _) => Duration::ZERO,
+        (Some(d), TargetPlan::Builtin) => d.get_ref().0,
+        (Some(d), TargetPlan::Url { .. }) => {
+            return Err(src.error(
+                d.span(),
+                "builtin_delay",
+                "applies to the built-in target only",
+            ))
+        }
+    };
+
     Ok(Plan {
+        builtin_delay,
+        thresholds,
         name: sc.name.clone(),
         description: sc.description.clone(),
         duration,

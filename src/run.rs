@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::gate::threshold::{self, ThresholdResult};
 use crate::load::runner::{self, PhaseSpec, Tick};
 use crate::metrics::process::{self, ProcSample};
 use crate::metrics::summary::{pct_ms, GroupResult, Resources, SummaryRow};
@@ -51,6 +52,8 @@ pub struct RunOutcome {
     pub rows: Vec<SummaryRow>,
     /// Why the run stopped early, if it did.
     pub stop: Option<StopReason>,
+    /// Threshold results.
+    pub thresholds: Vec<ThresholdResult>,
 }
 
 struct Target {
@@ -68,7 +71,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 .clone()
                 .or_else(|| std::env::current_exe().ok())
                 .ok_or_else(|| Error::TargetStart("cannot locate the stampede binary".into()))?;
-            let child = ChildTarget::spawn(&exe).await?;
+            let child = ChildTarget::spawn(&exe, plan.builtin_delay).await?;
             let (addr, url, pid) = (child.addr, child.url.clone(), child.pid);
             let done = CancellationToken::new();
             let watch = child.watch(shutdown.clone(), done.clone());
@@ -124,6 +127,8 @@ fn host_info(nofile: u64) -> HostInfo {
 /// Per-group state kept across ticks.
 struct GroupState {
     measured: Interval,
+    /// Seconds of measured intervals so far (for abort grace).
+    measured_s: f64,
     /// Every interval of the phase: connects and first events happen
     /// during ramp-up, before the measured window.
     whole: Interval,
@@ -254,6 +259,8 @@ async fn run_with_target(
         phases: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
+        thresholds: Vec::new(),
+        repeats: None,
     };
     info.write(&dir)?;
 
@@ -315,6 +322,7 @@ async fn run_with_target(
             .iter()
             .map(|_| GroupState {
                 measured: Interval::default(),
+                measured_s: 0.0,
                 whole: Interval::default(),
                 deliveries: 0,
                 errors: 0,
@@ -340,6 +348,10 @@ async fn run_with_target(
             st.whole.merge(iv);
             if tick.measured {
                 st.measured.merge(iv);
+                st.measured_s += secs;
+                if let Some(why) = breached_early(plan, g, st) {
+                    shutdown.stop(StopReason::Threshold(why));
+                }
             }
             st.deliveries += iv.count(Count::Deliveries);
             st.errors += iv.error_total();
@@ -476,13 +488,18 @@ async fn run_with_target(
     summary_csv::write(&dir, &rows)?;
 
     let stop = shutdown.reason();
+    let threshold_results = threshold::evaluate(&plan.thresholds, &rows);
+    let thresholds_failed = threshold_results.iter().any(|t| !t.passed);
+    info.thresholds = threshold_results.clone();
     let lost: u64 = rows.iter().map(|r| r.lost).sum();
     if lost > 0 {
         info.warnings
             .push(format!("{lost} events were lost (see the `lost` column)"));
     }
     let (status, code, reason) = match &stop {
+        None if thresholds_failed => ("completed", exit::THRESHOLD, None),
         None => ("completed", exit::OK, None),
+        Some(StopReason::Threshold(why)) => ("aborted", exit::THRESHOLD, Some(why.clone())),
         Some(StopReason::Interrupted) => (
             "interrupted",
             exit::INTERRUPTED,
@@ -507,7 +524,48 @@ async fn run_with_target(
         exit_code: code,
         rows,
         stop,
+        thresholds: threshold_results,
     })
+}
+
+/// Checks `abort_on_fail` thresholds against what a group has measured so
+/// far; only columns that are known mid-run are meaningful (latencies,
+/// errors, requests), accounting columns settle at the end.
+fn breached_early(plan: &Plan, g: &crate::plan::GroupPlan, st: &GroupState) -> Option<String> {
+    let live: Vec<_> = plan
+        .thresholds
+        .iter()
+        .filter(|t| t.abort_on_fail && t.group.as_ref().is_none_or(|n| *n == g.name))
+        .filter(|t| st.measured_s >= t.grace.as_secs_f64())
+        .cloned()
+        .collect();
+    if live.is_empty() {
+        return None;
+    }
+    let provisional = GroupResult {
+        name: g.name.clone(),
+        transport: g.transport,
+        clients: g.clients,
+        published: 0,
+        tally: Default::default(),
+        measured: st.measured.clone(),
+        measured_s: st.measured_s,
+        client: Resources::default(),
+        target: None,
+    }
+    .row();
+    threshold::evaluate(&live, &[provisional])
+        .into_iter()
+        .find(|r| !r.passed && r.value.is_some())
+        .map(|r| {
+            format!(
+                "threshold {} breached after {:.0} s: {} = {}",
+                r.threshold,
+                st.measured_s,
+                r.column,
+                r.value.unwrap_or_default()
+            )
+        })
 }
 
 /// Prints the summary as an aligned table.

@@ -13,6 +13,8 @@ pub enum StopReason {
     Interrupted,
     /// The run cannot go on (target gone, ...).
     Fatal(String),
+    /// A threshold with `abort_on_fail` was breached.
+    Threshold(String),
 }
 
 /// Stop signals of one run.

@@ -75,6 +75,7 @@ pub struct SummaryRow {
     pub bytes_per_delivery: Option<f64>,
     pub deliveries_per_s: f64,
     pub errors: u64,
+    pub error_rate: f64,
     pub errors_refused: u64,
     pub errors_reset: u64,
     pub errors_timeout: u64,
@@ -87,6 +88,24 @@ pub struct SummaryRow {
     pub client_rss_peak_mb: f64,
     pub target_cpu_s: Option<f64>,
     pub target_rss_peak_mb: Option<f64>,
+}
+
+impl SummaryRow {
+    /// A row of zeros and empty cells, for tests and examples.
+    pub fn example() -> SummaryRow {
+        GroupResult {
+            name: "example".into(),
+            transport: TransportKind::Sse,
+            clients: 0,
+            published: 0,
+            tally: Tally::default(),
+            measured: Interval::default(),
+            measured_s: 0.0,
+            client: Resources::default(),
+            target: Some(Resources::default()),
+        }
+        .row()
+    }
 }
 
 /// A percentile in milliseconds, `None` without samples.
@@ -155,6 +174,21 @@ impl GroupResult {
                 0.0
             },
             errors: m.error_total(),
+            error_rate: {
+                // Failed exchanges over all attempted exchanges: requests
+                // for polling kinds, sessions for streaming kinds.
+                let attempts = if self.transport.is_request_based() {
+                    requests
+                } else {
+                    self.clients + m.count(Count::Reconnects)
+                };
+                let errors = m.error_total();
+                if errors == 0 {
+                    0.0
+                } else {
+                    (errors as f64 / (attempts + errors) as f64 * 1e6).round() / 1e6
+                }
+            },
             errors_refused: err(ErrorKind::Refused),
             errors_reset: err(ErrorKind::Reset),
             errors_timeout: err(ErrorKind::Timeout),

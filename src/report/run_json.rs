@@ -103,6 +103,12 @@ pub struct RunInfo {
     pub errors: Vec<ErrorExample>,
     /// Things that make the numbers less trustworthy.
     pub warnings: Vec<String>,
+    /// Threshold results (each: value, limit, pass/fail).
+    #[serde(default)]
+    pub thresholds: Vec<crate::gate::threshold::ThresholdResult>,
+    /// Number of repeats, when this folder aggregates repeated runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<usize>,
 }
 
 impl RunInfo {

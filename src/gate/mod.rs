@@ -1,0 +1,80 @@
+//! The CI gate: thresholds on summary columns (evaluated at the end of a run,
+//! optionally while it runs), comparison of a run with a baseline, and the
+//! formats CI systems read (JUnit XML, Markdown, CSV). Reads summaries only;
+//! never runs anything.
+
+pub mod baseline;
+pub mod compare;
+pub mod output;
+pub mod threshold;
+
+use crate::metrics::summary::SummaryRow;
+
+/// Numeric `summary.csv` columns a threshold or comparison may name.
+pub const COLUMNS: &[&str] = &[
+    "clients",
+    "published",
+    "expected",
+    "delivered",
+    "lost",
+    "duplicated",
+    "reordered",
+    "delivery_p50_ms",
+    "delivery_p90_ms",
+    "delivery_p99_ms",
+    "delivery_p999_ms",
+    "delivery_max_ms",
+    "first_event_p50_ms",
+    "connect_p50_ms",
+    "connect_p99_ms",
+    "subscribe_p50_ms",
+    "subscribe_p99_ms",
+    "request_p50_ms",
+    "request_p99_ms",
+    "requests",
+    "empty_responses",
+    "server_timeouts",
+    "requests_per_delivery",
+    "bytes_sent",
+    "bytes_received",
+    "bytes_per_delivery",
+    "deliveries_per_s",
+    "errors",
+    "error_rate",
+    "errors_refused",
+    "errors_reset",
+    "errors_timeout",
+    "errors_status",
+    "errors_protocol",
+    "errors_other",
+    "reconnects",
+    "measured_s",
+    "client_cpu_s",
+    "client_rss_peak_mb",
+    "target_cpu_s",
+    "target_rss_peak_mb",
+];
+
+/// The value of a numeric column in a row (`None`: empty cell or unknown).
+pub fn column_value(row: &SummaryRow, column: &str) -> Option<f64> {
+    // Going through serde keeps this in step with the row's fields.
+    let v = serde_json::to_value(row).ok()?;
+    v.get(column)?.as_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_column_is_a_numeric_row_field() {
+        // Optional columns serialize as null when empty.
+        let v = serde_json::to_value(crate::metrics::summary::SummaryRow::example()).unwrap();
+        for c in COLUMNS {
+            assert!(
+                v.get(*c).is_some_and(|x| x.is_number() || x.is_null()),
+                "{c}"
+            );
+        }
+    }
+}
