@@ -48,6 +48,7 @@ pub const COLUMNS: &[&str] = &[
     "errors_protocol",
     "errors_other",
     "reconnects",
+    "latency_overflows",
     "measured_s",
     "client_cpu_s",
     "client_rss_peak_mb",

@@ -42,8 +42,10 @@ pub struct GroupResult {
     pub target: Option<Resources>,
 }
 
-/// One `summary.csv` row.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// One `summary.csv` row. Columns missing from an older file read as
+/// zero / empty, so older run folders stay comparable.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct SummaryRow {
     pub group: String,
     pub transport: String,
@@ -83,6 +85,7 @@ pub struct SummaryRow {
     pub errors_protocol: u64,
     pub errors_other: u64,
     pub reconnects: u64,
+    pub latency_overflows: u64,
     pub measured_s: f64,
     pub client_cpu_s: f64,
     pub client_rss_peak_mb: f64,
@@ -196,6 +199,7 @@ impl GroupResult {
             errors_protocol: err(ErrorKind::Protocol),
             errors_other: err(ErrorKind::Other),
             reconnects: m.count(Count::Reconnects),
+            latency_overflows: m.count(Count::Overflows),
             measured_s: round3(self.measured_s),
             client_cpu_s: round3(self.client.cpu_s),
             client_rss_peak_mb: mb(self.client.rss_peak_bytes),
