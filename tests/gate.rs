@@ -247,3 +247,50 @@ fn a_threshold_on_a_missing_column_is_a_scenario_error() {
         "{err}"
     );
 }
+
+#[test]
+fn abort_on_fail_stops_a_slow_run_early_with_exit_1() {
+    let t = TempDir::new("gate-abort");
+    let s = t.path().join("s.toml");
+    std::fs::write(
+        &s,
+        "name = \"abort\"\nduration = \"60s\"\nbuiltin_delay = \"20ms\"\n\
+         [thresholds]\n\"websocket.delivery_p99_ms\" = { limit = \"< 5\", abort_on_fail = true, grace = \"1s\" }\n\
+         [publisher]\nrate = 20\n[[groups]]\ntransport = \"websocket\"\nclients = 5\n",
+    )
+    .unwrap();
+    let out_dir = t.path().join("run");
+    let started = std::time::Instant::now();
+    let out = Command::new(exe())
+        .arg("run")
+        .arg(&s)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "stopped early"
+    );
+    let info = RunInfo::read(&out_dir).unwrap();
+    assert_eq!(info.status, "aborted");
+    assert!(info.partial);
+    assert!(info
+        .partial_reason
+        .unwrap()
+        .contains("websocket.delivery_p99_ms < 5"));
+    let failed: Vec<_> = info.thresholds.iter().filter(|t| !t.passed).collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].value.unwrap() >= 20.0,
+        "the delay shows: {:?}",
+        failed[0].value
+    );
+}

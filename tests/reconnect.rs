@@ -20,10 +20,7 @@ async fn resumable_transports_lose_nothing_websocket_counts_its_gap() {
          [[groups]]\ntransport = \"ndjson\"\nclients = 10\nreconnect = { backoff = \"300ms\" }\n\
          [[groups]]\ntransport = \"websocket\"\nclients = 10\nreconnect = { backoff = \"300ms\" }\n",
     );
-    p.target = stampede::plan::TargetPlan::Url {
-        url: target.url.clone(),
-        authority: target.url.trim_start_matches("http://").to_string(),
-    };
+    target.aim(&mut p);
     let hub = target.hub.clone();
     let dropper = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(2000)).await;

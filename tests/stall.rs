@@ -18,10 +18,7 @@ async fn a_one_second_stall_shows_in_polling_p99() {
          [[groups]]\ntransport = \"poll\"\nclients = 10\ninterval = \"100ms\"\n\
          [[groups]]\ntransport = \"sse\"\nclients = 5\n",
     );
-    p.target = stampede::plan::TargetPlan::Url {
-        url: target.url.clone(),
-        authority: target.url.trim_start_matches("http://").to_string(),
-    };
+    target.aim(&mut p);
     let hub = target.hub.clone();
     let stall = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -39,6 +39,14 @@ impl InProcess {
         }
     }
 
+    /// Points a plan at this target.
+    pub fn aim(&self, plan: &mut Plan) {
+        plan.target = stampede::plan::TargetPlan::Url {
+            url: self.url.clone(),
+            authority: self.url.trim_start_matches("http://").to_string(),
+        };
+    }
+
     pub async fn stop(mut self) {
         self.stop.cancel();
         if let Some(t) = self.task.take() {
