@@ -144,7 +144,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     let outcome = outcome?;
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
-        let _ = run::print_table(&outcome.rows, &mut stdout);
+        let _ = report::print_table(&outcome.rows, &mut stdout);
         if !outcome.thresholds.is_empty() {
             let _ = writeln!(
                 stdout,

@@ -5,7 +5,7 @@
 //! everything it has, marked partial.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::gate::threshold::{self, ThresholdResult};
 use crate::load::runner::{self, PhaseSpec, Tick};
-use crate::metrics::process::{self, ProcSample};
+use crate::metrics::process::{self, PhaseUsage};
 use crate::metrics::summary::{pct_ms, GroupResult, Resources, SummaryRow};
 use crate::metrics::{Count, Interval, Latency};
 use crate::plan::{Plan, TargetPlan};
@@ -135,71 +135,6 @@ struct GroupState {
     deliveries: u64,
     errors: u64,
     last_status: Option<Status>,
-}
-
-/// Process samples of one phase.
-#[derive(Default)]
-struct PhaseUsage {
-    first: Option<(ProcSample, Option<ProcSample>)>,
-    last: Option<(u64, ProcSample, Option<ProcSample>)>,
-    client_peak: u64,
-    target_peak: u64,
-    target_seen: bool,
-}
-
-impl PhaseUsage {
-    /// Samples now; returns (client cpu %, target cpu %, target rss) since the last sample.
-    fn sample(&mut self, now_ns: u64, pid: Option<i32>) -> (Option<f64>, Option<f64>, Option<u64>) {
-        let Some(me) = process::sample(None) else {
-            return (None, None, None);
-        };
-        let target = pid.and_then(|p| process::sample(Some(p)));
-        self.client_peak = self.client_peak.max(me.rss_bytes);
-        if let Some(t) = target {
-            self.target_peak = self.target_peak.max(t.rss_bytes);
-            self.target_seen = true;
-        }
-        if self.first.is_none() {
-            self.first = Some((me, target));
-        }
-        let pct = |a: f64, b: f64, secs: f64| {
-            (secs > 0.0).then(|| ((b - a) / secs * 1000.0).round() / 10.0)
-        };
-        let out = match &self.last {
-            Some((t0, me0, tg0)) => {
-                let secs = (now_ns - t0) as f64 / 1e9;
-                (
-                    pct(me0.cpu_s, me.cpu_s, secs),
-                    match (tg0, target) {
-                        (Some(a), Some(b)) => pct(a.cpu_s, b.cpu_s, secs),
-                        _ => None,
-                    },
-                    target.map(|t| t.rss_bytes),
-                )
-            }
-            None => (None, None, target.map(|t| t.rss_bytes)),
-        };
-        self.last = Some((now_ns, me, target));
-        out
-    }
-
-    fn resources(&self) -> (Resources, Option<Resources>) {
-        let (Some((me0, tg0)), Some((_, me1, tg1))) = (&self.first, &self.last) else {
-            return (Resources::default(), None);
-        };
-        let client = Resources {
-            cpu_s: me1.cpu_s - me0.cpu_s,
-            rss_peak_bytes: self.client_peak,
-        };
-        let target = match (tg0, tg1) {
-            (Some(a), Some(b)) if self.target_seen => Some(Resources {
-                cpu_s: b.cpu_s - a.cpu_s,
-                rss_peak_bytes: self.target_peak,
-            }),
-            _ => None,
-        };
-        (client, target)
-    }
 }
 
 /// Runs a validated plan.
@@ -566,50 +501,4 @@ fn breached_early(plan: &Plan, g: &crate::plan::GroupPlan, st: &GroupState) -> O
                 r.value.unwrap_or_default()
             )
         })
-}
-
-/// Prints the summary as an aligned table.
-pub fn print_table(rows: &[SummaryRow], out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-    writeln!(
-        out,
-        "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
-        "group",
-        "clients",
-        "published",
-        "delivered",
-        "lost",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "req/deliv",
-        "bytes/del",
-        "tgt cpu s",
-        "errors"
-    )?;
-    for r in rows {
-        writeln!(
-            out,
-            "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
-            r.group,
-            r.clients,
-            r.published,
-            r.delivered,
-            r.lost,
-            f(r.delivery_p50_ms),
-            f(r.delivery_p99_ms),
-            f(r.delivery_max_ms),
-            r.requests_per_delivery
-                .map_or("-".into(), |v| format!("{v:.2}")),
-            f(r.bytes_per_delivery),
-            r.target_cpu_s.map_or("-".into(), |v| format!("{v:.2}")),
-            r.errors
-        )?;
-    }
-    Ok(())
-}
-
-/// True if `path` looks like a run folder.
-pub fn is_run_folder(path: &Path) -> bool {
-    path.join("run.json").is_file()
 }

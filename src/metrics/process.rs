@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::summary::Resources;
+
 /// One reading of a process's resource use.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ProcSample {
@@ -49,6 +51,78 @@ pub fn raise_nofile_limit() -> (u64, u64) {
             }
         }
         (lim.rlim_cur as u64, lim.rlim_max as u64)
+    }
+}
+
+/// CPU and RSS of stampede and of the target over one phase, sampled once
+/// per interval.
+#[derive(Default)]
+pub struct PhaseUsage {
+    first: Option<(ProcSample, Option<ProcSample>)>,
+    last: Option<(u64, ProcSample, Option<ProcSample>)>,
+    client_peak: u64,
+    target_peak: u64,
+    target_seen: bool,
+}
+
+impl PhaseUsage {
+    /// Samples now; returns (client CPU %, target CPU %, target RSS bytes)
+    /// since the last sample (100% = one core).
+    pub fn sample(
+        &mut self,
+        now_ns: u64,
+        pid: Option<i32>,
+    ) -> (Option<f64>, Option<f64>, Option<u64>) {
+        let Some(me) = sample(None) else {
+            return (None, None, None);
+        };
+        let target = pid.and_then(|p| sample(Some(p)));
+        self.client_peak = self.client_peak.max(me.rss_bytes);
+        if let Some(t) = target {
+            self.target_peak = self.target_peak.max(t.rss_bytes);
+            self.target_seen = true;
+        }
+        if self.first.is_none() {
+            self.first = Some((me, target));
+        }
+        let pct = |a: f64, b: f64, secs: f64| {
+            (secs > 0.0).then(|| ((b - a) / secs * 1000.0).round() / 10.0)
+        };
+        let out = match &self.last {
+            Some((t0, me0, tg0)) => {
+                let secs = (now_ns - t0) as f64 / 1e9;
+                (
+                    pct(me0.cpu_s, me.cpu_s, secs),
+                    match (tg0, target) {
+                        (Some(a), Some(b)) => pct(a.cpu_s, b.cpu_s, secs),
+                        _ => None,
+                    },
+                    target.map(|t| t.rss_bytes),
+                )
+            }
+            None => (None, None, target.map(|t| t.rss_bytes)),
+        };
+        self.last = Some((now_ns, me, target));
+        out
+    }
+
+    /// CPU used and peak RSS over the phase: (stampede, target).
+    pub fn resources(&self) -> (Resources, Option<Resources>) {
+        let (Some((me0, tg0)), Some((_, me1, tg1))) = (&self.first, &self.last) else {
+            return (Resources::default(), None);
+        };
+        let client = Resources {
+            cpu_s: me1.cpu_s - me0.cpu_s,
+            rss_peak_bytes: self.client_peak,
+        };
+        let target = match (tg0, tg1) {
+            (Some(a), Some(b)) if self.target_seen => Some(Resources {
+                cpu_s: b.cpu_s - a.cpu_s,
+                rss_peak_bytes: self.target_peak,
+            }),
+            _ => None,
+        };
+        (client, target)
     }
 }
 

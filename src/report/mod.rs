@@ -45,3 +45,47 @@ pub fn sanitize(name: &str) -> String {
 pub fn default_run_dir(root: &Path, scenario: &str, t: SystemTime) -> PathBuf {
     root.join(sanitize(scenario)).join(folder_timestamp(t))
 }
+
+/// Prints the summary as an aligned table.
+pub fn print_table(
+    rows: &[crate::metrics::summary::SummaryRow],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    writeln!(
+        out,
+        "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
+        "group",
+        "clients",
+        "published",
+        "delivered",
+        "lost",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "req/deliv",
+        "bytes/del",
+        "tgt cpu s",
+        "errors"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
+            r.group,
+            r.clients,
+            r.published,
+            r.delivered,
+            r.lost,
+            f(r.delivery_p50_ms),
+            f(r.delivery_p99_ms),
+            f(r.delivery_max_ms),
+            r.requests_per_delivery
+                .map_or("-".into(), |v| format!("{v:.2}")),
+            f(r.bytes_per_delivery),
+            r.target_cpu_s.map_or("-".into(), |v| format!("{v:.2}")),
+            r.errors
+        )?;
+    }
+    Ok(())
+}
