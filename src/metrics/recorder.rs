@@ -5,7 +5,7 @@
 //! per interval, never a message per sample.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -185,6 +185,9 @@ fn thread_slot() -> usize {
 pub struct GroupRecorder {
     shards: Box<[Mutex<Interval>]>,
     connections: AtomicI64,
+    /// Set once the first error of a kind was kept, so an error storm does
+    /// not funnel every client through `first_errors`' lock.
+    error_seen: [AtomicBool; ErrorKind::ALL.len()],
     first_errors: Mutex<Vec<Option<String>>>,
 }
 
@@ -196,6 +199,7 @@ impl GroupRecorder {
                 .map(|_| Mutex::new(Interval::default()))
                 .collect(),
             connections: AtomicI64::new(0),
+            error_seen: std::array::from_fn(|_| AtomicBool::new(false)),
             first_errors: Mutex::new(vec![None; ErrorKind::ALL.len()]),
         }
     }
@@ -211,10 +215,11 @@ impl GroupRecorder {
     /// Counts an error and keeps the first detail of each kind.
     pub fn error(&self, kind: ErrorKind, detail: &str) {
         self.with(|s| s.error(kind));
-        let mut first = self.first_errors.lock().unwrap_or_else(|p| p.into_inner());
-        if first[kind.index()].is_none() {
-            first[kind.index()] = Some(detail.to_string());
+        if self.error_seen[kind.index()].swap(true, Ordering::Relaxed) {
+            return;
         }
+        let mut first = self.first_errors.lock().unwrap_or_else(|p| p.into_inner());
+        first[kind.index()] = Some(detail.to_string());
     }
 
     /// First error detail seen per kind.
