@@ -87,6 +87,11 @@ pub struct RunArgs {
     /// Run against this server instead of the built-in target.
     #[arg(long, env = "STAMPEDE_TARGET")]
     pub target: Option<String>,
+    /// How the target speaks: builtin, nchan, or generic (the scenario's
+    /// [profile] table). Needs --target (or `target` in the scenario)
+    /// unless builtin.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Write the run folder exactly here.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -19,18 +19,22 @@ pub enum ErrorKind {
     Status,
     /// Bytes that break the protocol: bad frame, bad line, not an envelope.
     Protocol,
+    /// The server ended a session abnormally (WebSocket close other than
+    /// 1000, e.g. nchan's `1001 410 Gone` for a deleted channel).
+    Closed,
     /// Anything else (local resource errors and the like).
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in column order.
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Timeout,
         ErrorKind::Status,
         ErrorKind::Protocol,
+        ErrorKind::Closed,
         ErrorKind::Other,
     ];
 
@@ -42,6 +46,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Status => "status",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::Closed => "closed",
             ErrorKind::Other => "other",
         }
     }

@@ -27,6 +27,7 @@ pub mod load;
 pub mod metrics;
 pub mod net;
 pub mod plan;
+pub mod profile;
 pub mod progress;
 pub mod publish;
 pub mod repeat;
@@ -117,6 +118,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     let overrides = plan::Overrides {
         duration: args.duration,
         target: args.target.clone(),
+        profile: args.profile.clone(),
     };
     let plan = plan::build(&scenario, &source, &overrides)?;
     let shutdown = Shutdown::new();

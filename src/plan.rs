@@ -7,7 +7,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::profile::{self, Profile};
 use crate::scenario::{Dur, Mode, Scenario, Source, ThresholdSpec};
+use crate::transport::request::RequestPlan;
 use crate::transport::{Params, TransportKind};
 
 /// Serde helpers writing durations as seconds (`*_s` fields).
@@ -53,6 +60,8 @@ pub enum TargetPlan {
         url: String,
         /// `host:port`.
         authority: String,
+        /// Path prefix put before every profile path (empty for the root).
+        base_path: String,
     },
 }
 
@@ -96,6 +105,17 @@ pub struct GroupPlan {
     pub params: Params,
     /// Reconnect policy.
     pub reconnect: ReconnectPlan,
+    /// Request / echo: exchanges per second over the group (None: closed model).
+    pub rate_per_s: Option<f64>,
+    /// Request / echo: the path, and for requests every path.
+    pub path: Option<String>,
+    /// Extra headers of this group as written (templates, never values).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Profile and group headers on the wire (secrets expanded; never
+    /// serialized).
+    #[serde(skip)]
+    pub wire_headers: Arc<[(HeaderName, HeaderValue)]>,
 }
 
 /// A validated run plan.
@@ -121,8 +141,14 @@ pub struct Plan {
     pub mode: Mode,
     /// Target.
     pub target: TargetPlan,
-    /// Publisher.
-    pub publisher: PublisherPlan,
+    /// How the target speaks each transport.
+    pub profile: Arc<Profile>,
+    /// The profile's headers on the wire, for the publisher (never
+    /// serialized).
+    #[serde(skip)]
+    pub profile_headers: Arc<[(HeaderName, HeaderValue)]>,
+    /// Publisher (absent when no group subscribes).
+    pub publisher: Option<PublisherPlan>,
     /// Groups.
     pub groups: Vec<GroupPlan>,
     /// TCP connect timeout.
@@ -136,6 +162,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The target's path prefix (empty for the built-in target).
+    pub fn base_path(&self) -> &str {
+        match &self.target {
+            TargetPlan::Builtin => "",
+            TargetPlan::Url { base_path, .. } => base_path,
+        }
+    }
+
     /// The phases to run: one per group (sequential) or one with all.
     pub fn phases(&self) -> Vec<Vec<usize>> {
         match self.mode {
@@ -158,6 +192,8 @@ pub struct Overrides {
     pub duration: Option<Duration>,
     /// `--target URL`.
     pub target: Option<String>,
+    /// `--profile NAME`.
+    pub profile: Option<String>,
 }
 
 const MAX_CLIENTS: u64 = 1_000_000;
@@ -177,32 +213,16 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         .as_ref()
         .map_or(Duration::ZERO, |d| d.get_ref().0);
 
-    let p = &sc.publisher;
-    let rate = *p.rate.get_ref();
-    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
-        return Err(src.error(
-            p.rate.span(),
-            "publisher.rate",
-            "must be in (0, 1000000] events/s",
-        ));
-    }
-    let payload_bytes = match &p.payload_bytes {
-        None => 256,
-        Some(b) if *b.get_ref() > 1 << 20 => {
-            return Err(src.error(
-                b.span(),
-                "publisher.payload_bytes",
-                "must be at most 1048576",
-            ))
+    let subscribes = sc.groups.iter().any(|g| g.transport.get_ref().subscribes());
+    let publisher = match &sc.publisher {
+        None if subscribes => {
+            return Err(Error::Scenario {
+                at: src.path.clone(),
+                message: "`publisher`: a [publisher] section is needed: a group subscribes to the event stream".into(),
+            })
         }
-        Some(b) => *b.get_ref() as usize,
-    };
-    let channels = match &p.channels {
-        None => 1,
-        Some(c) if *c.get_ref() == 0 || *c.get_ref() > 100_000 => {
-            return Err(src.error(c.span(), "publisher.channels", "must be in 1..=100000"))
-        }
-        Some(c) => *c.get_ref() as u32,
+        None => None,
+        Some(p) => Some(publisher_plan(p.get_ref(), src)?),
     };
 
     if sc.groups.is_empty() {
@@ -262,7 +282,30 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             g.keep_alive.is_some(),
             g.keep_alive.as_ref().map_or(0..0, |k| k.span()),
             "keep_alive",
-            &[TransportKind::Poll, TransportKind::LongPoll],
+            &[
+                TransportKind::Poll,
+                TransportKind::LongPoll,
+                TransportKind::Request,
+            ],
+        )?;
+        use TransportKind::{Echo, Request};
+        let sp = |o: Option<std::ops::Range<usize>>| o.unwrap_or(0..0);
+        only(g.rate.is_some(), sp(g.rate.as_ref().map(|x| x.span())), "rate", &[Request, Echo])?;
+        only(g.url.is_some(), sp(g.url.as_ref().map(|x| x.span())), "url", &[Request, Echo])?;
+        only(g.urls.is_some(), sp(g.urls.as_ref().map(|x| x.span())), "urls", &[Request])?;
+        only(g.method.is_some(), sp(g.method.as_ref().map(|x| x.span())), "method", &[Request])?;
+        only(g.body.is_some(), sp(g.body.as_ref().map(|x| x.span())), "body", &[Request])?;
+        only(
+            g.expect_status.is_some(),
+            sp(g.expect_status.as_ref().map(|x| x.span())),
+            "expect_status",
+            &[Request],
+        )?;
+        only(
+            g.message_bytes.is_some(),
+            sp(g.message_bytes.as_ref().map(|x| x.span())),
+            "message_bytes",
+            &[Echo],
         )?;
         let positive = |d: &Option<toml::Spanned<Dur>>, key: &str| -> Result<Option<Duration>> {
             match d {
@@ -273,8 +316,35 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 None => Ok(None),
             }
         };
-        let interval = positive(&g.interval, "interval")?
-            .or((kind == TransportKind::Poll).then_some(Duration::from_secs(1)));
+        let rate_per_s = match &g.rate {
+            Some(r) if !(r.get_ref().is_finite() && *r.get_ref() > 0.0 && *r.get_ref() <= 10_000_000.0) => {
+                return Err(src.error(r.span(), "rate", "must be in (0, 10000000] per second"))
+            }
+            Some(r) => Some(*r.get_ref()),
+            None if kind == Echo => {
+                return Err(src.error(
+                    g.transport.span(),
+                    "rate",
+                    "an echo group needs `rate` (messages per second over the group)",
+                ))
+            }
+            None => None,
+        };
+        let interval = match rate_per_s {
+            // Each client's share of the group's rate.
+            Some(r) => Some(Duration::from_secs_f64(clients as f64 / r)),
+            None => positive(&g.interval, "interval")?
+                .or((kind == TransportKind::Poll).then_some(Duration::from_secs(1))),
+        };
+        let (request, path) = request_plan(g, kind, src)?;
+        let message_bytes = match &g.message_bytes {
+            Some(b) if *b.get_ref() > 16 << 20 => {
+                return Err(src.error(b.span(), "message_bytes", "must be at most 16777216"))
+            }
+            Some(b) => Some(*b.get_ref() as usize),
+            None => (kind == Echo).then_some(64),
+        };
+        let headers = g.headers.as_ref().map(|h| h.get_ref().clone()).unwrap_or_default();
         let hold_timeout = positive(&g.timeout, "timeout")?.unwrap_or(Duration::from_secs(30));
         let ping_interval = positive(&g.ping_interval, "ping_interval")?;
         let reconnect = match &g.reconnect {
@@ -313,12 +383,19 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 hold_timeout,
                 request_timeout: Duration::from_secs(10),
                 ping_interval,
+                request,
+                message_bytes,
             },
             reconnect,
+            rate_per_s,
+            path,
+            headers,
+            wire_headers: Arc::new([]),
         });
     }
     let longest_interval = groups
         .iter()
+        .filter(|g| g.transport == TransportKind::Poll)
         .filter_map(|g| g.interval)
         .max()
         .unwrap_or_default();
@@ -344,13 +421,49 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
     let target = match target_text {
         None => TargetPlan::Builtin,
         Some(url) => {
-            let authority = parse_target(&url).map_err(|msg| match (&ov.target, &sc.target) {
-                (None, Some(t)) => src.error(t.span(), "target", &msg),
-                _ => Error::Usage(format!("--target {url}: {msg}")),
-            })?;
-            TargetPlan::Url { url, authority }
+            let (authority, base_path) =
+                parse_target(&url).map_err(|msg| match (&ov.target, &sc.target) {
+                    (None, Some(t)) => src.error(t.span(), "target", &msg),
+                    _ => Error::Usage(format!("--target {url}: {msg}")),
+                })?;
+            TargetPlan::Url {
+                url,
+                authority,
+                base_path,
+            }
         }
     };
+    let profile = resolve_profile(sc, src, ov, &target)?;
+    let profile_headers: Arc<[(HeaderName, HeaderValue)]> = profile::wire_headers(&profile)
+        .map_err(|m| match &sc.profile {
+            Some(p) => src.error(p.span(), "profile", &m),
+            None => Error::Usage(m),
+        })?
+        .into();
+    for (g, sg) in groups.iter_mut().zip(&sc.groups) {
+        if profile.url_for(g.transport).is_none() {
+            return Err(src.error(
+                sg.transport.span(),
+                "transport",
+                &format!(
+                    "the {} profile does not support {}",
+                    profile.name,
+                    g.transport.label()
+                ),
+            ));
+        }
+        let mut all = profile.headers.clone();
+        all.extend(g.headers.clone());
+        let wire = profile::wire_headers(&Profile {
+            headers: all,
+            ..(*profile).clone()
+        })
+        .map_err(|m| {
+            let span = sg.headers.as_ref().map_or(sg.transport.span(), |h| h.span());
+            src.error(span, "headers", &m)
+        })?;
+        g.wire_headers = wire.into();
+    }
 
     let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
     let mut thresholds = Vec::new();
@@ -392,18 +505,17 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         drain,
         mode: sc.mode,
         target,
-        publisher: PublisherPlan {
-            rate_per_s: rate,
-            payload_bytes,
-            channels,
-        },
+        profile,
+        profile_headers,
+        publisher,
         groups,
         connect_timeout: Duration::from_secs(5),
     })
 }
 
-/// Checks a target URL (`http://host:port`) and returns its authority.
-pub fn parse_target(url: &str) -> std::result::Result<String, String> {
+/// Checks a target URL (`http://host:port[/prefix]`) and returns its
+/// authority and path prefix.
+pub fn parse_target(url: &str) -> std::result::Result<(String, String), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
     match uri.scheme_str() {
         Some("http") | Some("ws") => {}
@@ -412,12 +524,263 @@ pub fn parse_target(url: &str) -> std::result::Result<String, String> {
     }
     let host = uri.host().ok_or("missing host")?;
     let port = uri.port_u16().unwrap_or(80);
-    if !matches!(uri.path(), "" | "/") {
-        return Err("a path prefix is not supported yet; give the server root".into());
+    if uri.query().is_some() {
+        return Err("a query string is not allowed in the target URL".into());
     }
-    Ok(if host.contains(':') && !host.starts_with('[') {
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    let authority = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
+    };
+    Ok((authority, base_path))
+}
+
+fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<PublisherPlan> {
+    let rate = *p.rate.get_ref();
+    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+        return Err(src.error(
+            p.rate.span(),
+            "publisher.rate",
+            "must be in (0, 1000000] events/s",
+        ));
+    }
+    let payload_bytes = match &p.payload_bytes {
+        None => 256,
+        Some(b) if *b.get_ref() > 1 << 20 => {
+            return Err(src.error(
+                b.span(),
+                "publisher.payload_bytes",
+                "must be at most 1048576",
+            ))
+        }
+        Some(b) => *b.get_ref() as usize,
+    };
+    let channels = match &p.channels {
+        None => 1,
+        Some(c) if *c.get_ref() == 0 || *c.get_ref() > 100_000 => {
+            return Err(src.error(c.span(), "publisher.channels", "must be in 1..=100000"))
+        }
+        Some(c) => *c.get_ref() as u32,
+    };
+    Ok(PublisherPlan {
+        rate_per_s: rate,
+        payload_bytes,
+        channels,
     })
+}
+
+/// The request plan and path of a request or echo group.
+fn request_plan(
+    g: &crate::scenario::Group,
+    kind: TransportKind,
+    src: &Source,
+) -> Result<(Option<RequestPlan>, Option<String>)> {
+    let check_path = |p: &str, span: std::ops::Range<usize>, key: &str| {
+        if p.starts_with('/') && p.parse::<http::uri::PathAndQuery>().is_ok() {
+            Ok(p.to_string())
+        } else {
+            Err(src.error(
+                span,
+                key,
+                &format!("{p:?} must be a path on the target, like \"/hello\" (the target URL gives host and port)"),
+            ))
+        }
+    };
+    match kind {
+        TransportKind::Echo => {
+            let path = match &g.url {
+                Some(u) => check_path(u.get_ref(), u.span(), "url")?,
+                None => "/echo".to_string(),
+            };
+            Ok((None, Some(path)))
+        }
+        TransportKind::Request => {
+            let mut urls = Vec::new();
+            if let Some(u) = &g.url {
+                urls.push(check_path(u.get_ref(), u.span(), "url")?);
+            }
+            if let Some(list) = &g.urls {
+                for u in list.get_ref() {
+                    urls.push(check_path(u, list.span(), "urls")?);
+                }
+            }
+            if urls.is_empty() {
+                return Err(src.error(
+                    g.transport.span(),
+                    "url",
+                    "a request group needs `url` (or `urls`)",
+                ));
+            }
+            let method = match &g.method {
+                None => http::Method::GET,
+                Some(m) => http::Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
+                    .map_err(|_| src.error(m.span(), "method", "not an HTTP method"))?,
+            };
+            let (body, wire_body) = match &g.body {
+                None => (None, bytes::Bytes::new()),
+                Some(b) => {
+                    let wire = profile::expand_env(b.get_ref())
+                        .map_err(|m| src.error(b.span(), "body", &m))?;
+                    (Some(b.get_ref().clone()), bytes::Bytes::from(wire))
+                }
+            };
+            let expect_status = match &g.expect_status {
+                None => Vec::new(),
+                Some(s) if s.get_ref().is_empty()
+                    || s.get_ref().iter().any(|c| !(100..=599).contains(c)) =>
+                {
+                    return Err(src.error(
+                        s.span(),
+                        "expect_status",
+                        "give HTTP statuses between 100 and 599",
+                    ))
+                }
+                Some(s) => s.get_ref().clone(),
+            };
+            let first = urls[0].clone();
+            Ok((
+                Some(RequestPlan {
+                    method,
+                    urls,
+                    body,
+                    wire_body,
+                    expect_status,
+                }),
+                Some(first),
+            ))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
+/// The profile from `--profile`, the scenario's `profile`, or the target
+/// (built-in target: `builtin`; a URL: `generic`, which needs a table).
+fn resolve_profile(
+    sc: &Scenario,
+    src: &Source,
+    ov: &Overrides,
+    target: &TargetPlan,
+) -> Result<Arc<Profile>> {
+    let table = sc.profile.as_ref().and_then(|p| match p.get_ref() {
+        toml::Value::Table(_) => Some(p),
+        _ => None,
+    });
+    let scenario_name = sc.profile.as_ref().and_then(|p| match p.get_ref() {
+        toml::Value::String(s) => Some((s.clone(), p.span())),
+        _ => None,
+    });
+    if let Some(p) = &sc.profile {
+        if !matches!(p.get_ref(), toml::Value::String(_) | toml::Value::Table(_)) {
+            return Err(src.error(
+                p.span(),
+                "profile",
+                "give a name (\"builtin\", \"nchan\") or a [profile] table",
+            ));
+        }
+    }
+    let name = match (&ov.profile, &scenario_name) {
+        (Some(n), _) => Some(n.clone()),
+        (None, Some((n, _))) => Some(n.clone()),
+        (None, None) => None,
+    };
+    let bad_name = |n: &str| {
+        let msg = format!(
+            "unknown profile {n:?}; use one of {}",
+            crate::profile::PRESETS.join(", ")
+        );
+        match (&ov.profile, &scenario_name) {
+            (Some(_), _) => Error::Usage(format!("--profile: {msg}")),
+            (None, Some((_, span))) => src.error(span.clone(), "profile", &msg),
+            _ => Error::Usage(msg),
+        }
+    };
+    let profile = match (name.as_deref(), table) {
+        (None, None) => Profile::preset("builtin").ok_or_else(|| bad_name("builtin"))?,
+        (Some(n), None) => Profile::preset(n).ok_or_else(|| {
+            if n == "generic" {
+                Error::Usage("the generic profile needs a [profile] table in the scenario (see README, \"Target profiles\")".into())
+            } else {
+                bad_name(n)
+            }
+        })?,
+        (Some(n), Some(_)) if n != "generic" => {
+            // --profile NAME replaces the scenario's table.
+            Profile::preset(n).ok_or_else(|| bad_name(n))?
+        }
+        (_, Some(t)) => profile_table(t, src)?,
+    };
+    if matches!(target, TargetPlan::Builtin) && profile.name != "builtin" {
+        return Err(Error::Usage(format!(
+            "the {} profile needs --target URL (or `target` in the scenario): the built-in target speaks only the builtin profile",
+            profile.name
+        )));
+    }
+    Ok(Arc::new(profile))
+}
+
+/// A `[profile]` table: sections given replace those of `base` (a preset);
+/// without `base` the profile is generic and needs `[profile.publish]` plus
+/// a section per transport used.
+fn profile_table(t: &toml::Spanned<toml::Value>, src: &Source) -> Result<Profile> {
+    let toml::Value::Table(table) = t.get_ref() else {
+        return Err(src.error(t.span(), "profile", "expected a table"));
+    };
+    let err = |m: String| src.error(t.span(), "profile", &m);
+    let mut table = table.clone();
+    let base = match table.remove("base") {
+        None => None,
+        Some(toml::Value::String(b)) => Some(
+            Profile::preset(&b).ok_or_else(|| err(format!("base {b:?} is not builtin or nchan")))?,
+        ),
+        Some(_) => return Err(err("base must be a preset name".into())),
+    };
+    let mut profile = match base {
+        Some(mut b) => {
+            let mut sections = |key: &str| table.remove(key);
+            macro_rules! section {
+                ($key:literal, $field:ident) => {
+                    if let Some(v) = sections($key) {
+                        b.$field = Some(v.try_into().map_err(|e: toml::de::Error| {
+                            err(format!("[profile.{}]: {}", $key, e.message().trim()))
+                        })?);
+                    }
+                };
+            }
+            section!("poll", poll);
+            section!("long_poll", long_poll);
+            section!("sse", sse);
+            section!("ndjson", ndjson);
+            section!("websocket", websocket);
+            if let Some(v) = table.remove("publish") {
+                b.publish = v.try_into().map_err(|e: toml::de::Error| {
+                    err(format!("[profile.publish]: {}", e.message().trim()))
+                })?;
+            }
+            if let Some(v) = table.remove("headers") {
+                b.headers = v.try_into().map_err(|e: toml::de::Error| {
+                    err(format!("headers: {}", e.message().trim()))
+                })?;
+            }
+            if let Some(v) = table.remove("name") {
+                b.name = v.try_into().map_err(|e: toml::de::Error| {
+                    err(format!("name: {}", e.message().trim()))
+                })?;
+            } else {
+                b.name = format!("{}+custom", b.name);
+            }
+            if let Some(k) = table.keys().next() {
+                return Err(err(format!("unknown key `{k}`")));
+            }
+            b
+        }
+        None => toml::Value::Table(table)
+            .try_into::<Profile>()
+            .map_err(|e| err(e.message().trim().to_string()))?,
+    };
+    if profile.name.is_empty() {
+        profile.name = "generic".into();
+    }
+    profile.check().map_err(err)?;
+    Ok(profile)
 }

@@ -10,11 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, Request, StatusCode};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use http::{header, HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -23,6 +28,7 @@ use crate::fault::{ErrorKind, Fault};
 use crate::load::pacer::Pacer;
 use crate::metrics::ledger::{ChannelLog, PublishLog};
 use crate::metrics::recorder::new_histogram;
+use crate::profile::{PublishMethod, PublishProfile};
 use crate::shutdown::{Shutdown, StopReason};
 
 /// The target is declared gone after this long without a successful publish
@@ -39,8 +45,14 @@ pub struct PublishSpec {
     pub addr: SocketAddr,
     /// `Host` header.
     pub authority: String,
-    /// Publish path per channel.
-    pub paths: Vec<String>,
+    /// Channel names.
+    pub channels: Vec<String>,
+    /// Target path prefix.
+    pub base_path: String,
+    /// How the target takes publishes.
+    pub profile: PublishProfile,
+    /// Extra headers (secrets expanded).
+    pub headers: Arc<[(HeaderName, HeaderValue)]>,
     /// Events per second over all channels.
     pub rate_per_s: f64,
     /// Payload size.
@@ -69,7 +81,7 @@ pub async fn run(
     stop: CancellationToken,
     shutdown: Shutdown,
 ) -> PublishReport {
-    let channels = spec.paths.len();
+    let channels = spec.channels.len();
     let spec = Arc::new(spec);
     let mut tasks = JoinSet::new();
     for ch in 0..channels {
@@ -117,7 +129,12 @@ async fn channel_loop(
     stop: CancellationToken,
     shutdown: Shutdown,
 ) -> ChannelResult {
-    let channels = spec.paths.len() as f64;
+    let channels = spec.channels.len() as f64;
+    let path = format!(
+        "{}{}",
+        spec.base_path,
+        crate::profile::fill(&spec.profile.url, &spec.channels[ch])
+    );
     let period = Duration::from_secs_f64(channels / spec.rate_per_s);
     // Channels are staggered so the aggregate stream is evenly spaced.
     let offset = Duration::from_secs_f64(ch as f64 / spec.rate_per_s);
@@ -153,7 +170,7 @@ async fn channel_loop(
         let result = tokio::select! {
             biased;
             _ = stop.cancelled() => Err(Fault::new(ErrorKind::Other, "publisher stopped")),
-            r = publish_one(spec, &mut conn, &spec.paths[ch], payload) => r,
+            r = publish_one(spec, &mut conn, &path, &spec.channels[ch], payload) => r,
         };
         match result {
             Ok(()) => {
@@ -187,50 +204,108 @@ async fn channel_loop(
     out
 }
 
-/// A publisher connection; its driver task ends when this is dropped.
-struct Sender(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>);
+/// A publisher connection; an HTTP connection's driver task ends when this
+/// is dropped.
+enum Sender {
+    Http(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
+    Ws(Box<WebSocketStream<TcpStream>>),
+}
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.1.abort();
+        if let Sender::Http(_, driver) = self {
+            driver.abort();
+        }
     }
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http(s, _) => s.is_closed(),
+            Sender::Ws(_) => false,
+        }
+    }
+}
+
+async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
+    let (tcp, _) = crate::net::connect(spec.addr, PUBLISH_TIMEOUT).await?;
+    if spec.profile.method == PublishMethod::WebSocket {
+        let url = format!("ws://{}{path}", spec.authority);
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Fault::new(ErrorKind::Other, format!("bad URL {url}: {e}")))?;
+        for (name, value) in spec.headers.iter() {
+            req.headers_mut().insert(name.clone(), value.clone());
+        }
+        let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
+        return Ok(Sender::Ws(Box::new(ws)));
+    }
+    let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    let handle = tokio::spawn(async move {
+        let _ = driver.await;
+    });
+    Ok(Sender::Http(sender, handle))
 }
 
 async fn publish_one(
     spec: &PublishSpec,
     conn: &mut Option<Sender>,
     path: &str,
+    channel: &str,
     payload: String,
 ) -> Result<(), Fault> {
+    let body = crate::profile::fill(&spec.profile.body, channel).replace("{payload}", &payload);
     tokio::time::timeout(PUBLISH_TIMEOUT, async {
-        if conn.as_ref().is_none_or(|c| c.0.is_closed()) {
-            let (tcp, _) = crate::net::connect(spec.addr, PUBLISH_TIMEOUT).await?;
-            let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-            let handle = tokio::spawn(async move {
-                let _ = driver.await;
-            });
-            *conn = Some(Sender(sender, handle));
+        if conn.as_ref().is_none_or(Sender::is_closed) {
+            *conn = Some(connect(spec, path).await?);
         }
-        let Sender(sender, _) = conn
-            .as_mut()
-            .ok_or_else(|| Fault::new(ErrorKind::Other, "no publisher connection"))?;
-        let req = Request::post(path)
-            .header(header::HOST, spec.authority.as_str())
-            .header(header::CONTENT_TYPE, "text/plain")
-            .body(Full::new(Bytes::from(payload)))
-            .map_err(|e| Fault::new(ErrorKind::Other, e.to_string()))?;
-        sender.ready().await?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        // Drain the body so the connection can be reused.
-        let _ = resp.into_body().collect().await?;
-        if status.is_success() || status == StatusCode::ACCEPTED {
-            Ok(())
-        } else {
-            Err(Fault::new(
-                ErrorKind::Status,
-                format!("publish answered {status}"),
-            ))
+        match conn.as_mut() {
+            None => Err(Fault::new(ErrorKind::Other, "no publisher connection")),
+            Some(Sender::Ws(ws)) => {
+                // Whatever the server says back (acks, greetings) is read
+                // and dropped so it cannot fill the socket.
+                while let Some(msg) = ws.next().now_or_never() {
+                    match msg {
+                        None => return Err(Fault::new(ErrorKind::Reset, "publisher WebSocket closed")),
+                        Some(Err(e)) => return Err(e.into()),
+                        Some(Ok(_)) => {}
+                    }
+                }
+                ws.send(Message::text(body)).await?;
+                Ok(())
+            }
+            Some(Sender::Http(sender, _)) => {
+                let method = match spec.profile.method {
+                    PublishMethod::Put => Method::PUT,
+                    _ => Method::POST,
+                };
+                let mut req = Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(header::HOST, spec.authority.as_str())
+                    .header(header::CONTENT_TYPE, spec.profile.content_type.as_str());
+                for (name, value) in spec.headers.iter() {
+                    req = req.header(name, value);
+                }
+                let req = req
+                    .body(Full::new(Bytes::from(body)))
+                    .map_err(|e| Fault::new(ErrorKind::Other, e.to_string()))?;
+                sender.ready().await?;
+                let resp = sender.send_request(req).await?;
+                let status = resp.status();
+                // Drain the body so the connection can be reused.
+                let _ = resp.into_body().collect().await?;
+                if spec.profile.ok_status.contains(&status.as_u16()) {
+                    Ok(())
+                } else {
+                    Err(Fault::new(
+                        ErrorKind::Status,
+                        format!("publish to {path} answered {status}"),
+                    ))
+                }
+            }
         }
     })
     .await

@@ -128,11 +128,11 @@ mod tests {
         let row = |p99: f64, lost: u64| {
             let mut r = SummaryRow::example();
             r.delivery_p99_ms = Some(p99);
-            r.lost = lost;
+            r.lost = Some(lost);
             r
         };
         let m = median_rows(&[vec![row(3.0, 1)], vec![row(1.0, 4)], vec![row(2.0, 2)]]);
         assert_eq!(m[0].delivery_p99_ms, Some(2.0));
-        assert_eq!(m[0].lost, 2);
+        assert_eq!(m[0].lost, Some(2));
     }
 }

@@ -86,7 +86,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 child_done: Some((done, watch)),
             })
         }
-        TargetPlan::Url { url, authority } => {
+        TargetPlan::Url { url, authority, .. } => {
             let addr = tokio::net::lookup_host(authority.as_str())
                 .await
                 .map_err(|e| {
@@ -229,11 +229,12 @@ async fn run_with_target(
         let spec = PhaseSpec {
             index: pi,
             groups: groups.clone(),
-            channels: (0..plan.publisher.channels)
+            channels: (0..plan.publisher.as_ref().map_or(0, |p| p.channels))
                 .map(|c| format!("{run_tag}-p{pi}-c{c}"))
                 .collect(),
             addr: target.addr,
             authority: target.authority.clone(),
+            base_path: plan.base_path().to_string(),
         };
         let phase_s = plan.expected_duration().as_secs() / plan.phases().len().max(1) as u64;
         let names: Vec<(String, u64)> = groups
@@ -381,8 +382,7 @@ async fn run_with_target(
                 name: g.name.clone(),
                 transport: g.transport,
                 clients: g.clients,
-                published: gp.published,
-                tally: gp.tally,
+                accounting: gp.accounting,
                 measured: st.measured,
                 measured_s: (report.measure_to_ns - report.measure_from_ns) as f64 / 1e9,
                 client,
@@ -426,7 +426,7 @@ async fn run_with_target(
     let threshold_results = threshold::evaluate(&plan.thresholds, &rows);
     let thresholds_failed = threshold_results.iter().any(|t| !t.passed);
     info.thresholds = threshold_results.clone();
-    let lost: u64 = rows.iter().map(|r| r.lost).sum();
+    let lost: u64 = rows.iter().filter_map(|r| r.lost).sum();
     if lost > 0 {
         info.warnings
             .push(format!("{lost} events were lost (see the `lost` column)"));
@@ -481,8 +481,7 @@ fn breached_early(plan: &Plan, g: &crate::plan::GroupPlan, st: &GroupState) -> O
         name: g.name.clone(),
         transport: g.transport,
         clients: g.clients,
-        published: 0,
-        tally: Default::default(),
+        accounting: None,
         measured: st.measured.clone(),
         measured_s: st.measured_s,
         client: Resources::default(),

@@ -82,6 +82,10 @@ pub struct Scenario {
     /// Target base URL; absent means the built-in reference target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Spanned<String>>,
+    /// How the target speaks: `"builtin"`, `"nchan"`, or a table (the
+    /// generic profile, optionally `base = "nchan"` to start from a preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Spanned<toml::Value>>,
     /// Built-in target only: delay added to every response and publish
     /// (a deliberately slowed target, e.g. to check a CI gate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,8 +93,9 @@ pub struct Scenario {
     /// Pass/fail conditions on summary columns: `"group.column" = "< 50"`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub thresholds: std::collections::BTreeMap<String, Spanned<ThresholdSpec>>,
-    /// The event stream.
-    pub publisher: Publisher,
+    /// The event stream (needed when a group subscribes to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<Spanned<Publisher>>,
     /// Client groups, one transport each.
     pub groups: Vec<Group>,
 }
@@ -154,6 +159,32 @@ pub struct Group {
     /// What a client does when its session fails or ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnect: Option<Reconnect>,
+    /// Request / echo: requests (messages) per second over the whole group,
+    /// sent from intended instants (open model); absent = as fast as each
+    /// connection goes (closed model, request only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Spanned<f64>>,
+    /// Request / echo: path on the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Spanned<String>>,
+    /// Request: several paths, used round-robin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Spanned<Vec<String>>>,
+    /// Request: HTTP method (default GET).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Spanned<String>>,
+    /// Request: body (`${VAR}` expanded from the environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Spanned<String>>,
+    /// Request: extra headers (`${VAR}` expanded; never written to results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// Request: statuses that count as success (default any 2xx or 3xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_status: Option<Spanned<Vec<u16>>>,
+    /// Echo: size of each message in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_bytes: Option<Spanned<u64>>,
 }
 
 /// Reconnect policy of a group.

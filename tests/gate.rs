@@ -49,12 +49,12 @@ fn make_run(dir: &Path, scenario: &str, p99_ms: f64, thresholds: Vec<ThresholdRe
             r.group = g.to_string();
             r.transport = g.to_string();
             r.clients = 100;
-            r.published = 300;
-            r.expected = 30_000;
-            r.delivered = 30_000;
+            r.published = Some(300);
+            r.expected = Some(30_000);
+            r.delivered = Some(30_000);
             r.delivery_p50_ms = Some(p99_ms / 2.0);
             r.delivery_p99_ms = Some(p99_ms);
-            r.deliveries_per_s = 1000.0;
+            r.deliveries_per_s = Some(1000.0);
             r.bytes_per_delivery = Some(260.0);
             r.target_cpu_s = Some(1.0);
             r

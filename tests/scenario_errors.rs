@@ -95,7 +95,7 @@ fn set_overrides_apply_and_are_checked() {
     let (sc, src) = scenario::load(&path, &sets).unwrap();
     let p = plan::build(&sc, &src, &Overrides::default()).unwrap();
     assert_eq!(p.groups[0].clients, 7);
-    assert_eq!(p.publisher.rate_per_s, 2.5);
+    assert_eq!(p.publisher.as_ref().map(|p| p.rate_per_s), Some(2.5));
     let bad = vec!["groups.sse.clients=0".to_string()];
     let (sc, src) = scenario::load(&path, &bad).unwrap();
     let e = plan::build(&sc, &src, &Overrides::default())

@@ -1,6 +1,7 @@
 //! Conformance: every transport kind against the built-in target (started as
 //! a child process, as `stampede run` does), on one event stream, with exact
-//! accounting. A new transport kind is covered here automatically.
+//! accounting. A new subscribing transport kind is covered here
+//! automatically; request and echo load have their own tests.
 
 mod support;
 
@@ -17,7 +18,7 @@ async fn every_transport_delivers_every_event_exactly_once() {
         "name = \"conformance\"\nduration = \"3s\"\nwarmup = \"500ms\"\nmode = \"concurrent\"\n\
          [publisher]\nrate = {RATE}\npayload_bytes = 200\n"
     );
-    for kind in TransportKind::ALL {
+    for kind in TransportKind::ALL.into_iter().filter(|k| k.subscribes()) {
         text.push_str(&format!(
             "[[groups]]\ntransport = \"{}\"\nclients = {CLIENTS}\n",
             kind.label()
@@ -38,16 +39,16 @@ async fn every_transport_delivers_every_event_exactly_once() {
     for r in &rows {
         let clients = r.clients;
         // 3 s at 25 events/s, measured window [0.5 s, 3.5 s).
-        assert_eq!(r.published, 3 * RATE, "{}: published", r.group);
+        assert_eq!(r.published.unwrap_or(0), 3 * RATE, "{}: published", r.group);
         assert_eq!(
-            r.expected,
-            r.published * clients,
+            r.expected.unwrap_or(0),
+            r.published.unwrap_or(0) * clients,
             "{}: every client subscribed for the whole window",
             r.group
         );
-        assert_eq!(r.delivered, r.expected, "{}: delivered", r.group);
+        assert_eq!(r.delivered.unwrap_or(0), r.expected.unwrap_or(0), "{}: delivered", r.group);
         assert_eq!(
-            (r.lost, r.duplicated, r.reordered),
+            (r.lost.unwrap_or(0), r.duplicated.unwrap_or(0), r.reordered.unwrap_or(0)),
             (0, 0, 0),
             "{}",
             r.group
@@ -60,11 +61,15 @@ async fn every_transport_delivers_every_event_exactly_once() {
             r.group
         );
         assert!(r.first_event_p50_ms.is_some(), "{}", r.group);
-        // Wire bytes include framing: never less than the payloads.
+        // Wire bytes include framing: never less than the payloads (less
+        // 5%: bytes count by measured second, deliveries by publish time,
+        // and the two windows differ by an event or two at the edges).
         assert!(
-            r.bytes_received >= r.delivered * 200,
-            "{}: bytes_received",
-            r.group
+            r.bytes_received >= r.delivered.unwrap_or(0) * 190,
+            "{}: bytes_received {} for {:?} deliveries",
+            r.group,
+            r.bytes_received,
+            r.delivered
         );
         let p50 = r.delivery_p50_ms.unwrap();
         let max = r.delivery_max_ms.unwrap();

@@ -60,6 +60,7 @@ pub fn default_rules() -> Vec<Rule> {
         rule("errors", LowerIsBetter, 0.0, 0.0),
         rule("error_rate", LowerIsBetter, 0.10, 0.001),
         rule("deliveries_per_s", HigherIsBetter, 0.10, 1.0),
+        rule("requests_per_s", HigherIsBetter, 0.10, 50.0),
         rule("requests_per_delivery", LowerIsBetter, 0.10, 0.01),
         rule("bytes_per_delivery", LowerIsBetter, 0.10, 8.0),
         rule("target_cpu_s", LowerIsBetter, 0.30, 0.5),
@@ -303,7 +304,7 @@ mod tests {
             let mut r = SummaryRow::example();
             r.group = "g".into();
             r.delivery_p99_ms = Some(v);
-            r.deliveries_per_s = 100.0;
+            r.deliveries_per_s = Some(100.0);
             r
         };
         Side {

@@ -16,7 +16,7 @@ use crate::metrics::ledger::Receipt;
 use crate::metrics::{Count, GroupRecorder, Latency, Ledger};
 use crate::net::IoCounters;
 use crate::plan::ReconnectPlan;
-use crate::transport::{SessionSpec, Sink, Step, Transport};
+use crate::transport::{RequestSample, SessionSpec, Sink, Step, Transport};
 
 /// What one client needs to run.
 #[derive(Debug, Clone)]
@@ -33,6 +33,9 @@ pub struct ClientSpec {
     pub poll_offset: Duration,
     /// Reconnect policy.
     pub reconnect: ReconnectPlan,
+    /// Send every scheduled exchange, late if need be (request and echo
+    /// load), instead of skipping missed ones as a poller does.
+    pub catch_up: bool,
 }
 
 /// State shared by a group's clients: the recorder and where ledgers go.
@@ -57,6 +60,8 @@ struct ClientSink<'a> {
     first_event_seen: bool,
     open_conns: i64,
     io_seen: (u64, u64),
+    /// When the client first meant to be subscribed (run-clock ns).
+    subscribed_ns: Option<u64>,
 }
 
 impl ClientSink<'_> {
@@ -156,6 +161,13 @@ impl Sink for ClientSink<'_> {
             );
             return;
         }
+        if self.subscribed_ns.is_none_or(|s| env.sent_ns < s) {
+            // Replayed from before this client subscribed (a server that
+            // starts pollers a little in the past): neither expected nor a
+            // delivery latency of this client.
+            let _ = self.ledger.receive(env.seq);
+            return;
+        }
         match self.ledger.receive(env.seq) {
             Receipt::Duplicate => self.shared.recorder.with(|i| i.add(Count::Duplicates, 1)),
             Receipt::New { .. } => {
@@ -173,12 +185,19 @@ impl Sink for ClientSink<'_> {
         }
     }
 
-    fn request(&mut self, intended: Instant, done: Instant, empty: bool) {
+    fn request(&mut self, s: RequestSample) {
         self.shared.recorder.with(|i| {
-            i.record(Latency::Request, done.saturating_duration_since(intended));
+            i.record(Latency::Request, s.done.saturating_duration_since(s.intended));
+            i.record(
+                Latency::RequestUncorrected,
+                s.done.saturating_duration_since(s.sent),
+            );
             i.add(Count::Requests, 1);
-            if empty {
+            if s.empty {
                 i.add(Count::EmptyResponses, 1);
+            }
+            if let Some(c) = s.status.and_then(Count::status_class) {
+                i.add(c, 1);
             }
         });
     }
@@ -234,6 +253,7 @@ pub async fn run<T: Transport>(
         first_event_seen: false,
         open_conns: 0,
         io_seen: (0, 0),
+        subscribed_ns: None,
     };
     let mut pacer = spec
         .interval
@@ -258,6 +278,7 @@ pub async fn run<T: Transport>(
                 // The client meant to be subscribed from here on: what it
                 // misses while it cannot connect is lost, not unexpected.
                 sink.ledger.open(attempt_ns);
+                sink.subscribed_ns.get_or_insert(attempt_ns);
                 failures += 1;
                 if failures > spec.reconnect.max_attempts {
                     break 'client true;
@@ -276,11 +297,15 @@ pub async fn run<T: Transport>(
         sessions += 1;
         // Opens once: the window stays open across reconnects, so events
         // published during a gap the transport cannot resume are lost.
-        sink.ledger.open(clock.now_ns());
+        let now_ns = clock.now_ns();
+        sink.ledger.open(now_ns);
+        sink.subscribed_ns.get_or_insert(now_ns);
         let ended_by_server = loop {
             let intended = match pacer.as_mut() {
                 Some(p) => {
-                    sink.missed_polls(p, Instant::now());
+                    if !spec.catch_up {
+                        sink.missed_polls(p, Instant::now());
+                    }
                     let at = p.next_at();
                     if let Wake::Cancelled =
                         or_cancel(&cancel, tokio::time::sleep_until(at.into())).await

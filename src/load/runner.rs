@@ -36,6 +36,8 @@ pub struct PhaseSpec {
     pub addr: SocketAddr,
     /// `Host` header.
     pub authority: String,
+    /// Target path prefix.
+    pub base_path: String,
 }
 
 /// One collected interval of one group.
@@ -62,10 +64,9 @@ pub struct Tick<'a> {
 pub struct GroupPhase {
     /// Index into `plan.groups`.
     pub group: usize,
-    /// Settled accounting.
-    pub tally: Tally,
-    /// Events published in the measured window on this group's channels.
-    pub published: u64,
+    /// Settled accounting and the events published in the measured window
+    /// on this group's channels (None for groups that do not subscribe).
+    pub accounting: Option<(Tally, u64)>,
     /// The recorder (for first-error details).
     pub recorder: Arc<GroupRecorder>,
 }
@@ -104,21 +105,30 @@ impl KindVisitor for Spawner<'_> {
 
     fn visit<T: Transport>(self) {
         let g = self.group;
-        let channels = self.spec.channels.len() as u64;
-        let sessions: Vec<Arc<SessionSpec>> = self
-            .spec
-            .channels
-            .iter()
-            .map(|ch| {
-                Arc::new(SessionSpec {
-                    addr: self.spec.addr,
-                    authority: self.spec.authority.clone(),
-                    path: g.transport.builtin_path(ch),
-                    params: g.params.clone(),
-                    connect_timeout: self.plan.connect_timeout,
-                })
+        let profile = &self.plan.profile;
+        let session = |channel: &str, path: String| {
+            Arc::new(SessionSpec {
+                addr: self.spec.addr,
+                authority: self.spec.authority.clone(),
+                path: format!("{}{path}", self.spec.base_path),
+                channel: channel.to_string(),
+                profile: profile.clone(),
+                headers: g.wire_headers.clone(),
+                params: g.params.clone(),
+                connect_timeout: self.plan.connect_timeout,
             })
-            .collect();
+        };
+        let sessions: Vec<Arc<SessionSpec>> = if g.transport.subscribes() {
+            let template = profile.url_for(g.transport).unwrap_or_default();
+            self.spec
+                .channels
+                .iter()
+                .map(|ch| session(ch, crate::profile::fill(template, ch)))
+                .collect()
+        } else {
+            vec![session("", g.path.clone().unwrap_or_default())]
+        };
+        let channels = sessions.len() as u64;
         for i in 0..g.clients {
             let frac = i as f64 / g.clients as f64;
             let channel = (i % channels) as usize;
@@ -129,6 +139,7 @@ impl KindVisitor for Spawner<'_> {
                 start_at: self.start + self.plan.ramp_up.mul_f64(frac),
                 poll_offset: g.interval.map_or(Duration::ZERO, |p| p.mul_f64(frac)),
                 reconnect: g.reconnect.clone(),
+                catch_up: g.transport.catches_up(),
             };
             self.tasks.spawn(client::run::<T>(
                 spec,
@@ -157,20 +168,30 @@ pub async fn run_phase(
     // receiving for a short drain while publishing stops at once.
     let clients_token = tokio_util::sync::CancellationToken::new();
     let publish_stop = shutdown.token().child_token();
-    let publisher = tokio::spawn(publish::run(
-        PublishSpec {
-            addr: spec.addr,
-            authority: spec.authority.clone(),
-            paths: spec.channels.iter().map(|c| format!("/pub/{c}")).collect(),
-            rate_per_s: plan.publisher.rate_per_s,
-            payload_bytes: plan.publisher.payload_bytes,
-        },
-        clock,
-        start,
-        publish_until,
-        publish_stop.clone(),
-        shutdown.clone(),
-    ));
+    let subscribes = spec
+        .groups
+        .iter()
+        .any(|&g| plan.groups[g].transport.subscribes());
+    let publisher = match &plan.publisher {
+        Some(p) if subscribes => Some(tokio::spawn(publish::run(
+            PublishSpec {
+                addr: spec.addr,
+                authority: spec.authority.clone(),
+                channels: spec.channels.clone(),
+                base_path: spec.base_path.clone(),
+                profile: plan.profile.publish.clone(),
+                headers: plan.profile_headers.clone(),
+                rate_per_s: p.rate_per_s,
+                payload_bytes: p.payload_bytes,
+            },
+            clock,
+            start,
+            publish_until,
+            publish_stop.clone(),
+            shutdown.clone(),
+        ))),
+        _ => None,
+    };
 
     let mut tasks = JoinSet::new();
     let mut shared = Vec::new();
@@ -239,14 +260,17 @@ pub async fn run_phase(
         // Let events already published arrive before the clients stop.
         tokio::time::sleep(plan.drain.min(INTERRUPT_DRAIN)).await;
     }
-    let publish = match publisher.await {
-        Ok(r) => r,
-        Err(_) => PublishReport {
-            log: PublishLog::default(),
-            latency: crate::metrics::recorder::new_histogram(),
-            errors: 0,
-            first_error: Some("publisher task failed".into()),
-        },
+    let no_report = |why: Option<&str>| PublishReport {
+        log: PublishLog::default(),
+        latency: crate::metrics::recorder::new_histogram(),
+        errors: 0,
+        first_error: why.map(str::to_string),
+    };
+    let publish = match publisher {
+        None => no_report(None),
+        Some(p) => p
+            .await
+            .unwrap_or_else(|_| no_report(Some("publisher task failed"))),
     };
     clients_token.cancel();
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -288,19 +312,21 @@ pub async fn run_phase(
         .map(|(gi, s)| {
             let to_ns = clock.ns(window_end(gi)).max(from_ns);
             let ledgers = std::mem::take(&mut *s.ledgers.lock().unwrap_or_else(|p| p.into_inner()));
-            let mut tally = Tally::default();
-            for l in &ledgers {
-                tally += l.settle(&publish.log, from_ns, to_ns);
-            }
-            let used = (plan.groups[gi].clients as usize).min(publish.log.channels.len());
-            let published = PublishLog {
-                channels: publish.log.channels[..used].to_vec(),
-            }
-            .published_between(from_ns, to_ns);
+            let accounting = plan.groups[gi].transport.subscribes().then(|| {
+                let mut tally = Tally::default();
+                for l in &ledgers {
+                    tally += l.settle(&publish.log, from_ns, to_ns);
+                }
+                let used = (plan.groups[gi].clients as usize).min(publish.log.channels.len());
+                let published = PublishLog {
+                    channels: publish.log.channels[..used].to_vec(),
+                }
+                .published_between(from_ns, to_ns);
+                (tally, published)
+            });
             GroupPhase {
                 group: gi,
-                tally,
-                published,
+                accounting,
                 recorder: s.recorder.clone(),
             }
         })

@@ -27,18 +27,23 @@ pub enum Latency {
     Subscribe,
     /// From a client's first connect attempt to its first event.
     FirstEvent,
-    /// One poll, from its intended start to its last byte.
+    /// One poll, request or echo, from its intended start to its last byte
+    /// (corrected for coordinated omission).
     Request,
+    /// The same exchanges from when they were really sent (uncorrected:
+    /// what a closed-loop tool like wrk reports).
+    RequestUncorrected,
 }
 
 impl Latency {
     /// Every metric, in file order.
-    pub const ALL: [Latency; 5] = [
+    pub const ALL: [Latency; 6] = [
         Latency::Delivery,
         Latency::Connect,
         Latency::Subscribe,
         Latency::FirstEvent,
         Latency::Request,
+        Latency::RequestUncorrected,
     ];
 
     /// Stable label (file names, tags).
@@ -49,6 +54,7 @@ impl Latency {
             Latency::Subscribe => "subscribe",
             Latency::FirstEvent => "first-event",
             Latency::Request => "request",
+            Latency::RequestUncorrected => "request-uncorrected",
         }
     }
 }
@@ -74,10 +80,34 @@ pub enum Count {
     BytesReceived,
     /// Samples above the histogram range (recorded at the maximum).
     Overflows,
+    /// Responses with a 1xx status.
+    Status1xx,
+    /// Responses with a 2xx status.
+    Status2xx,
+    /// Responses with a 3xx status.
+    Status3xx,
+    /// Responses with a 4xx status.
+    Status4xx,
+    /// Responses with a 5xx status.
+    Status5xx,
 }
 
 /// Number of counters.
-pub const COUNTS: usize = 9;
+pub const COUNTS: usize = 14;
+
+impl Count {
+    /// The status-class counter of an HTTP status.
+    pub fn status_class(status: u16) -> Option<Count> {
+        Some(match status / 100 {
+            1 => Count::Status1xx,
+            2 => Count::Status2xx,
+            3 => Count::Status3xx,
+            4 => Count::Status4xx,
+            5 => Count::Status5xx,
+            _ => return None,
+        })
+    }
+}
 
 /// One interval's measurements (also the accumulator of many intervals).
 #[derive(Debug, Clone)]

@@ -28,10 +28,9 @@ pub struct GroupResult {
     pub transport: TransportKind,
     /// Clients.
     pub clients: u64,
-    /// Events published in the measured window on the group's channels.
-    pub published: u64,
-    /// Settled accounting.
-    pub tally: Tally,
+    /// Settled accounting and the events published in the measured window
+    /// on the group's channels (None: the group does not subscribe).
+    pub accounting: Option<(Tally, u64)>,
     /// Sum of the measured intervals.
     pub measured: Interval,
     /// Length of the measured publish window (the hold) in seconds.
@@ -50,12 +49,12 @@ pub struct SummaryRow {
     pub group: String,
     pub transport: String,
     pub clients: u64,
-    pub published: u64,
-    pub expected: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub duplicated: u64,
-    pub reordered: u64,
+    pub published: Option<u64>,
+    pub expected: Option<u64>,
+    pub delivered: Option<u64>,
+    pub lost: Option<u64>,
+    pub duplicated: Option<u64>,
+    pub reordered: Option<u64>,
     pub delivery_p50_ms: Option<f64>,
     pub delivery_p90_ms: Option<f64>,
     pub delivery_p99_ms: Option<f64>,
@@ -67,15 +66,26 @@ pub struct SummaryRow {
     pub subscribe_p50_ms: Option<f64>,
     pub subscribe_p99_ms: Option<f64>,
     pub request_p50_ms: Option<f64>,
+    pub request_p90_ms: Option<f64>,
     pub request_p99_ms: Option<f64>,
+    pub request_p999_ms: Option<f64>,
+    pub request_max_ms: Option<f64>,
+    pub request_uncorrected_p50_ms: Option<f64>,
+    pub request_uncorrected_p99_ms: Option<f64>,
     pub requests: u64,
-    pub empty_responses: u64,
-    pub server_timeouts: u64,
+    pub requests_per_s: Option<f64>,
+    pub status_1xx: Option<u64>,
+    pub status_2xx: Option<u64>,
+    pub status_3xx: Option<u64>,
+    pub status_4xx: Option<u64>,
+    pub status_5xx: Option<u64>,
+    pub empty_responses: Option<u64>,
+    pub server_timeouts: Option<u64>,
     pub requests_per_delivery: Option<f64>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub bytes_per_delivery: Option<f64>,
-    pub deliveries_per_s: f64,
+    pub deliveries_per_s: Option<f64>,
     pub errors: u64,
     pub error_rate: f64,
     pub errors_refused: u64,
@@ -83,6 +93,7 @@ pub struct SummaryRow {
     pub errors_timeout: u64,
     pub errors_status: u64,
     pub errors_protocol: u64,
+    pub errors_closed: u64,
     pub errors_other: u64,
     pub reconnects: u64,
     pub latency_overflows: u64,
@@ -100,8 +111,7 @@ impl SummaryRow {
             name: "example".into(),
             transport: TransportKind::Sse,
             clients: 0,
-            published: 0,
-            tally: Tally::default(),
+            accounting: Some((Tally::default(), 0)),
             measured: Interval::default(),
             measured_s: 0.0,
             client: Resources::default(),
@@ -136,17 +146,29 @@ impl GroupResult {
         let err = |k: ErrorKind| m.errors[k.index()];
         let requests = m.count(Count::Requests);
         let (sent, recv) = (m.count(Count::BytesSent), m.count(Count::BytesReceived));
-        let delivered = self.tally.delivered;
+        let subscribes = self.transport.subscribes();
+        let tally = self.accounting.map(|(t, _)| t);
+        let delivered = tally.map(|t| t.delivered);
+        let statuses = m.count(Count::Status1xx)
+            + m.count(Count::Status2xx)
+            + m.count(Count::Status3xx)
+            + m.count(Count::Status4xx)
+            + m.count(Count::Status5xx);
+        // Status columns apply to HTTP exchanges only.
+        let status = |c: Count| (statuses > 0).then(|| m.count(c));
+        let rq = m.hist(Latency::Request);
+        let rqu = m.hist(Latency::RequestUncorrected);
+        let per_s = |n: u64| (self.measured_s > 0.0).then(|| round3(n as f64 / self.measured_s));
         SummaryRow {
             group: self.name.clone(),
             transport: self.transport.label().to_string(),
             clients: self.clients,
-            published: self.published,
-            expected: self.tally.expected,
+            published: self.accounting.map(|(_, p)| p),
+            expected: tally.map(|t| t.expected),
             delivered,
-            lost: self.tally.lost,
-            duplicated: self.tally.duplicated,
-            reordered: self.tally.reordered,
+            lost: tally.map(|t| t.lost),
+            duplicated: tally.map(|t| t.duplicated),
+            reordered: tally.map(|t| t.reordered),
             delivery_p50_ms: pct_ms(d, 0.5),
             delivery_p90_ms: pct_ms(d, 0.9),
             delivery_p99_ms: pct_ms(d, 0.99),
@@ -157,24 +179,43 @@ impl GroupResult {
             connect_p99_ms: pct_ms(m.hist(Latency::Connect), 0.99),
             subscribe_p50_ms: pct_ms(m.hist(Latency::Subscribe), 0.5),
             subscribe_p99_ms: pct_ms(m.hist(Latency::Subscribe), 0.99),
-            request_p50_ms: pct_ms(m.hist(Latency::Request), 0.5),
-            request_p99_ms: pct_ms(m.hist(Latency::Request), 0.99),
+            request_p50_ms: pct_ms(rq, 0.5),
+            request_p90_ms: pct_ms(rq, 0.9),
+            request_p99_ms: pct_ms(rq, 0.99),
+            request_p999_ms: pct_ms(rq, 0.999),
+            request_max_ms: pct_ms(rq, 1.0),
+            request_uncorrected_p50_ms: pct_ms(rqu, 0.5),
+            request_uncorrected_p99_ms: pct_ms(rqu, 0.99),
             requests,
-            empty_responses: m.count(Count::EmptyResponses),
-            server_timeouts: m.count(Count::ServerTimeouts),
-            requests_per_delivery: if self.transport.is_request_based() {
-                ratio(requests, delivered)
+            requests_per_s: if self.transport.is_request_based() {
+                per_s(requests)
             } else {
-                // Streaming kinds make one request per session.
-                ratio(m.count(Count::Reconnects) + self.clients, delivered)
+                None
             },
+            status_1xx: status(Count::Status1xx),
+            status_2xx: status(Count::Status2xx),
+            status_3xx: status(Count::Status3xx),
+            status_4xx: status(Count::Status4xx),
+            status_5xx: status(Count::Status5xx),
+            empty_responses: matches!(self.transport, TransportKind::Poll | TransportKind::LongPoll)
+                .then(|| m.count(Count::EmptyResponses)),
+            server_timeouts: (self.transport == TransportKind::LongPoll)
+                .then(|| m.count(Count::ServerTimeouts)),
+            requests_per_delivery: delivered.and_then(|d| {
+                if self.transport.is_request_based() {
+                    ratio(requests, d)
+                } else {
+                    // Streaming kinds make one request per session.
+                    ratio(m.count(Count::Reconnects) + self.clients, d)
+                }
+            }),
             bytes_sent: sent,
             bytes_received: recv,
-            bytes_per_delivery: ratio(sent + recv, delivered),
-            deliveries_per_s: if self.measured_s > 0.0 {
-                round3(delivered as f64 / self.measured_s)
+            bytes_per_delivery: delivered.and_then(|d| ratio(sent + recv, d)),
+            deliveries_per_s: if subscribes {
+                delivered.and_then(per_s)
             } else {
-                0.0
+                None
             },
             errors: m.error_total(),
             error_rate: {
@@ -197,6 +238,7 @@ impl GroupResult {
             errors_timeout: err(ErrorKind::Timeout),
             errors_status: err(ErrorKind::Status),
             errors_protocol: err(ErrorKind::Protocol),
+            errors_closed: err(ErrorKind::Closed),
             errors_other: err(ErrorKind::Other),
             reconnects: m.count(Count::Reconnects),
             latency_overflows: m.count(Count::Overflows),

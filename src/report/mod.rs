@@ -46,37 +46,42 @@ pub fn default_run_dir(root: &Path, scenario: &str, t: SystemTime) -> PathBuf {
     root.join(sanitize(scenario)).join(folder_timestamp(t))
 }
 
-/// Prints the summary as an aligned table.
+/// Prints the summary as aligned tables: subscriber groups (delivery of
+/// the event stream), then request and echo groups (exchanges).
 pub fn print_table(
     rows: &[crate::metrics::summary::SummaryRow],
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-    writeln!(
-        out,
-        "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
-        "group",
-        "clients",
-        "published",
-        "delivered",
-        "lost",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "req/deliv",
-        "bytes/del",
-        "tgt cpu s",
-        "errors"
-    )?;
-    for r in rows {
+    let n = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    let (subs, exch): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r.delivered.is_some());
+    if !subs.is_empty() {
+        writeln!(
+            out,
+            "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
+            "group",
+            "clients",
+            "published",
+            "delivered",
+            "lost",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "req/deliv",
+            "bytes/del",
+            "tgt cpu s",
+            "errors"
+        )?;
+    }
+    for r in &subs {
         writeln!(
             out,
             "{:<14} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>7}",
             r.group,
             r.clients,
-            r.published,
-            r.delivered,
-            r.lost,
+            n(r.published),
+            n(r.delivered),
+            n(r.lost),
             f(r.delivery_p50_ms),
             f(r.delivery_p99_ms),
             f(r.delivery_max_ms),
@@ -84,6 +89,51 @@ pub fn print_table(
                 .map_or("-".into(), |v| format!("{v:.2}")),
             f(r.bytes_per_delivery),
             r.target_cpu_s.map_or("-".into(), |v| format!("{v:.2}")),
+            r.errors
+        )?;
+    }
+    if !exch.is_empty() {
+        if !subs.is_empty() {
+            writeln!(out)?;
+        }
+        writeln!(
+            out,
+            "{:<14} {:>7} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>11} {:>8} {:>7}",
+            "group",
+            "clients",
+            "requests",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "uncorr p99",
+            "non-2xx",
+            "errors"
+        )?;
+    }
+    let g = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for r in &exch {
+        // Empty for echo groups, which have no statuses.
+        let non_2xx = r.status_2xx.is_some().then(|| {
+            r.status_1xx.unwrap_or(0)
+                + r.status_3xx.unwrap_or(0)
+                + r.status_4xx.unwrap_or(0)
+                + r.status_5xx.unwrap_or(0)
+        });
+        writeln!(
+            out,
+            "{:<14} {:>7} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>11} {:>8} {:>7}",
+            r.group,
+            r.clients,
+            r.requests,
+            r.requests_per_s.map_or("-".into(), |v| format!("{v:.0}")),
+            g(r.request_p50_ms),
+            g(r.request_p99_ms),
+            g(r.request_p999_ms),
+            g(r.request_max_ms),
+            g(r.request_uncorrected_p99_ms),
+            n(non_2xx),
             r.errors
         )?;
     }

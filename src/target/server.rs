@@ -43,6 +43,8 @@ const MAX_HOLD: Duration = Duration::from_secs(300);
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        // Plain request load (same answer as nginx's `return 200 "ok"`).
+        .route("/hello", get(|| async { "ok" }))
         .route("/stats", get(stats))
         .route("/control/stall", post(stall))
         .route("/control/drop", post(drop_subscribers))

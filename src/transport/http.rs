@@ -3,26 +3,27 @@
 //! cursor-poll exchange that interval and long polling share.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes};
-use http::{header, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
-use super::{SessionSpec, Sink};
+use super::{RequestSample, SessionSpec, Sink};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::{self, Counting, IoCounters};
+use crate::profile::{BodyFormat, CursorStyle, PollProfile, Start};
 
 /// Largest poll body accepted; more is a protocol fault, not an OOM.
 const MAX_BODY: usize = 64 << 20;
 
 /// One HTTP/1.1 connection; its driver task ends when this is dropped.
 pub struct Conn {
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
     driver: JoinHandle<()>,
 }
 
@@ -52,24 +53,47 @@ impl Conn {
         Ok(Conn { sender, driver })
     }
 
+    /// True once the server or an error closed the connection.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// Sends a GET for `path_and_query` with extra headers, waiting at most
     /// `timeout` for the response head.
     pub async fn get(
         &mut self,
         spec: &SessionSpec,
         path_and_query: &str,
-        headers: &[(header::HeaderName, String)],
+        headers: &[(HeaderName, HeaderValue)],
         timeout: Duration,
     ) -> Result<Response<Incoming>, Fault> {
-        let mut req = Request::get(path_and_query).header(header::HOST, spec.authority.as_str());
+        self.send(spec, Method::GET, path_and_query, headers, Bytes::new(), timeout)
+            .await
+    }
+
+    /// Sends one request (the profile's headers included), waiting at most
+    /// `timeout` for the response head.
+    pub async fn send(
+        &mut self,
+        spec: &SessionSpec,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, Fault> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(header::HOST, spec.authority.as_str());
         if !spec.params.keep_alive {
             req = req.header(header::CONNECTION, "close");
         }
-        for (name, value) in headers {
-            req = req.header(name, value.as_str());
+        for (name, value) in spec.headers.iter().chain(headers) {
+            req = req.header(name, value);
         }
         let req = req
-            .body(Empty::new())
+            .body(Full::new(body))
             .map_err(|e| Fault::new(ErrorKind::Other, format!("bad request: {e}")))?;
         tokio::time::timeout(timeout, async {
             self.sender.ready().await.map_err(Fault::from)?;
@@ -107,6 +131,7 @@ pub async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, Fault
 }
 
 /// Result of one cursor poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PollOutcome {
     /// Events arrived.
     Events,
@@ -114,33 +139,62 @@ pub enum PollOutcome {
     Empty,
 }
 
-/// A subscriber that pulls events with `GET path?after=CURSOR`: the built-in
-/// target answers `200` with one event payload per line and the new cursor in
-/// `X-Cursor`, or `204` (no body) when nothing is newer. Without a cursor the
-/// first request returns the current head cursor: that is the subscription.
+/// A subscriber that pulls events with repeated GETs carrying a cursor, as
+/// its profile section describes: the cursor in a query parameter (the
+/// built-in target: `?after=` in, `X-Cursor` out) or in HTTP cache headers
+/// (`If-Modified-Since`/`If-None-Match` from `Last-Modified`/`Etag`, nchan).
 pub struct CursorPoller {
     conn: Option<Conn>,
     cursor: Option<String>,
+    profile: PollProfile,
+    /// Extra query appended to every poll (long-poll hold).
+    extra_query: String,
 }
 
 impl CursorPoller {
-    /// Subscribes: obtains a cursor unless resuming with one.
+    /// Subscribes as the profile says: a head request, a cursor pointing a
+    /// little into the past, or nothing.
     pub async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
+        profile: &PollProfile,
+        extra_query: String,
         cursor: Option<String>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
         let mut me = CursorPoller {
             conn: Some(Conn::open(spec, io, sink).await?),
             cursor,
+            profile: profile.clone(),
+            extra_query: String::new(),
         };
         let connected = Instant::now();
         if me.cursor.is_none() {
-            // The head request is the subscription handshake.
-            me.exchange(spec, io, "", connected, sink, false).await?;
+            match profile.start {
+                Start::Head => {
+                    // The head request is the subscription handshake.
+                    me.exchange(spec, io, connected, sink, false).await?;
+                    if me.cursor.is_none() {
+                        return Err(Fault::new(
+                            ErrorKind::Protocol,
+                            format!(
+                                "the head request to {} returned no cursor ({})",
+                                spec.path, profile.cursor_header
+                            ),
+                        ));
+                    }
+                    sink.subscribed(connected.elapsed());
+                }
+                Start::Recent => {
+                    let since = SystemTime::now()
+                        .checked_sub(profile.start_lookback)
+                        .unwrap_or(SystemTime::UNIX_EPOCH);
+                    me.cursor = Some(format!("{}|0", httpdate::fmt_http_date(since)));
+                }
+                Start::None => {}
+            }
         }
-        sink.subscribed(connected.elapsed());
+        me.extra_query = extra_query;
         Ok(me)
     }
 
@@ -149,20 +203,16 @@ impl CursorPoller {
         self.cursor.clone()
     }
 
-    /// One poll. `extra_query` is appended to the query string; `report`
-    /// says whether to report the exchange as a request sample.
+    /// One poll; `report` says whether to report it as a request sample.
     pub async fn exchange<S: Sink>(
         &mut self,
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
-        extra_query: &str,
         intended: Instant,
         sink: &mut S,
         report: bool,
     ) -> Result<PollOutcome, Fault> {
-        let result = self
-            .exchange_inner(spec, io, extra_query, intended, sink, report)
-            .await;
+        let result = self.exchange_inner(spec, io, intended, sink, report).await;
         if result.is_err() || !spec.params.keep_alive {
             // A failed or one-shot connection is not reused.
             if self.conn.take().is_some() {
@@ -172,11 +222,80 @@ impl CursorPoller {
         result
     }
 
+    fn request_target(&self, spec: &SessionSpec) -> (String, Vec<(HeaderName, HeaderValue)>) {
+        let mut uri = spec.path.clone();
+        let mut sep = if uri.contains('?') { '&' } else { '?' };
+        let mut headers = Vec::new();
+        match (self.profile.cursor, &self.cursor) {
+            (CursorStyle::Query, Some(c)) => {
+                uri.push(sep);
+                uri.push_str(&self.profile.cursor_param);
+                uri.push('=');
+                uri.push_str(c);
+                sep = '&';
+            }
+            (CursorStyle::Etag, Some(c)) => {
+                if let Some((modified, tag)) = c.split_once('|') {
+                    // Both came from (or were checked like) header values.
+                    if let (Ok(m), Ok(t)) =
+                        (HeaderValue::from_str(modified), HeaderValue::from_str(tag))
+                    {
+                        headers.push((header::IF_MODIFIED_SINCE, m));
+                        headers.push((header::IF_NONE_MATCH, t));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if !self.extra_query.is_empty() {
+            uri.push(sep);
+            uri.push_str(&self.extra_query);
+        }
+        (uri, headers)
+    }
+
+    /// The cursor a response carries, if any; `Err` for a malformed one.
+    fn cursor_of(&self, headers: &http::HeaderMap) -> Result<Option<String>, Fault> {
+        match self.profile.cursor {
+            CursorStyle::None => Ok(None),
+            CursorStyle::Query => {
+                let Some(v) = headers.get(self.profile.cursor_header.as_str()) else {
+                    return Ok(None);
+                };
+                // It goes back into a query string unescaped.
+                match v.to_str() {
+                    Ok(c) if !c.is_empty()
+                        && c.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || matches!(b, b':' | b'-' | b'_' | b'.' | b'~')
+                        }) =>
+                    {
+                        Ok(Some(c.to_string()))
+                    }
+                    _ => Err(Fault::new(
+                        ErrorKind::Protocol,
+                        format!("malformed {} header", self.profile.cursor_header),
+                    )),
+                }
+            }
+            CursorStyle::Etag => {
+                let get = |h: header::HeaderName| {
+                    headers
+                        .get(h)
+                        .and_then(|v| v.to_str().ok())
+                        .filter(|s| !s.is_empty() && !s.contains('|'))
+                };
+                Ok(match (get(header::LAST_MODIFIED), get(header::ETAG)) {
+                    (Some(m), Some(t)) => Some(format!("{m}|{t}")),
+                    _ => None,
+                })
+            }
+        }
+    }
+
     async fn exchange_inner<S: Sink>(
         &mut self,
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
-        extra_query: &str,
         intended: Instant,
         sink: &mut S,
         report: bool,
@@ -184,71 +303,60 @@ impl CursorPoller {
         if self.conn.is_none() {
             self.conn = Some(Conn::open(spec, io, sink).await?);
         }
+        let (uri, headers) = self.request_target(spec);
         let conn = self
             .conn
             .as_mut()
             .ok_or_else(|| Fault::new(ErrorKind::Other, "no connection"))?;
-        let mut uri = spec.path.clone();
-        let mut sep = '?';
-        if let Some(c) = &self.cursor {
-            uri.push(sep);
-            uri.push_str("after=");
-            uri.push_str(c);
-            sep = '&';
-        }
-        if !extra_query.is_empty() {
-            uri.push(sep);
-            uri.push_str(extra_query);
-        }
         let timeout = spec.params.request_timeout;
-        let resp = conn.get(spec, &uri, &[], timeout).await?;
+        let sent = Instant::now();
+        let resp = conn.get(spec, &uri, &headers, timeout).await?;
         let status = resp.status();
-        let next_cursor = resp
-            .headers()
-            .get("x-cursor")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let next_cursor = self.cursor_of(resp.headers())?;
         let body = read_body(resp.into_body(), timeout).await?;
         let done = Instant::now();
-        let outcome = match status {
-            StatusCode::OK => {
-                let mut any = false;
-                for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                    sink.message(line, done);
-                    any = true;
-                }
-                if any {
-                    PollOutcome::Events
-                } else {
-                    PollOutcome::Empty
-                }
-            }
-            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED => PollOutcome::Empty,
-            other => {
-                return Err(Fault::new(
-                    ErrorKind::Status,
-                    format!("GET {} answered {other}", spec.path),
-                ))
-            }
-        };
-        match next_cursor {
-            Some(c)
-                if c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'-') =>
-            {
-                self.cursor = Some(c)
-            }
-            Some(_) => return Err(Fault::new(ErrorKind::Protocol, "malformed X-Cursor header")),
-            None if self.cursor.is_none() => {
+        let code = status.as_u16();
+        let outcome = if self.profile.ok_status.contains(&code) {
+            let mut any = false;
+            for_each_message(&self.profile, &body, |m| {
+                sink.message(m, done);
+                any = true;
+            })
+            .map_err(|e| Fault::new(ErrorKind::Protocol, format!("GET {}: {e}", spec.path)))?;
+            if next_cursor.is_none() && self.profile.cursor != CursorStyle::None && any {
                 return Err(Fault::new(
                     ErrorKind::Protocol,
-                    "poll response without X-Cursor",
-                ))
+                    format!("GET {} answered {status} without a cursor", spec.path),
+                ));
             }
-            None => {}
+            if any {
+                PollOutcome::Events
+            } else {
+                PollOutcome::Empty
+            }
+        } else if self.profile.empty_status.contains(&code) {
+            PollOutcome::Empty
+        } else {
+            return Err(Fault::new(
+                ErrorKind::Status,
+                format!("GET {} answered {status}", spec.path),
+            ));
+        };
+        // An empty answer may echo the old cursor (nchan) or move it on
+        // (the built-in head); either way a present cursor is the newest.
+        if let Some(c) = next_cursor {
+            if outcome == PollOutcome::Events || self.profile.cursor == CursorStyle::Query {
+                self.cursor = Some(c);
+            }
         }
         if report {
-            sink.request(intended, done, matches!(outcome, PollOutcome::Empty));
+            sink.request(RequestSample {
+                intended,
+                sent,
+                done,
+                status: Some(code),
+                empty: outcome == PollOutcome::Empty,
+            });
         }
         Ok(outcome)
     }
@@ -260,6 +368,63 @@ impl CursorPoller {
     }
 }
 
+/// Calls `f` with every message in a poll body; `Err` for a body that is
+/// not in the profile's format.
+pub fn for_each_message(
+    profile: &PollProfile,
+    body: &[u8],
+    mut f: impl FnMut(&[u8]),
+) -> Result<(), String> {
+    match profile.body {
+        BodyFormat::Single => {
+            if !body.is_empty() {
+                f(body);
+            }
+        }
+        BodyFormat::Lines => {
+            for line in body.split(|b| *b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if !line.is_empty() {
+                    f(line);
+                }
+            }
+        }
+        BodyFormat::JsonArray => {
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
+            let items: Vec<serde_json::Value> =
+                serde_json::from_slice(body).map_err(|e| format!("not a JSON array: {e}"))?;
+            for item in &items {
+                f(json_message(item, &profile.data_field)?.as_bytes());
+            }
+        }
+        BodyFormat::Ndjson => {
+            for line in body.split(|b| *b == b'\n') {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let item: serde_json::Value =
+                    serde_json::from_slice(line).map_err(|e| format!("bad NDJSON line: {e}"))?;
+                f(json_message(&item, &profile.data_field)?.as_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A message in a JSON value: a string, or an object's `field` string.
+pub fn json_message<'a>(item: &'a serde_json::Value, field: &str) -> Result<&'a str, String> {
+    match item {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Object(o) => o
+            .get(field)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("an object without a string `{field}` field")),
+        _ => Err("a JSON value that is neither a string nor an object".into()),
+    }
+}
+
 /// Opens a streaming GET (SSE or NDJSON): connects, sends the request and
 /// checks the status and content type. Returns the connection (keep it alive
 /// for as long as the body is read) and the body.
@@ -267,7 +432,7 @@ pub async fn open_stream<S: Sink>(
     spec: &SessionSpec,
     io: &Arc<IoCounters>,
     path_and_query: &str,
-    headers: &[(header::HeaderName, String)],
+    headers: &[(HeaderName, HeaderValue)],
     content_type: &str,
     sink: &mut S,
 ) -> Result<(Conn, Incoming), Fault> {

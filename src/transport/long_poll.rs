@@ -1,5 +1,6 @@
 //! Long polling: the next GET goes out as soon as the previous one returns;
-//! the server holds it until an event or its hold timeout (`204`), which is
+//! the server holds it until an event or its hold timeout (an empty status
+//! of the profile: `204` on the built-in target, `408` on nchan), which is
 //! counted as a server timeout, not an error. The cursor is kept across
 //! polls and reconnects.
 
@@ -8,7 +9,7 @@ use std::time::Instant;
 
 use super::http::{CursorPoller, PollOutcome};
 use super::{SessionSpec, Sink, Step, Transport};
-use crate::fault::Fault;
+use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 
 /// A long-polling session.
@@ -16,7 +17,6 @@ pub struct LongPoll {
     spec: SessionSpec,
     io: Arc<IoCounters>,
     poller: CursorPoller,
-    hold_query: String,
 }
 
 impl Transport for LongPoll {
@@ -26,13 +26,21 @@ impl Transport for LongPoll {
         cursor: Option<String>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let poller = CursorPoller::open(spec, io, cursor, sink).await?;
+        let profile = spec.profile.long_poll.as_ref().ok_or_else(|| {
+            Fault::new(ErrorKind::Other, "the target profile has no long_poll section")
+        })?;
+        let hold_query = profile.hold_query.as_deref().map_or(String::new(), |q| {
+            q.replace(
+                "{timeout_ms}",
+                &spec.params.hold_timeout.as_millis().to_string(),
+            )
+        });
+        let poller = CursorPoller::open(spec, io, profile, hold_query, cursor, sink).await?;
         let mut spec = spec.clone();
         // The client waits for the server's hold plus slack before it calls
         // the request timed out.
         spec.params.request_timeout = spec.params.hold_timeout + spec.params.request_timeout;
         Ok(LongPoll {
-            hold_query: format!("timeout_ms={}", spec.params.hold_timeout.as_millis()),
             spec,
             io: io.clone(),
             poller,
@@ -42,7 +50,7 @@ impl Transport for LongPoll {
     async fn next<S: Sink>(&mut self, intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         let outcome = self
             .poller
-            .exchange(&self.spec, &self.io, &self.hold_query, intended, sink, true)
+            .exchange(&self.spec, &self.io, intended, sink, true)
             .await?;
         if let PollOutcome::Empty = outcome {
             sink.server_timeout();

@@ -17,11 +17,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::fault::Fault;
 use crate::net::IoCounters;
+use crate::profile::Profile;
 
+pub mod echo;
 mod http;
 pub mod long_poll;
 pub mod ndjson;
 pub mod poll;
+pub mod request;
 pub mod sse;
 pub mod websocket;
 
@@ -39,16 +42,22 @@ pub enum TransportKind {
     Ndjson,
     /// WebSocket subscription.
     Websocket,
+    /// Plain HTTP requests, no publisher (wrk / wrk2 style).
+    Request,
+    /// WebSocket echo round trips.
+    Echo,
 }
 
 impl TransportKind {
     /// Every kind, in report order.
-    pub const ALL: [TransportKind; 5] = [
+    pub const ALL: [TransportKind; 7] = [
         TransportKind::Poll,
         TransportKind::LongPoll,
         TransportKind::Sse,
         TransportKind::Ndjson,
         TransportKind::Websocket,
+        TransportKind::Request,
+        TransportKind::Echo,
     ];
 
     /// The scenario / CSV label.
@@ -59,23 +68,30 @@ impl TransportKind {
             TransportKind::Sse => "sse",
             TransportKind::Ndjson => "ndjson",
             TransportKind::Websocket => "websocket",
-        }
-    }
-
-    /// The built-in target's path for this transport on `channel`.
-    pub fn builtin_path(self, channel: &str) -> String {
-        match self {
-            TransportKind::Poll => format!("/poll/{channel}"),
-            TransportKind::LongPoll => format!("/lp/{channel}"),
-            TransportKind::Sse => format!("/sse/{channel}"),
-            TransportKind::Ndjson => format!("/stream/{channel}"),
-            TransportKind::Websocket => format!("/ws/{channel}"),
+            TransportKind::Request => "request",
+            TransportKind::Echo => "echo",
         }
     }
 
     /// True for transports that issue one request per exchange.
     pub fn is_request_based(self) -> bool {
-        matches!(self, TransportKind::Poll | TransportKind::LongPoll)
+        matches!(
+            self,
+            TransportKind::Poll | TransportKind::LongPoll | TransportKind::Request | TransportKind::Echo
+        )
+    }
+
+    /// True for subscribers of the publisher's event stream (false for
+    /// request and echo load, which need no publisher).
+    pub fn subscribes(self) -> bool {
+        !matches!(self, TransportKind::Request | TransportKind::Echo)
+    }
+
+    /// True when intended sends are never skipped: a late send goes out at
+    /// once and its latency counts from the intended instant (wrk2's open
+    /// model). Pollers skip missed polls instead, as real pollers do.
+    pub fn catches_up(self) -> bool {
+        !self.subscribes()
     }
 
     /// Calls `v.visit::<T>()` with this kind's transport type: the single
@@ -87,6 +103,8 @@ impl TransportKind {
             TransportKind::Sse => v.visit::<sse::Sse>(),
             TransportKind::Ndjson => v.visit::<ndjson::Ndjson>(),
             TransportKind::Websocket => v.visit::<websocket::WebSocket>(),
+            TransportKind::Request => v.visit::<request::Request>(),
+            TransportKind::Echo => v.visit::<echo::Echo>(),
         }
     }
 }
@@ -113,6 +131,12 @@ pub struct Params {
     /// WebSocket: client ping interval.
     #[serde(with = "crate::plan::opt_secs")]
     pub ping_interval: Option<Duration>,
+    /// Request mode: what to send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<request::RequestPlan>,
+    /// Echo mode: size of each message in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_bytes: Option<usize>,
 }
 
 /// Where and how one session connects.
@@ -124,6 +148,12 @@ pub struct SessionSpec {
     pub authority: String,
     /// Path (with the channel) for this transport.
     pub path: String,
+    /// Channel name (empty for request and echo load).
+    pub channel: String,
+    /// How this server speaks each transport.
+    pub profile: Arc<Profile>,
+    /// Headers for every request and handshake, secrets expanded.
+    pub headers: Arc<[(::http::HeaderName, ::http::HeaderValue)]>,
     /// Transport parameters.
     pub params: Params,
     /// TCP connect timeout.
@@ -141,12 +171,28 @@ pub trait Sink: Send {
     fn disconnected(&mut self);
     /// One event payload arrived at `at`.
     fn message(&mut self, payload: &[u8], at: Instant);
-    /// One request completed: from its intended start to its last byte.
-    fn request(&mut self, intended: Instant, done: Instant, empty: bool);
+    /// One request (or echo round trip) completed.
+    fn request(&mut self, sample: RequestSample);
     /// The server ended a held poll without an event (long-poll timeout).
     fn server_timeout(&mut self);
     /// A fault that did not end the session (e.g. a bad line that was skipped).
     fn fault(&mut self, fault: Fault);
+}
+
+/// One completed exchange, timed both ways: from its intended start
+/// (corrected for coordinated omission) and from when it was really sent.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSample {
+    /// When the schedule meant it to start.
+    pub intended: Instant,
+    /// When it was written to the connection.
+    pub sent: Instant,
+    /// When its last byte arrived.
+    pub done: Instant,
+    /// HTTP status, for HTTP exchanges.
+    pub status: Option<u16>,
+    /// True when it carried no event (an empty poll).
+    pub empty: bool,
 }
 
 /// How a call to `next` ended when it did not fail.

@@ -1,18 +1,16 @@
-//! Chunked HTTP streaming of newline-delimited JSON: one
-//! `{"id":N,"data":"..."}` object per line. Reconnects resume with
-//! `?after=<last id>`. A line that is not such an object is counted as a
-//! protocol fault and skipped; the stream goes on.
+//! Chunked HTTP streaming of newline-delimited JSON: one object per line
+//! whose `data_field` is the message (the built-in target sends
+//! `{"id":N,"data":"..."}`), or a bare JSON string. Reconnects resume with
+//! `?<resume_param>=<last id>` when the profile names one. A line that is
+//! neither is counted as a protocol fault and skipped; the stream goes on.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use serde::Deserialize;
-
-use super::http::{open_stream, Conn};
+use super::http::{json_message, open_stream, Conn};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -20,19 +18,14 @@ use crate::net::IoCounters;
 /// Longest line accepted before the stream is declared garbage.
 const MAX_LINE: usize = 4 << 20;
 
-#[derive(Deserialize)]
-struct Line<'a> {
-    id: u64,
-    #[serde(borrow)]
-    data: Cow<'a, str>,
-}
-
 /// An NDJSON streaming session.
 pub struct Ndjson {
     _conn: Conn,
     body: Incoming,
     buf: BytesMut,
-    last_id: Option<u64>,
+    last_id: Option<String>,
+    data_field: String,
+    id_field: Option<String>,
 }
 
 impl Transport for Ndjson {
@@ -42,10 +35,21 @@ impl Transport for Ndjson {
         cursor: Option<String>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let last_id = cursor.as_deref().and_then(|c| c.parse().ok());
-        let path = match last_id {
-            Some(id) => format!("{}?after={id}", spec.path),
-            None => spec.path.clone(),
+        let profile = spec.profile.ndjson.as_ref().ok_or_else(|| {
+            Fault::new(ErrorKind::Other, "the target profile has no ndjson section")
+        })?;
+        // Ids go back into a query string unescaped: only plain ones resume.
+        let last_id = cursor.filter(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        });
+        let path = match (&last_id, &profile.resume_param) {
+            (Some(id), Some(param)) => {
+                let sep = if spec.path.contains('?') { '&' } else { '?' };
+                format!("{}{sep}{param}={id}", spec.path)
+            }
+            _ => spec.path.clone(),
         };
         let (conn, body) = open_stream(spec, io, &path, &[], "application/x-ndjson", sink).await?;
         Ok(Ndjson {
@@ -53,6 +57,8 @@ impl Transport for Ndjson {
             body,
             buf: BytesMut::new(),
             last_id,
+            data_field: profile.data_field.clone(),
+            id_field: profile.id_field.clone(),
         })
     }
 
@@ -73,16 +79,25 @@ impl Transport for Ndjson {
                 if line.is_empty() {
                     continue;
                 }
-                match serde_json::from_slice::<Line>(line) {
-                    Ok(l) => {
-                        self.last_id = Some(l.id);
-                        sink.message(l.data.as_bytes(), at);
+                let parsed = serde_json::from_slice::<serde_json::Value>(line)
+                    .map_err(|e| format!("bad NDJSON line: {e}"))
+                    .and_then(|v| {
+                        let data = json_message(&v, &self.data_field)?;
+                        sink.message(data.as_bytes(), at);
+                        Ok(self.id_field.as_ref().and_then(|f| match v.get(f) {
+                            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                            Some(serde_json::Value::String(s)) => Some(s.clone()),
+                            _ => None,
+                        }))
+                    });
+                match parsed {
+                    Ok(id) => {
+                        if id.is_some() {
+                            self.last_id = id;
+                        }
                         any = true;
                     }
-                    Err(e) => sink.fault(Fault::new(
-                        ErrorKind::Protocol,
-                        format!("bad NDJSON line: {e}"),
-                    )),
+                    Err(e) => sink.fault(Fault::new(ErrorKind::Protocol, e)),
                 }
             }
             if self.buf.len() > MAX_LINE {
@@ -96,7 +111,7 @@ impl Transport for Ndjson {
     }
 
     fn cursor(&self) -> Option<String> {
-        self.last_id.map(|id| id.to_string())
+        self.last_id.clone()
     }
 
     async fn close(self) {}

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderName, ACCEPT};
+use http::header::{HeaderName, HeaderValue, ACCEPT};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use sse_parse::SseParser;
 
 use super::http::{open_stream, Conn};
 use super::{SessionSpec, Sink, Step, Transport};
-use crate::fault::Fault;
+use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 
 /// Buffered bytes of one unfinished event before it counts as garbage.
@@ -33,9 +33,19 @@ impl Transport for Sse {
         cursor: Option<String>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let mut headers = vec![(ACCEPT, "text/event-stream".to_string())];
+        let profile = spec
+            .profile
+            .sse
+            .as_ref()
+            .ok_or_else(|| Fault::new(ErrorKind::Other, "the target profile has no sse section"))?;
+        let cursor = cursor.filter(|_| profile.resume);
+        let mut headers = vec![(ACCEPT, HeaderValue::from_static("text/event-stream"))];
         if let Some(id) = &cursor {
-            headers.push((HeaderName::from_static("last-event-id"), id.clone()));
+            // An id the server sent that cannot be a header value is dropped:
+            // the session starts fresh instead of failing forever.
+            if let Ok(v) = HeaderValue::from_str(id) {
+                headers.push((HeaderName::from_static("last-event-id"), v));
+            }
         }
         let (conn, body) =
             open_stream(spec, io, &spec.path, &headers, "text/event-stream", sink).await?;
@@ -65,7 +75,7 @@ impl Transport for Sse {
             self.parser.feed(&data);
             if self.parser.overflows() > overflows {
                 sink.fault(Fault::new(
-                    crate::fault::ErrorKind::Protocol,
+                    ErrorKind::Protocol,
                     "SSE event larger than the parser buffer",
                 ));
             }

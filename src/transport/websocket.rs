@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use http::HeaderValue;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -29,9 +32,67 @@ fn config() -> WebSocketConfig {
 
 /// A WebSocket session.
 pub struct WebSocket {
-    ws: WebSocketStream<Counting<TcpStream>>,
+    ws: Ws,
     ping_interval: Option<Duration>,
     next_ping: Option<tokio::time::Instant>,
+}
+
+/// A counted WebSocket stream.
+pub type Ws = WebSocketStream<Counting<TcpStream>>;
+
+/// Connects and upgrades to `path` with the profile's headers and
+/// `subprotocol`, reporting TCP connect and upgrade times.
+pub async fn connect<S: Sink>(
+    spec: &SessionSpec,
+    io: &Arc<IoCounters>,
+    path: &str,
+    subprotocol: Option<&str>,
+    sink: &mut S,
+) -> Result<Ws, Fault> {
+    let url = format!("ws://{}{}", spec.authority, path);
+    let mut req = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Fault::new(ErrorKind::Other, format!("bad WebSocket URL {url}: {e}")))?;
+    for (name, value) in spec.headers.iter() {
+        req.headers_mut().insert(name.clone(), value.clone());
+    }
+    if let Some(p) = subprotocol {
+        let v = HeaderValue::from_str(p)
+            .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
+        req.headers_mut().insert("sec-websocket-protocol", v);
+    }
+    let (tcp, took) = net::connect(spec.addr, spec.connect_timeout).await?;
+    sink.connected(took);
+    let started = Instant::now();
+    let stream = Counting::new(tcp, io.clone());
+    let upgrade = tokio_tungstenite::client_async_with_config(req, stream, Some(config()));
+    let (ws, _resp) = match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => {
+            sink.disconnected();
+            return Err(e.into());
+        }
+        Err(_) => {
+            sink.disconnected();
+            return Err(Fault::timeout("WebSocket upgrade"));
+        }
+    };
+    sink.subscribed(started.elapsed());
+    Ok(ws)
+}
+
+/// What a close frame from the server means: a normal end, or a fault
+/// (nchan closes with `1001 410 Gone` when a channel is deleted).
+pub fn closed_by_server(frame: Option<&CloseFrame>) -> Result<Step, Fault> {
+    match frame {
+        None => Ok(Step::Ended),
+        Some(f) if f.code == CloseCode::Normal => Ok(Step::Ended),
+        Some(f) => Err(Fault::new(
+            ErrorKind::Closed,
+            format!("the server closed the WebSocket: {} {}", u16::from(f.code), f.reason),
+        )),
+    }
 }
 
 impl Transport for WebSocket {
@@ -41,24 +102,17 @@ impl Transport for WebSocket {
         _cursor: Option<String>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let (tcp, took) = net::connect(spec.addr, spec.connect_timeout).await?;
-        sink.connected(took);
-        let started = Instant::now();
-        let url = format!("ws://{}{}", spec.authority, spec.path);
-        let stream = Counting::new(tcp, io.clone());
-        let upgrade = tokio_tungstenite::client_async_with_config(url, stream, Some(config()));
-        let (ws, _resp) = match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
+        let profile = spec.profile.websocket.as_ref().ok_or_else(|| {
+            Fault::new(ErrorKind::Other, "the target profile has no websocket section")
+        })?;
+        let mut ws = connect(spec, io, &spec.path, profile.subprotocol.as_deref(), sink).await?;
+        if let Some(m) = &profile.subscribe_message {
+            let text = crate::profile::fill(m, &spec.channel);
+            if let Err(e) = ws.send(Message::text(text)).await {
                 sink.disconnected();
                 return Err(e.into());
             }
-            Err(_) => {
-                sink.disconnected();
-                return Err(Fault::timeout("WebSocket upgrade"));
-            }
-        };
-        sink.subscribed(started.elapsed());
+        }
         let ping_interval = spec.params.ping_interval;
         Ok(WebSocket {
             ws,
@@ -84,7 +138,7 @@ impl Transport for WebSocket {
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(Message::Text(t))) => sink.message(t.as_bytes(), at),
                 Some(Ok(Message::Binary(b))) => sink.message(&b, at),
-                Some(Ok(Message::Close(_))) => return Ok(Step::Ended),
+                Some(Ok(Message::Close(f))) => return closed_by_server(f.as_ref()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Frame(_))) => {
                     return Err(Fault::new(ErrorKind::Protocol, "raw frame"))

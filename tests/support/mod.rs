@@ -44,6 +44,7 @@ impl InProcess {
         plan.target = stampede::plan::TargetPlan::Url {
             url: self.url.clone(),
             authority: self.url.trim_start_matches("http://").to_string(),
+            base_path: String::new(),
         };
     }
 

@@ -22,7 +22,7 @@ impl Sink for Collect {
         self.messages
             .push(String::from_utf8_lossy(payload).into_owned());
     }
-    fn request(&mut self, _: Instant, _: Instant, _: bool) {}
+    fn request(&mut self, _: stampede::transport::RequestSample) {}
     fn server_timeout(&mut self) {}
     fn fault(&mut self, f: Fault) {
         self.faults.push(f);
@@ -61,11 +61,16 @@ pub async fn one_shot(
         addr,
         authority: addr.to_string(),
         path: path.into(),
+        channel: "c".into(),
+        profile: std::sync::Arc::new(stampede::profile::builtin()),
+        headers: std::sync::Arc::new([]),
         params: Params {
             keep_alive: true,
             hold_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
             ping_interval: None,
+            request: None,
+            message_bytes: None,
         },
         connect_timeout: Duration::from_secs(2),
     };

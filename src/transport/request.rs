@@ -1,0 +1,166 @@
+//! Request mode: plain HTTP load without a publisher, like wrk (closed
+//! model: each connection sends its next request when the last one ends)
+//! or wrk2 (open model: the load module schedules each request at its
+//! intended instant and never skips one, so a slow server shows up in the
+//! corrected latency). One keep-alive connection per client.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use http::Method;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use super::http::Conn;
+use super::{RequestSample, SessionSpec, Sink, Step, Transport};
+use crate::fault::{ErrorKind, Fault};
+use crate::net::IoCounters;
+
+/// What a request-mode group sends.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestPlan {
+    /// HTTP method.
+    #[serde(serialize_with = "as_str")]
+    pub method: Method,
+    /// Paths (with query) on the target, used round-robin.
+    pub urls: Vec<String>,
+    /// Body template as written (`${VAR}` unexpanded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The body on the wire (secrets expanded; never written anywhere).
+    #[serde(skip)]
+    pub wire_body: Bytes,
+    /// Statuses that count as success; empty means any 2xx or 3xx.
+    pub expect_status: Vec<u16>,
+}
+
+fn as_str<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
+}
+
+impl RequestPlan {
+    /// True when `status` is a success for this plan.
+    pub fn expected(&self, status: u16) -> bool {
+        if self.expect_status.is_empty() {
+            (200..400).contains(&status)
+        } else {
+            self.expect_status.contains(&status)
+        }
+    }
+}
+
+/// Spreads the clients' first URL over the list.
+static NEXT_START: AtomicUsize = AtomicUsize::new(0);
+
+/// A request-mode session: one connection, reopened when it closes.
+pub struct Request {
+    spec: SessionSpec,
+    io: Arc<IoCounters>,
+    conn: Option<Conn>,
+    next_url: usize,
+}
+
+impl Transport for Request {
+    async fn open<S: Sink>(
+        spec: &SessionSpec,
+        io: &Arc<IoCounters>,
+        _cursor: Option<String>,
+        sink: &mut S,
+    ) -> Result<Self, Fault> {
+        if spec.params.request.is_none() {
+            return Err(Fault::new(ErrorKind::Other, "a request group without requests"));
+        }
+        let conn = Conn::open(spec, io, sink).await?;
+        Ok(Request {
+            spec: spec.clone(),
+            io: io.clone(),
+            conn: Some(conn),
+            next_url: NEXT_START.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    async fn next<S: Sink>(&mut self, intended: Instant, sink: &mut S) -> Result<Step, Fault> {
+        let result = self.exchange(intended, sink).await;
+        let closed = self.conn.as_ref().is_none_or(Conn::is_closed);
+        if result.is_err() || !self.spec.params.keep_alive || closed {
+            if self.conn.take().is_some() {
+                sink.disconnected();
+            }
+        }
+        result.map(|()| Step::Continue)
+    }
+
+    fn cursor(&self) -> Option<String> {
+        None
+    }
+
+    async fn close(mut self) {
+        self.conn = None;
+    }
+}
+
+impl Request {
+    async fn exchange<S: Sink>(&mut self, intended: Instant, sink: &mut S) -> Result<(), Fault> {
+        let plan = self
+            .spec
+            .params
+            .request
+            .as_ref()
+            .ok_or_else(|| Fault::new(ErrorKind::Other, "a request group without requests"))?;
+        if self.conn.is_none() {
+            self.conn = Some(Conn::open(&self.spec, &self.io, sink).await?);
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| Fault::new(ErrorKind::Other, "no connection"))?;
+        let url = &plan.urls[self.next_url % plan.urls.len()];
+        self.next_url = self.next_url.wrapping_add(1);
+        let timeout = self.spec.params.request_timeout;
+        let sent = Instant::now();
+        let resp = conn
+            .send(
+                &self.spec,
+                plan.method.clone(),
+                url,
+                &[],
+                plan.wire_body.clone(),
+                timeout,
+            )
+            .await?;
+        let status = resp.status().as_u16();
+        tokio::time::timeout(timeout, discard(resp.into_body()))
+            .await
+            .map_err(|_| Fault::timeout("response body"))??;
+        let done = Instant::now();
+        sink.request(RequestSample {
+            intended,
+            sent,
+            done,
+            status: Some(status),
+            empty: false,
+        });
+        if !plan.expected(status) {
+            // The connection is still good: count it and go on.
+            sink.fault(Fault::new(
+                ErrorKind::Status,
+                format!("{} {url} answered {status}", plan.method),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a body to its end without keeping it (the bytes are counted on
+/// the socket).
+async fn discard(mut body: Incoming) -> Result<(), Fault> {
+    while let Some(frame) = body.frame().await {
+        if let Ok(mut data) = frame?.into_data() {
+            data.advance(data.remaining());
+        }
+    }
+    Ok(())
+}
