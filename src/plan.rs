@@ -74,6 +74,8 @@ pub struct PublisherPlan {
     pub payload_bytes: usize,
     /// Channels.
     pub channels: u32,
+    /// Channel name prefix (None: unique per run).
+    pub channel_prefix: Option<String>,
 }
 
 /// Reconnect policy.
@@ -290,11 +292,36 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         )?;
         use TransportKind::{Echo, Request};
         let sp = |o: Option<std::ops::Range<usize>>| o.unwrap_or(0..0);
-        only(g.rate.is_some(), sp(g.rate.as_ref().map(|x| x.span())), "rate", &[Request, Echo])?;
-        only(g.url.is_some(), sp(g.url.as_ref().map(|x| x.span())), "url", &[Request, Echo])?;
-        only(g.urls.is_some(), sp(g.urls.as_ref().map(|x| x.span())), "urls", &[Request])?;
-        only(g.method.is_some(), sp(g.method.as_ref().map(|x| x.span())), "method", &[Request])?;
-        only(g.body.is_some(), sp(g.body.as_ref().map(|x| x.span())), "body", &[Request])?;
+        only(
+            g.rate.is_some(),
+            sp(g.rate.as_ref().map(|x| x.span())),
+            "rate",
+            &[Request, Echo],
+        )?;
+        only(
+            g.url.is_some(),
+            sp(g.url.as_ref().map(|x| x.span())),
+            "url",
+            &[Request, Echo],
+        )?;
+        only(
+            g.urls.is_some(),
+            sp(g.urls.as_ref().map(|x| x.span())),
+            "urls",
+            &[Request],
+        )?;
+        only(
+            g.method.is_some(),
+            sp(g.method.as_ref().map(|x| x.span())),
+            "method",
+            &[Request],
+        )?;
+        only(
+            g.body.is_some(),
+            sp(g.body.as_ref().map(|x| x.span())),
+            "body",
+            &[Request],
+        )?;
         only(
             g.expect_status.is_some(),
             sp(g.expect_status.as_ref().map(|x| x.span())),
@@ -317,7 +344,11 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             }
         };
         let rate_per_s = match &g.rate {
-            Some(r) if !(r.get_ref().is_finite() && *r.get_ref() > 0.0 && *r.get_ref() <= 10_000_000.0) => {
+            Some(r)
+                if !(r.get_ref().is_finite()
+                    && *r.get_ref() > 0.0
+                    && *r.get_ref() <= 10_000_000.0) =>
+            {
                 return Err(src.error(r.span(), "rate", "must be in (0, 10000000] per second"))
             }
             Some(r) => Some(*r.get_ref()),
@@ -344,7 +375,11 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             Some(b) => Some(*b.get_ref() as usize),
             None => (kind == Echo).then_some(64),
         };
-        let headers = g.headers.as_ref().map(|h| h.get_ref().clone()).unwrap_or_default();
+        let headers = g
+            .headers
+            .as_ref()
+            .map(|h| h.get_ref().clone())
+            .unwrap_or_default();
         let hold_timeout = positive(&g.timeout, "timeout")?.unwrap_or(Duration::from_secs(30));
         let ping_interval = positive(&g.ping_interval, "ping_interval")?;
         let reconnect = match &g.reconnect {
@@ -459,7 +494,10 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             ..(*profile).clone()
         })
         .map_err(|m| {
-            let span = sg.headers.as_ref().map_or(sg.transport.span(), |h| h.span());
+            let span = sg
+                .headers
+                .as_ref()
+                .map_or(sg.transport.span(), |h| h.span());
             src.error(span, "headers", &m)
         })?;
         g.wire_headers = wire.into();
@@ -563,10 +601,28 @@ fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<Publis
         }
         Some(c) => *c.get_ref() as u32,
     };
+    let channel_prefix = match &p.channel_prefix {
+        Some(c)
+            if c.get_ref().is_empty()
+                || !c
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) =>
+        {
+            return Err(src.error(
+                c.span(),
+                "publisher.channel_prefix",
+                "use letters, digits, `-`, `_` and `.` only (it goes into URLs)",
+            ))
+        }
+        Some(c) => Some(c.get_ref().clone()),
+        None => None,
+    };
     Ok(PublisherPlan {
         rate_per_s: rate,
         payload_bytes,
         channels,
+        channel_prefix,
     })
 }
 
@@ -627,8 +683,9 @@ fn request_plan(
             };
             let expect_status = match &g.expect_status {
                 None => Vec::new(),
-                Some(s) if s.get_ref().is_empty()
-                    || s.get_ref().iter().any(|c| !(100..=599).contains(c)) =>
+                Some(s)
+                    if s.get_ref().is_empty()
+                        || s.get_ref().iter().any(|c| !(100..=599).contains(c)) =>
                 {
                     return Err(src.error(
                         s.span(),
@@ -731,7 +788,8 @@ fn profile_table(t: &toml::Spanned<toml::Value>, src: &Source) -> Result<Profile
     let base = match table.remove("base") {
         None => None,
         Some(toml::Value::String(b)) => Some(
-            Profile::preset(&b).ok_or_else(|| err(format!("base {b:?} is not builtin or nchan")))?,
+            Profile::preset(&b)
+                .ok_or_else(|| err(format!("base {b:?} is not builtin or nchan")))?,
         ),
         Some(_) => return Err(err("base must be a preset name".into())),
     };
@@ -763,9 +821,9 @@ fn profile_table(t: &toml::Spanned<toml::Value>, src: &Source) -> Result<Profile
                 })?;
             }
             if let Some(v) = table.remove("name") {
-                b.name = v.try_into().map_err(|e: toml::de::Error| {
-                    err(format!("name: {}", e.message().trim()))
-                })?;
+                b.name = v
+                    .try_into()
+                    .map_err(|e: toml::de::Error| err(format!("name: {}", e.message().trim())))?;
             } else {
                 b.name = format!("{}+custom", b.name);
             }

@@ -311,8 +311,8 @@ pub fn expand_env(template: &str) -> Result<String, String> {
         if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("`${{{var}}}` is not an environment variable name"));
         }
-        let value = std::env::var(var)
-            .map_err(|_| format!("environment variable {var} is not set"))?;
+        let value =
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -328,8 +328,9 @@ pub fn wire_headers(profile: &Profile) -> Result<Vec<(HeaderName, HeaderValue)>,
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("headers: {name:?} is not a header name"))?;
         // The value may be secret: the message must not repeat it.
-        let mut value = HeaderValue::from_str(&value)
-            .map_err(|_| format!("headers.{name}: the expanded value is not a valid header value"))?;
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            format!("headers.{name}: the expanded value is not a valid header value")
+        })?;
         value.set_sensitive(true);
         out.push((name, value));
     }

@@ -201,6 +201,16 @@ async fn channel_loop(
             }
         }
     }
+    if let Some(Sender::Ws(ws)) = conn.as_mut() {
+        // Closing politely lets the server take the last frames; a dropped
+        // socket can lose the final publish (seen with nchan).
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            if WebSocketStream::close(ws, None).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+        })
+        .await;
+    }
     out
 }
 
@@ -268,7 +278,9 @@ async fn publish_one(
                 // and dropped so it cannot fill the socket.
                 while let Some(msg) = ws.next().now_or_never() {
                     match msg {
-                        None => return Err(Fault::new(ErrorKind::Reset, "publisher WebSocket closed")),
+                        None => {
+                            return Err(Fault::new(ErrorKind::Reset, "publisher WebSocket closed"))
+                        }
                         Some(Err(e)) => return Err(e.into()),
                         Some(Ok(_)) => {}
                     }

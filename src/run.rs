@@ -217,6 +217,11 @@ async fn run_with_target(
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
+    let channel_prefix = plan
+        .publisher
+        .as_ref()
+        .and_then(|p| p.channel_prefix.clone())
+        .unwrap_or_else(|| format!("st{run_tag}"));
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     let mut results: Vec<GroupResult> = Vec::new();
     let pid = target.info.pid;
@@ -230,7 +235,7 @@ async fn run_with_target(
             index: pi,
             groups: groups.clone(),
             channels: (0..plan.publisher.as_ref().map_or(0, |p| p.channels))
-                .map(|c| format!("{run_tag}-p{pi}-c{c}"))
+                .map(|c| format!("{channel_prefix}-p{pi}-c{c}"))
                 .collect(),
             addr: target.addr,
             authority: target.authority.clone(),

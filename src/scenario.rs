@@ -131,6 +131,10 @@ pub struct Publisher {
     /// Number of channels; clients are spread over them round-robin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Spanned<u64>>,
+    /// Channel names are `<prefix>-p<phase>-c<index>`; the default prefix
+    /// is unique per run, so no run sees another's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_prefix: Option<Spanned<String>>,
 }
 
 /// One client group: N clients of one transport.

@@ -133,9 +133,14 @@ fn ctrl_c_writes_partial_results_and_exits_130() {
     assert_eq!(info.phases.len(), 1);
     assert!(info.phases[0].stopped_early);
     for r in &rows {
-        assert!(r.delivered.unwrap_or(0) > 0, "{}: measured data kept", r.group);
+        assert!(
+            r.delivered.unwrap_or(0) > 0,
+            "{}: measured data kept",
+            r.group
+        );
         assert_eq!(
-            r.lost.unwrap_or(0), 0,
+            r.lost.unwrap_or(0),
+            0,
             "{}: in-flight events are not counted lost",
             r.group
         );

@@ -52,5 +52,8 @@ async fn resumable_transports_lose_nothing_websocket_counts_its_gap() {
         "websocket lost {}",
         ws.lost.unwrap_or(0)
     );
-    assert_eq!(ws.delivered.unwrap_or(0) + ws.lost.unwrap_or(0), ws.expected.unwrap_or(0));
+    assert_eq!(
+        ws.delivered.unwrap_or(0) + ws.lost.unwrap_or(0),
+        ws.expected.unwrap_or(0)
+    );
 }

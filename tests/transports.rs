@@ -46,9 +46,18 @@ async fn every_transport_delivers_every_event_exactly_once() {
             "{}: every client subscribed for the whole window",
             r.group
         );
-        assert_eq!(r.delivered.unwrap_or(0), r.expected.unwrap_or(0), "{}: delivered", r.group);
         assert_eq!(
-            (r.lost.unwrap_or(0), r.duplicated.unwrap_or(0), r.reordered.unwrap_or(0)),
+            r.delivered.unwrap_or(0),
+            r.expected.unwrap_or(0),
+            "{}: delivered",
+            r.group
+        );
+        assert_eq!(
+            (
+                r.lost.unwrap_or(0),
+                r.duplicated.unwrap_or(0),
+                r.reordered.unwrap_or(0)
+            ),
             (0, 0, 0),
             "{}",
             r.group

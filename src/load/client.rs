@@ -187,7 +187,10 @@ impl Sink for ClientSink<'_> {
 
     fn request(&mut self, s: RequestSample) {
         self.shared.recorder.with(|i| {
-            i.record(Latency::Request, s.done.saturating_duration_since(s.intended));
+            i.record(
+                Latency::Request,
+                s.done.saturating_duration_since(s.intended),
+            );
             i.record(
                 Latency::RequestUncorrected,
                 s.done.saturating_duration_since(s.sent),

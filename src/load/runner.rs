@@ -162,16 +162,22 @@ pub async fn run_phase(
     let start = Instant::now();
     let measure_from = start + plan.ramp_up + plan.warmup;
     let publish_until = measure_from + plan.duration;
-    let drain_until = publish_until + plan.drain;
+    let subscribes = spec
+        .groups
+        .iter()
+        .any(|&g| plan.groups[g].transport.subscribes());
+    // Only published events need time to arrive.
+    let drain_until = publish_until
+        + if subscribes {
+            plan.drain
+        } else {
+            Duration::ZERO
+        };
 
     // Independent of the run's shutdown token: on Ctrl-C clients keep
     // receiving for a short drain while publishing stops at once.
     let clients_token = tokio_util::sync::CancellationToken::new();
     let publish_stop = shutdown.token().child_token();
-    let subscribes = spec
-        .groups
-        .iter()
-        .any(|&g| plan.groups[g].transport.subscribes());
     let publisher = match &plan.publisher {
         Some(p) if subscribes => Some(tokio::spawn(publish::run(
             PublishSpec {
@@ -227,8 +233,11 @@ pub async fn run_phase(
     boundaries.dedup();
 
     let collect = |from: Instant, to: Instant, on_tick: &mut dyn FnMut(&Tick<'_>)| {
-        let measured = from >= measure_from;
         for (gi, s) in &shared {
+            // Request and echo load is measured over the hold only; the
+            // drain is for subscribers' in-flight events.
+            let measured = from >= measure_from
+                && (plan.groups[*gi].transport.subscribes() || to <= publish_until);
             let interval = s.recorder.take();
             on_tick(&Tick {
                 phase: spec.index,

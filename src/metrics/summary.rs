@@ -197,8 +197,11 @@ impl GroupResult {
             status_3xx: status(Count::Status3xx),
             status_4xx: status(Count::Status4xx),
             status_5xx: status(Count::Status5xx),
-            empty_responses: matches!(self.transport, TransportKind::Poll | TransportKind::LongPoll)
-                .then(|| m.count(Count::EmptyResponses)),
+            empty_responses: matches!(
+                self.transport,
+                TransportKind::Poll | TransportKind::LongPoll
+            )
+            .then(|| m.count(Count::EmptyResponses)),
             server_timeouts: (self.transport == TransportKind::LongPoll)
                 .then(|| m.count(Count::ServerTimeouts)),
             requests_per_delivery: delivered.and_then(|d| {

@@ -67,8 +67,15 @@ impl Conn {
         headers: &[(HeaderName, HeaderValue)],
         timeout: Duration,
     ) -> Result<Response<Incoming>, Fault> {
-        self.send(spec, Method::GET, path_and_query, headers, Bytes::new(), timeout)
-            .await
+        self.send(
+            spec,
+            Method::GET,
+            path_and_query,
+            headers,
+            Bytes::new(),
+            timeout,
+        )
+        .await
     }
 
     /// Sends one request (the profile's headers included), waiting at most
@@ -264,10 +271,12 @@ impl CursorPoller {
                 };
                 // It goes back into a query string unescaped.
                 match v.to_str() {
-                    Ok(c) if !c.is_empty()
-                        && c.bytes().all(|b| {
-                            b.is_ascii_alphanumeric() || matches!(b, b':' | b'-' | b'_' | b'.' | b'~')
-                        }) =>
+                    Ok(c)
+                        if !c.is_empty()
+                            && c.bytes().all(|b| {
+                                b.is_ascii_alphanumeric()
+                                    || matches!(b, b':' | b'-' | b'_' | b'.' | b'~')
+                            }) =>
                     {
                         Ok(Some(c.to_string()))
                     }

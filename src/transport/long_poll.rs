@@ -27,7 +27,10 @@ impl Transport for LongPoll {
         sink: &mut S,
     ) -> Result<Self, Fault> {
         let profile = spec.profile.long_poll.as_ref().ok_or_else(|| {
-            Fault::new(ErrorKind::Other, "the target profile has no long_poll section")
+            Fault::new(
+                ErrorKind::Other,
+                "the target profile has no long_poll section",
+            )
         })?;
         let hold_query = profile.hold_query.as_deref().map_or(String::new(), |q| {
             q.replace(

@@ -77,7 +77,10 @@ impl TransportKind {
     pub fn is_request_based(self) -> bool {
         matches!(
             self,
-            TransportKind::Poll | TransportKind::LongPoll | TransportKind::Request | TransportKind::Echo
+            TransportKind::Poll
+                | TransportKind::LongPoll
+                | TransportKind::Request
+                | TransportKind::Echo
         )
     }
 

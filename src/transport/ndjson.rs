@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use super::http::{json_message, open_stream, Conn};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
+use bytes::{Buf, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 /// Longest line accepted before the stream is declared garbage.
 const MAX_LINE: usize = 4 << 20;

@@ -71,7 +71,10 @@ impl Transport for Request {
         sink: &mut S,
     ) -> Result<Self, Fault> {
         if spec.params.request.is_none() {
-            return Err(Fault::new(ErrorKind::Other, "a request group without requests"));
+            return Err(Fault::new(
+                ErrorKind::Other,
+                "a request group without requests",
+            ));
         }
         let conn = Conn::open(spec, io, sink).await?;
         Ok(Request {
@@ -85,10 +88,9 @@ impl Transport for Request {
     async fn next<S: Sink>(&mut self, intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         let result = self.exchange(intended, sink).await;
         let closed = self.conn.as_ref().is_none_or(Conn::is_closed);
-        if result.is_err() || !self.spec.params.keep_alive || closed {
-            if self.conn.take().is_some() {
-                sink.disconnected();
-            }
+        if (result.is_err() || !self.spec.params.keep_alive || closed) && self.conn.take().is_some()
+        {
+            sink.disconnected();
         }
         result.map(|()| Step::Continue)
     }

@@ -33,11 +33,10 @@ impl Transport for Sse {
         cursor: Option<String>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let profile = spec
-            .profile
-            .sse
-            .as_ref()
-            .ok_or_else(|| Fault::new(ErrorKind::Other, "the target profile has no sse section"))?;
+        let profile =
+            spec.profile.sse.as_ref().ok_or_else(|| {
+                Fault::new(ErrorKind::Other, "the target profile has no sse section")
+            })?;
         let cursor = cursor.filter(|_| profile.resume);
         let mut headers = vec![(ACCEPT, HeaderValue::from_static("text/event-stream"))];
         if let Some(id) = &cursor {

@@ -90,7 +90,11 @@ pub fn closed_by_server(frame: Option<&CloseFrame>) -> Result<Step, Fault> {
         Some(f) if f.code == CloseCode::Normal => Ok(Step::Ended),
         Some(f) => Err(Fault::new(
             ErrorKind::Closed,
-            format!("the server closed the WebSocket: {} {}", u16::from(f.code), f.reason),
+            format!(
+                "the server closed the WebSocket: {} {}",
+                u16::from(f.code),
+                f.reason
+            ),
         )),
     }
 }
@@ -103,7 +107,10 @@ impl Transport for WebSocket {
         sink: &mut S,
     ) -> Result<Self, Fault> {
         let profile = spec.profile.websocket.as_ref().ok_or_else(|| {
-            Fault::new(ErrorKind::Other, "the target profile has no websocket section")
+            Fault::new(
+                ErrorKind::Other,
+                "the target profile has no websocket section",
+            )
         })?;
         let mut ws = connect(spec, io, &spec.path, profile.subprotocol.as_deref(), sink).await?;
         if let Some(m) = &profile.subscribe_message {

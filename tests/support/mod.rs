@@ -2,6 +2,7 @@
 //! scenario text, and runs through the library API.
 #![allow(dead_code)]
 
+pub mod nginx;
 pub mod raw;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,102 @@
+//! Request mode and echo mode against the built-in target, and the scenario
+//! checks that come with them and with target profiles.
+
+mod support;
+
+use stampede::shutdown::Shutdown;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_and_echo_groups_measure_round_trips() {
+    let text = "name = \"modes\"\nduration = \"2s\"\nmode = \"concurrent\"\n\
+        [[groups]]\nname = \"hello\"\ntransport = \"request\"\nclients = 4\nurl = \"/hello\"\nrate = 200\n\
+        [[groups]]\nname = \"mixed\"\ntransport = \"request\"\nclients = 2\nurls = [\"/hello\", \"/nope\"]\n\
+        method = \"get\"\nexpect_status = [200]\n\
+        [[groups]]\nname = \"echo\"\ntransport = \"echo\"\nclients = 5\nrate = 100\nmessage_bytes = 300\n";
+    let dir = TempDir::new("modes");
+    let out = run_plan(plan(text), dir.path(), Shutdown::new()).await;
+    assert_eq!(out.exit_code, 0);
+    let row = |g: &str| out.rows.iter().find(|r| r.group == g).unwrap().clone();
+
+    let hello = row("hello");
+    assert!((380..=420).contains(&hello.requests), "{hello:?}");
+    assert_eq!(hello.status_2xx, Some(hello.requests));
+    assert_eq!(hello.errors, 0);
+    assert!(hello.requests_per_s.unwrap() > 180.0);
+
+    // Closed model, two URLs round-robin: half answer 404, counted as
+    // status errors without closing the connection.
+    let mixed = row("mixed");
+    let (ok, missing) = (mixed.status_2xx.unwrap(), mixed.status_4xx.unwrap());
+    assert!(ok > 100 && missing > 100, "{mixed:?}");
+    assert!(ok.abs_diff(missing) <= 2, "{mixed:?}");
+    assert_eq!(mixed.errors_status, missing);
+    assert_eq!(mixed.reconnects, 0);
+
+    let echo = row("echo");
+    assert!((190..=210).contains(&echo.requests), "{echo:?}");
+    assert_eq!(echo.errors, 0, "{echo:?}");
+    assert!(echo.request_p50_ms.is_some() && echo.request_uncorrected_p99_ms.is_some());
+    // No HTTP statuses, no event stream: those cells stay empty.
+    assert_eq!(echo.status_2xx, None);
+    for r in [&hello, &mixed, &echo] {
+        assert_eq!(
+            (r.published, r.delivered, r.lost),
+            (None, None, None),
+            "{}",
+            r.group
+        );
+        assert_eq!(r.delivery_p50_ms, None);
+    }
+    // Every round trip is in the interval logs.
+    let hlog = out.dir.join("echo.request.hlog");
+    assert!(hlog.exists());
+}
+
+fn plan_err(text: &str) -> String {
+    let src = stampede::scenario::Source {
+        path: "s.toml".into(),
+        text: text.into(),
+        overridden: false,
+    };
+    let sc = stampede::scenario::parse(&src).unwrap();
+    stampede::plan::build(&sc, &src, &Default::default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn mode_and_profile_errors_name_the_place() {
+    let e = plan_err("name = \"x\"\nduration = \"1s\"\n[publisher]\nrate = 1\n[[groups]]\ntransport = \"sse\"\nclients = 1\nrate = 5\n");
+    assert!(e.contains("s.toml:8:8") && e.contains("`rate`"), "{e}");
+    let e =
+        plan_err("name = \"x\"\nduration = \"1s\"\n[[groups]]\ntransport = \"sse\"\nclients = 1\n");
+    assert!(e.contains("[publisher]"), "{e}");
+    let e = plan_err(
+        "name = \"x\"\nduration = \"1s\"\n[[groups]]\ntransport = \"request\"\nclients = 1\n",
+    );
+    assert!(e.contains("`url`"), "{e}");
+    let e = plan_err("name = \"x\"\nduration = \"1s\"\n[[groups]]\ntransport = \"request\"\nclients = 1\nurl = \"hello\"\n");
+    assert!(
+        e.contains("s.toml:6:7") && e.contains("must be a path"),
+        "{e}"
+    );
+    let e = plan_err(
+        "name = \"x\"\nduration = \"1s\"\n[[groups]]\ntransport = \"echo\"\nclients = 1\n",
+    );
+    assert!(e.contains("needs `rate`"), "{e}");
+    let e = plan_err("name = \"x\"\nduration = \"1s\"\ntarget = \"http://127.0.0.1:1\"\nprofile = \"nchan\"\n[publisher]\nrate = 1\n[[groups]]\ntransport = \"ndjson\"\nclients = 1\n");
+    assert!(e.contains("nchan profile does not support ndjson"), "{e}");
+    let e = plan_err("name = \"x\"\nduration = \"1s\"\ntarget = \"http://127.0.0.1:1\"\nprofile = \"nope\"\n[publisher]\nrate = 1\n[[groups]]\ntransport = \"sse\"\nclients = 1\n");
+    assert!(
+        e.contains("s.toml:4:11") && e.contains("unknown profile"),
+        "{e}"
+    );
+    let e = plan_err("name = \"x\"\nduration = \"1s\"\nprofile = \"nchan\"\n[publisher]\nrate = 1\n[[groups]]\ntransport = \"sse\"\nclients = 1\n");
+    assert!(e.contains("needs --target"), "{e}");
+    let e = plan_err("name = \"x\"\nduration = \"1s\"\ntarget = \"http://127.0.0.1:1\"\n[profile]\n[profile.publish]\nurl = \"/p/{channel}\"\n[profile.poll]\nurl = \"/q/{channel}\"\ncursor = \"sideways\"\n[publisher]\nrate = 1\n[[groups]]\ntransport = \"poll\"\nclients = 1\n");
+    assert!(e.contains("s.toml:4:1") && e.contains("sideways"), "{e}");
+    let e = plan_err("name = \"x\"\nduration = \"1s\"\ntarget = \"http://127.0.0.1:1\"\n[profile]\nheaders = { Authorization = \"Bearer ${STAMPEDE_SURELY_UNSET_VAR}\" }\n[profile.publish]\nurl = \"/p/{channel}\"\n[profile.sse]\nurl = \"/s/{channel}\"\n[publisher]\nrate = 1\n[[groups]]\ntransport = \"sse\"\nclients = 1\n");
+    assert!(e.contains("STAMPEDE_SURELY_UNSET_VAR is not set"), "{e}");
+}
