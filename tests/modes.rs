@@ -100,3 +100,20 @@ fn mode_and_profile_errors_name_the_place() {
     let e = plan_err("name = \"x\"\nduration = \"1s\"\ntarget = \"http://127.0.0.1:1\"\n[profile]\nheaders = { Authorization = \"Bearer ${STAMPEDE_SURELY_UNSET_VAR}\" }\n[profile.publish]\nurl = \"/p/{channel}\"\n[profile.sse]\nurl = \"/s/{channel}\"\n[publisher]\nrate = 1\n[[groups]]\ntransport = \"sse\"\nclients = 1\n");
     assert!(e.contains("STAMPEDE_SURELY_UNSET_VAR is not set"), "{e}");
 }
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let (sc, src) = stampede::scenario::load(&f, &[]).unwrap_or_else(|e| panic!("{e}"));
+        stampede::plan::build(&sc, &src, &Default::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        n += 1;
+    }
+    assert!(n >= 6, "{n} scenarios");
+}
