@@ -3,7 +3,9 @@
 //! summary and `run.json` are written at the end, `run.json` also at the
 //! start (status `running`). Reading commands use the same types.
 
+pub mod format;
 pub mod hlog;
+pub mod plot;
 pub mod run_json;
 pub mod summary_csv;
 pub mod timeseries;
