@@ -16,8 +16,9 @@ use std::collections::HashMap;
 use hdrhistogram::Histogram;
 use plotters::style::RGBColor;
 
+use super::axis::{self, Axis, Scale};
 use super::folder::{GroupHistograms, RunData, Trace};
-use super::plot::{self, Axis, Band, Bar, BarChart, Line, LineChart, Mark, Panel, Scale};
+use super::plot::{self, Band, Bar, BarChart, Line, LineChart, Mark, Panel};
 use crate::error::Result;
 use crate::metrics::summary::SummaryRow;
 
@@ -120,8 +121,8 @@ fn percentiles(runs: &[RunData], names: &Names, metric: Metric) -> Result<Chart>
                 let Some(h) = pick(g) else { continue };
                 let points = (0..=NINES_STEPS)
                     .map(|i| {
-                        let x = plot::MAX_NINES * i as f64 / NINES_STEPS as f64;
-                        let q = plot::nines_q(x);
+                        let x = axis::MAX_NINES * i as f64 / NINES_STEPS as f64;
+                        let q = axis::nines_q(x);
                         (x, Some(h.value_at_quantile(q) as f64 / 1000.0))
                     })
                     .collect();

@@ -4,9 +4,10 @@
 //! start (status `running`). Reading commands use the same types.
 //!
 //! [`generate`] is `stampede report`: it reads finished folders
-//! ([`folder`]) and writes `charts/*.svg` ([`charts`], drawn by [`plot`])
-//! and `report.html` ([`html`]); it never runs load.
+//! ([`folder`]) and writes `charts/*.svg` ([`charts`], drawn by [`plot`]
+//! on [`axis`]) and `report.html` ([`html`]); it never runs load.
 
+pub mod axis;
 pub mod charts;
 pub mod folder;
 pub mod format;
