@@ -161,7 +161,13 @@ fn sum_log(path: &Path, keep: impl Fn(f64) -> bool) -> Result<Option<Histogram<u
             }
         }
     })
-    .map_err(|e| err(e.to_string()))?;
+    .map_err(|e| {
+        err(if e.kind() == std::io::ErrorKind::NotFound {
+            "missing: every group in summary.csv has its .hlog files".into()
+        } else {
+            format!("not a readable HdrHistogram interval log: {e}")
+        })
+    })?;
     if let Some(m) = add_error {
         return Err(err(m));
     }
