@@ -27,11 +27,28 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in reference target alone.
     Serve(ServeArgs),
+    /// Charts and an HTML page from run folders (reads them; never re-runs).
+    Report(ReportArgs),
     /// Compare a run (or baseline) with a baseline: the CI gate.
     Compare(CompareArgs),
     /// Manage baseline files.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+}
+
+/// `stampede report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Run folders; several are overlaid in every chart and compared in one table.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Where to write report.html and charts/ (default: the run folder
+    /// itself; required with several runs).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print nothing; the exit code says it all.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `stampede compare`.
@@ -111,6 +128,10 @@ pub struct RunArgs {
     /// the medians and `compare` uses the spread to tell noise from change.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// Do not write charts/ and report.html at the end (`stampede report`
+    /// can write them later from the run folder).
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 /// `stampede serve`.

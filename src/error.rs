@@ -36,6 +36,10 @@ pub enum Error {
     /// A run folder given to a reading command is unusable.
     #[error("{path}: {message}")]
     RunFolder { path: PathBuf, message: String },
+    /// A chart could not be drawn (a bug or a broken bundled font, not bad
+    /// input: odd input is drawn as "n/a").
+    #[error("cannot draw chart {chart}: {message}")]
+    Chart { chart: String, message: String },
 }
 
 impl Error {
@@ -46,9 +50,10 @@ impl Error {
             | Error::Scenario { .. }
             | Error::Usage(_)
             | Error::RunFolder { .. } => crate::exit::USAGE,
-            Error::TargetUnreachable(_) | Error::TargetStart(_) | Error::Output { .. } => {
-                crate::exit::RUNTIME
-            }
+            Error::TargetUnreachable(_)
+            | Error::TargetStart(_)
+            | Error::Output { .. }
+            | Error::Chart { .. } => crate::exit::RUNTIME,
         }
     }
 

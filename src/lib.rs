@@ -6,7 +6,9 @@
 //! simulated client ([`load::client`]) drives a [`transport::Transport`] and
 //! records into its group's sharded [`metrics::GroupRecorder`] → the runner
 //! collects intervals once per second → [`report`] writes `timeseries.csv`,
-//! `.hlog` files, `summary.csv` and `run.json`.
+//! `.hlog` files, `summary.csv` and `run.json`. `stampede report` (also run
+//! at the end of `stampede run`) only reads finished folders back
+//! ([`report::generate`]) to draw `charts/*.svg` and `report.html`.
 //!
 //! Invariants:
 //! - transports never import load, metrics or report; load never names a
@@ -64,6 +66,7 @@ pub async fn main_with(cli: cli::Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => run_command(args).await,
         Command::Serve(args) => serve_command(args).await,
+        Command::Report(args) => report_command(args),
         Command::Compare(args) => compare_command(args),
         Command::Baseline(cli::BaselineCommand::Save { run, to }) => {
             gate::baseline::Side::load(&run)?.save(&to)?;
@@ -71,6 +74,23 @@ pub async fn main_with(cli: cli::Cli) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+fn report_command(args: cli::ReportArgs) -> Result<i32> {
+    let out = match (&args.out, args.runs.as_slice()) {
+        (Some(out), _) => out.clone(),
+        (None, [single]) => single.clone(),
+        (None, _) => {
+            return Err(Error::Usage(
+                "report: --out DIR is required with several run folders".into(),
+            ))
+        }
+    };
+    let written = report::generate(&args.runs, &out)?;
+    if !args.quiet {
+        println!("{}", written.html.display());
+    }
+    Ok(exit::OK)
 }
 
 fn compare_command(args: cli::CompareArgs) -> Result<i32> {
@@ -160,6 +180,13 @@ async fn run_command(args: RunArgs) -> Result<i32> {
                 StopReason::Fatal(w) | StopReason::Threshold(w) => w.clone(),
             };
             eprintln!("stampede: run stopped early ({why}); partial results written");
+        }
+    }
+    if !args.no_report {
+        // The run is already complete on disk: a chart failure is worth a
+        // warning, not the run's exit code.
+        if let Err(e) = report::generate(std::slice::from_ref(&outcome.dir), &outcome.dir) {
+            eprintln!("stampede: warning: report not written: {e}");
         }
     }
     let _ = writeln!(stdout, "{}", outcome.dir.display());

@@ -137,8 +137,16 @@ pub struct LoggedInterval {
 
 /// Reads every interval of an `.hlog` file.
 pub fn read(path: &Path) -> io::Result<Vec<LoggedInterval>> {
-    let bytes = std::fs::read(path)?;
     let mut out = Vec::new();
+    for_each(path, |iv| out.push(iv))?;
+    Ok(out)
+}
+
+/// Calls `f` with each interval of an `.hlog` file in order. Only one
+/// decoded histogram is alive at a time: a long run's log holds thousands of
+/// intervals of a few hundred KiB each once decoded.
+pub fn for_each(path: &Path, mut f: impl FnMut(LoggedInterval)) -> io::Result<()> {
+    let bytes = std::fs::read(path)?;
     let mut de = Deserializer::new();
     for entry in IntervalLogIterator::new(&bytes) {
         let entry =
@@ -150,12 +158,12 @@ pub fn read(path: &Path) -> io::Result<Vec<LoggedInterval>> {
             let hist: Histogram<u64> = de
                 .deserialize(&mut io::Cursor::new(raw))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
-            out.push(LoggedInterval {
+            f(LoggedInterval {
                 start_s: ilh.start_timestamp().as_secs_f64(),
                 duration_s: ilh.duration().as_secs_f64(),
                 hist,
             });
         }
     }
-    Ok(out)
+    Ok(())
 }

@@ -2,14 +2,71 @@
 //! goes (time series, interval logs), so a crash leaves data behind; the
 //! summary and `run.json` are written at the end, `run.json` also at the
 //! start (status `running`). Reading commands use the same types.
+//!
+//! [`generate`] is `stampede report`: it reads finished folders
+//! ([`folder`]) and writes `charts/*.svg` ([`charts`], drawn by [`plot`]
+//! on [`axis`]) and `report.html` ([`html`]); it never runs load.
 
+pub mod axis;
+pub mod charts;
+pub mod folder;
+pub mod format;
 pub mod hlog;
+pub mod html;
+pub mod plot;
 pub mod run_json;
 pub mod summary_csv;
 pub mod timeseries;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+
+/// What `stampede report` wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// `report.html`.
+    pub html: PathBuf,
+    /// The chart files.
+    pub charts: Vec<PathBuf>,
+}
+
+/// Reads the run folders `dirs` and writes `out/charts/*.svg` and
+/// `out/report.html`. Several runs are overlaid in every chart.
+pub fn generate(dirs: &[PathBuf], out: &Path) -> Result<Written> {
+    if dirs.is_empty() {
+        return Err(Error::Usage("report: give at least one run folder".into()));
+    }
+    let runs = folder::read_runs(dirs)?;
+    let charts = charts::all(&runs)?;
+    let chart_dir = out.join("charts");
+    std::fs::create_dir_all(&chart_dir).map_err(|e| Error::output(&chart_dir, e))?;
+    let mut written = Vec::with_capacity(charts.len());
+    for c in &charts {
+        let path = chart_dir.join(&c.file);
+        write_atomic(&path, c.svg.as_bytes())?;
+        written.push(path);
+    }
+    let html = out.join("report.html");
+    write_atomic(&html, html::page(&runs, &charts).as_bytes())?;
+    Ok(Written {
+        html,
+        charts: written,
+    })
+}
+
+/// Temp file then rename: a viewer never sees half a file, and an
+/// interrupted report leaves the previous one intact.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::output(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::output(path, e))
+}
 
 /// A compact UTC timestamp for folder names: `20261121T194400Z`.
 pub fn folder_timestamp(t: SystemTime) -> String {

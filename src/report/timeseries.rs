@@ -4,12 +4,12 @@
 use std::fs::File;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// One row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub unix_s: f64,
     pub elapsed_s: f64,
@@ -56,4 +56,18 @@ impl Writer {
             .map_err(|e| Error::output(&self.path, std::io::Error::other(e.to_string())))?;
         self.inner.flush().map_err(|e| Error::output(&self.path, e))
     }
+}
+
+/// Reads `dir/timeseries.csv`; an unreadable or malformed file is an error
+/// naming it.
+pub fn read(dir: &Path) -> Result<Vec<Row>> {
+    let path = dir.join("timeseries.csv");
+    let err = |e: csv::Error| Error::RunFolder {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let mut r = csv::Reader::from_path(&path).map_err(err)?;
+    r.deserialize()
+        .collect::<std::result::Result<Vec<Row>, _>>()
+        .map_err(err)
 }
