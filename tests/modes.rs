@@ -117,3 +117,30 @@ fn every_shipped_scenario_is_valid() {
     }
     assert!(n >= 6, "{n} scenarios");
 }
+
+/// The README's generic-profile example is a valid profile for every
+/// subscribing transport.
+#[test]
+fn readme_generic_profile_example_builds() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("### generic").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + 8;
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    std::env::set_var("API_TOKEN", "x");
+    let mut text =
+        format!("name = \"readme\"\nduration = \"1s\"\n{block}\n[publisher]\nrate = 1\n");
+    for t in ["poll", "long-poll", "sse", "ndjson", "websocket"] {
+        text.push_str(&format!("[[groups]]\ntransport = \"{t}\"\nclients = 1\n"));
+    }
+    let src = stampede::scenario::Source {
+        path: "README.md".into(),
+        text,
+        overridden: false,
+    };
+    let sc = stampede::scenario::parse(&src).unwrap_or_else(|e| panic!("{e}"));
+    let plan =
+        stampede::plan::build(&sc, &src, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.profile.name, "generic");
+    assert!(plan.profile.ndjson.is_some());
+}

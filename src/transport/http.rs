@@ -482,3 +482,46 @@ pub async fn open_stream<S: Sink>(
     sink.subscribed(connected.elapsed());
     Ok((conn, resp.into_body()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::builtin;
+
+    fn messages(body: BodyFormat, text: &str) -> Result<Vec<String>, String> {
+        let mut p = builtin().poll.unwrap_or_else(|| unreachable!());
+        p.body = body;
+        let mut out = Vec::new();
+        for_each_message(&p, text.as_bytes(), |m| {
+            out.push(String::from_utf8_lossy(m).into_owned())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn every_body_format() {
+        assert_eq!(
+            messages(BodyFormat::Lines, "a\r\n\nb\n").unwrap(),
+            ["a", "b"]
+        );
+        assert_eq!(messages(BodyFormat::Single, "a b\nc").unwrap(), ["a b\nc"]);
+        assert!(messages(BodyFormat::Single, "").unwrap().is_empty());
+        assert_eq!(
+            messages(BodyFormat::JsonArray, r#"["a", {"data": "b", "id": 3}]"#).unwrap(),
+            ["a", "b"]
+        );
+        assert!(messages(BodyFormat::JsonArray, "  ").unwrap().is_empty());
+        assert_eq!(
+            messages(BodyFormat::Ndjson, "\"a\"\n{\"data\":\"b\"}\n\n").unwrap(),
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_errors_not_panics() {
+        assert!(messages(BodyFormat::JsonArray, "{").is_err());
+        assert!(messages(BodyFormat::JsonArray, "[1]").is_err());
+        assert!(messages(BodyFormat::JsonArray, r#"[{"other": "x"}]"#).is_err());
+        assert!(messages(BodyFormat::Ndjson, "nope\n").is_err());
+    }
+}
