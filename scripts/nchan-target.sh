@@ -2,7 +2,7 @@
 # Runs nginx + nchan in the foreground as a target for stampede, with the
 # configuration the tests use (tests/data/nchan.conf): all four transports
 # on /sub, /ws, /sse, /lp, /poll, publishing on /pub, and /hello for
-# request load. Ctrl-C stops it.
+# request load (and /hello over h2c on PORT+1). Ctrl-C stops it.
 #
 #   scripts/nchan-target.sh [PORT] [LP_TIMEOUT_S]     (defaults 8090, 30)
 #   stampede run scenarios/compare-transports.toml \
@@ -18,9 +18,10 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 rundir="$(mktemp -d -t stampede-nchan.XXXXXX)"
 chmod 755 "$rundir"
 trap 'rm -rf "$rundir"' EXIT
-sed -e "s#{RUNDIR}#$rundir#g" -e "s#{PORT}#$port#g" -e "s#{LP_TIMEOUT}#$lp_timeout#g" \
+sed -e "s#{RUNDIR}#$rundir#g" -e "s#{PORT}#$port#g" -e "s#{H2PORT}#$((port + 1))#g" \
+    -e "s#{LP_TIMEOUT}#$lp_timeout#g" \
     "$here/tests/data/nchan.conf" > "$rundir/nginx.conf"
-echo "nchan on http://127.0.0.1:$port (config and logs in $rundir)" >&2
+echo "nchan on http://127.0.0.1:$port, h2c /hello on port $((port + 1)) (config and logs in $rundir)" >&2
 /usr/sbin/nginx -p "$rundir" -c "$rundir/nginx.conf" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$rundir"' EXIT INT TERM

@@ -329,6 +329,12 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             &[Request],
         )?;
         only(
+            g.http2.is_some(),
+            sp(g.http2.as_ref().map(|x| x.span())),
+            "http2",
+            &[Request],
+        )?;
+        only(
             g.message_bytes.is_some(),
             sp(g.message_bytes.as_ref().map(|x| x.span())),
             "message_bytes",
@@ -703,6 +709,7 @@ fn request_plan(
                     body,
                     wire_body,
                     expect_status,
+                    http2: g.http2.as_ref().is_some_and(|h| *h.get_ref()),
                 }),
                 Some(first),
             ))

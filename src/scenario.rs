@@ -186,6 +186,9 @@ pub struct Group {
     /// Request: statuses that count as success (default any 2xx or 3xx).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect_status: Option<Spanned<Vec<u16>>>,
+    /// Request: HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<Spanned<bool>>,
     /// Echo: size of each message in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<Spanned<u64>>,

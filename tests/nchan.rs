@@ -230,3 +230,27 @@ async fn generic_profile_describes_nchan_with_websocket_publishing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_mode_over_http2() {
+    let Some(nginx) = Nginx::start("request_http2", 30) else {
+        return;
+    };
+    let text = format!(
+        "name = \"h2\"\ntarget = \"{}\"\nduration = \"2s\"\n\
+         [[groups]]\nname = \"h2\"\ntransport = \"request\"\nclients = 4\nurl = \"/hello\"\nrate = 200\nhttp2 = true\n",
+        nginx.h2_url
+    );
+    let dir = TempDir::new("nchan-h2");
+    let out = run_plan(plan(&text), dir.path(), Shutdown::new()).await;
+    assert_eq!(out.exit_code, 0);
+    let r = &out.rows[0];
+    assert!((380..=420).contains(&r.requests), "{r:?}");
+    assert_eq!(r.status_2xx, Some(r.requests), "{r:?}");
+    assert_eq!((r.errors, r.reconnects), (0, 0), "{r:?}");
+    // An HTTP/1.1 request to an h2c-only port is not answered as HTTP/1.1:
+    // proof the group really spoke HTTP/2.
+    let h1 = text.replace("http2 = true\n", "");
+    let out = run_plan(plan(&h1), TempDir::new("nchan-h1").path(), Shutdown::new()).await;
+    assert_eq!(out.rows[0].status_2xx.unwrap_or(0), 0, "{:?}", out.rows[0]);
+}

@@ -9,15 +9,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use http::Method;
-use http_body_util::BodyExt;
+use http::{header, Method, Request as HttpRequest, Response};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
+use tokio::task::JoinHandle;
 
 use super::http::Conn;
 use super::{RequestSample, SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
-use crate::net::IoCounters;
+use crate::net::{self, Counting, IoCounters};
 
 /// What a request-mode group sends.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +37,8 @@ pub struct RequestPlan {
     pub wire_body: Bytes,
     /// Statuses that count as success; empty means any 2xx or 3xx.
     pub expect_status: Vec<u16>,
+    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    pub http2: bool,
 }
 
 fn as_str<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
@@ -55,11 +59,122 @@ impl RequestPlan {
 /// Spreads the clients' first URL over the list.
 static NEXT_START: AtomicUsize = AtomicUsize::new(0);
 
+/// One HTTP/2 connection (h2c, prior knowledge); its driver task ends when
+/// this is dropped. One per client, like the HTTP/1.1 case, so N clients
+/// are still N connections (with one stream in flight each).
+struct H2 {
+    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for H2 {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl H2 {
+    async fn open<S: Sink>(
+        spec: &SessionSpec,
+        io: &Arc<IoCounters>,
+        sink: &mut S,
+    ) -> Result<Self, Fault> {
+        let (tcp, took) = net::connect(spec.addr, spec.connect_timeout).await?;
+        sink.connected(took);
+        let stream = TokioIo::new(Counting::new(tcp, io.clone()));
+        let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .handshake(stream)
+            .await;
+        let (sender, conn) = match handshake {
+            Ok(pair) => pair,
+            Err(e) => {
+                sink.disconnected();
+                return Err(e.into());
+            }
+        };
+        let driver = tokio::spawn(async move {
+            // Errors surface through the request that hit them.
+            let _ = conn.await;
+        });
+        Ok(H2 { sender, driver })
+    }
+}
+
+/// The connection of a request-mode client.
+enum Link {
+    Http1(Conn),
+    Http2(H2),
+}
+
+impl Link {
+    async fn open<S: Sink>(
+        spec: &SessionSpec,
+        io: &Arc<IoCounters>,
+        http2: bool,
+        sink: &mut S,
+    ) -> Result<Self, Fault> {
+        Ok(if http2 {
+            Link::Http2(H2::open(spec, io, sink).await?)
+        } else {
+            Link::Http1(Conn::open(spec, io, sink).await?)
+        })
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Link::Http1(c) => c.is_closed(),
+            Link::Http2(h) => h.sender.is_closed(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        spec: &SessionSpec,
+        plan: &RequestPlan,
+        url: &str,
+    ) -> Result<Response<Incoming>, Fault> {
+        let timeout = spec.params.request_timeout;
+        match self {
+            Link::Http1(c) => {
+                c.send(
+                    spec,
+                    plan.method.clone(),
+                    url,
+                    &[],
+                    plan.wire_body.clone(),
+                    timeout,
+                )
+                .await
+            }
+            Link::Http2(h) => {
+                // HTTP/2 carries scheme and authority as pseudo-headers.
+                let mut req = HttpRequest::builder()
+                    .method(plan.method.clone())
+                    .uri(format!("http://{}{url}", spec.authority));
+                for (name, value) in spec.headers.iter() {
+                    if name != header::HOST {
+                        req = req.header(name, value);
+                    }
+                }
+                let req = req
+                    .body(Full::new(plan.wire_body.clone()))
+                    .map_err(|e| Fault::new(ErrorKind::Other, format!("bad request: {e}")))?;
+                tokio::time::timeout(timeout, async {
+                    h.sender.ready().await.map_err(Fault::from)?;
+                    h.sender.send_request(req).await.map_err(Fault::from)
+                })
+                .await
+                .map_err(|_| Fault::timeout("request"))?
+            }
+        }
+    }
+}
+
 /// A request-mode session: one connection, reopened when it closes.
 pub struct Request {
     spec: SessionSpec,
     io: Arc<IoCounters>,
-    conn: Option<Conn>,
+    conn: Option<Link>,
     next_url: usize,
 }
 
@@ -70,13 +185,12 @@ impl Transport for Request {
         _cursor: Option<String>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        if spec.params.request.is_none() {
-            return Err(Fault::new(
-                ErrorKind::Other,
-                "a request group without requests",
-            ));
-        }
-        let conn = Conn::open(spec, io, sink).await?;
+        let plan = spec
+            .params
+            .request
+            .as_ref()
+            .ok_or_else(|| Fault::new(ErrorKind::Other, "a request group without requests"))?;
+        let conn = Link::open(spec, io, plan.http2, sink).await?;
         Ok(Request {
             spec: spec.clone(),
             io: io.clone(),
@@ -87,7 +201,7 @@ impl Transport for Request {
 
     async fn next<S: Sink>(&mut self, intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         let result = self.exchange(intended, sink).await;
-        let closed = self.conn.as_ref().is_none_or(Conn::is_closed);
+        let closed = self.conn.as_ref().is_none_or(Link::is_closed);
         if (result.is_err() || !self.spec.params.keep_alive || closed) && self.conn.take().is_some()
         {
             sink.disconnected();
@@ -113,7 +227,7 @@ impl Request {
             .as_ref()
             .ok_or_else(|| Fault::new(ErrorKind::Other, "a request group without requests"))?;
         if self.conn.is_none() {
-            self.conn = Some(Conn::open(&self.spec, &self.io, sink).await?);
+            self.conn = Some(Link::open(&self.spec, &self.io, plan.http2, sink).await?);
         }
         let conn = self
             .conn
@@ -123,16 +237,7 @@ impl Request {
         self.next_url = self.next_url.wrapping_add(1);
         let timeout = self.spec.params.request_timeout;
         let sent = Instant::now();
-        let resp = conn
-            .send(
-                &self.spec,
-                plan.method.clone(),
-                url,
-                &[],
-                plan.wire_body.clone(),
-                timeout,
-            )
-            .await?;
+        let resp = conn.send(&self.spec, plan, url).await?;
         let status = resp.status().as_u16();
         tokio::time::timeout(timeout, discard(resp.into_body()))
             .await

@@ -21,6 +21,8 @@ pub struct Nginx {
     child: Child,
     pub port: u16,
     pub url: String,
+    /// HTTP/2 (h2c) listener with `/hello` only.
+    pub h2_url: String,
     dir: TempDir,
 }
 
@@ -49,9 +51,11 @@ impl Nginx {
         for _ in 0..5 {
             let dir = TempDir::new(&format!("nginx-{test}"));
             let port = free_port();
+            let h2_port = free_port();
             let conf = template
                 .replace("{RUNDIR}", &dir.path().display().to_string())
                 .replace("{PORT}", &port.to_string())
+                .replace("{H2PORT}", &h2_port.to_string())
                 .replace("{LP_TIMEOUT}", &lp_timeout_s.to_string());
             let conf_path = dir.path().join("nginx.conf");
             std::fs::write(&conf_path, conf).expect("write nginx.conf");
@@ -71,6 +75,7 @@ impl Nginx {
                 child,
                 port,
                 url: format!("http://127.0.0.1:{port}"),
+                h2_url: format!("http://127.0.0.1:{h2_port}"),
                 dir,
             };
             if nginx.wait_ready() {
