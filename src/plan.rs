@@ -367,16 +367,33 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             }
             None => None,
         };
-        let interval = match rate_per_s {
+        let interval = match (rate_per_s, &g.rate) {
             // Each client's share of the group's rate.
-            Some(r) => Some(Duration::from_secs_f64(clients as f64 / r)),
-            None => positive(&g.interval, "interval")?
+            (Some(r), Some(spanned)) => Some(
+                Duration::try_from_secs_f64(clients as f64 / r)
+                    .ok()
+                    .filter(|d| *d <= crate::scenario::MAX_DURATION)
+                    .ok_or_else(|| {
+                        src.error(
+                            spanned.span(),
+                            "rate",
+                            "is so low that a client would wait more than 30 days between sends",
+                        )
+                    })?,
+            ),
+            (Some(r), None) => Some(Duration::from_secs_f64(clients as f64 / r)),
+            (None, _) => positive(&g.interval, "interval")?
                 .or((kind == TransportKind::Poll).then_some(Duration::from_secs(1))),
         };
         let (request, path) = request_plan(g, kind, src)?;
         let message_bytes = match &g.message_bytes {
-            Some(b) if *b.get_ref() > 16 << 20 => {
-                return Err(src.error(b.span(), "message_bytes", "must be at most 16777216"))
+            // One frame must fit the WebSocket write buffer (64 KiB).
+            Some(b) if *b.get_ref() > 65_000 || *b.get_ref() < 48 => {
+                return Err(src.error(
+                    b.span(),
+                    "message_bytes",
+                    "must be in 48..=65000 (the envelope needs 48)",
+                ))
             }
             Some(b) => Some(*b.get_ref() as usize),
             None => (kind == Echo).then_some(64),
@@ -475,6 +492,17 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         }
     };
     let profile = resolve_profile(sc, src, ov, &target)?;
+    if let TargetPlan::Url { base_path, .. } = &target {
+        // Request paths are on the target, under its prefix like the
+        // profile's paths (echo's path is prefixed with the session's).
+        for g in &mut groups {
+            if let Some(r) = &mut g.params.request {
+                for u in &mut r.urls {
+                    *u = format!("{base_path}{u}");
+                }
+            }
+        }
+    }
     let profile_headers: Arc<[(HeaderName, HeaderValue)]> = profile::wire_headers(&profile)
         .map_err(|m| match &sc.profile {
             Some(p) => src.error(p.span(), "profile", &m),
@@ -568,6 +596,13 @@ pub fn parse_target(url: &str) -> std::result::Result<(String, String), String> 
     }
     let host = uri.host().ok_or("missing host")?;
     let port = uri.port_u16().unwrap_or(80);
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        // It would be written to run.json as given.
+        return Err(
+            "credentials in the URL are not supported; send them as headers with ${ENV} in a [profile]"
+                .into(),
+        );
+    }
     if uri.query().is_some() {
         return Err("a query string is not allowed in the target URL".into());
     }
@@ -582,11 +617,11 @@ pub fn parse_target(url: &str) -> std::result::Result<(String, String), String> 
 
 fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<PublisherPlan> {
     let rate = *p.rate.get_ref();
-    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+    if !(rate.is_finite() && (0.001..=1_000_000.0).contains(&rate)) {
         return Err(src.error(
             p.rate.span(),
             "publisher.rate",
-            "must be in (0, 1000000] events/s",
+            "must be in [0.001, 1000000] events/s",
         ));
     }
     let payload_bytes = match &p.payload_bytes {

@@ -19,10 +19,11 @@ async fn request_and_echo_groups_measure_round_trips() {
     let row = |g: &str| out.rows.iter().find(|r| r.group == g).unwrap().clone();
 
     let hello = row("hello");
-    assert!((380..=420).contains(&hello.requests), "{hello:?}");
+    // 2 s at 200/s; late sends on a busy machine may fall after the hold.
+    assert!((320..=420).contains(&hello.requests), "{hello:?}");
     assert_eq!(hello.status_2xx, Some(hello.requests));
     assert_eq!(hello.errors, 0);
-    assert!(hello.requests_per_s.unwrap() > 180.0);
+    assert!(hello.requests_per_s.unwrap() > 150.0);
 
     // Closed model, two URLs round-robin: half answer 404, counted as
     // status errors without closing the connection.
@@ -34,7 +35,7 @@ async fn request_and_echo_groups_measure_round_trips() {
     assert_eq!(mixed.reconnects, 0);
 
     let echo = row("echo");
-    assert!((190..=210).contains(&echo.requests), "{echo:?}");
+    assert!((150..=210).contains(&echo.requests), "{echo:?}");
     assert_eq!(echo.errors, 0, "{echo:?}");
     assert!(echo.request_p50_ms.is_some() && echo.request_uncorrected_p99_ms.is_some());
     // No HTTP statuses, no event stream: those cells stay empty.

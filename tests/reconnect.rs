@@ -35,25 +35,25 @@ async fn resumable_transports_lose_nothing_websocket_counts_its_gap() {
         let r = row(&out.rows, g);
         assert_eq!(r.reconnects, 10, "{g}: every client reconnected once");
         assert_eq!(
-            r.expected.unwrap_or(0),
-            r.published.unwrap_or(0) * 10,
+            r.expected.unwrap(),
+            r.published.unwrap() * 10,
             "{g}: the window spans the gap"
         );
-        assert_eq!(r.duplicated.unwrap_or(0), 0, "{g}");
+        assert_eq!(r.duplicated.unwrap(), 0, "{g}");
     }
     for g in ["sse", "ndjson"] {
         let r = row(&out.rows, g);
-        assert_eq!(r.lost.unwrap_or(0), 0, "{g} resumes with its cursor");
+        assert_eq!(r.lost.unwrap(), 0, "{g} resumes with its cursor");
     }
     let ws = row(&out.rows, "websocket");
     // 300 ms of backoff at 100 events/s: about 30 events per client.
     assert!(
-        ws.lost.unwrap_or(0) >= 10 * 15 && ws.lost.unwrap_or(0) <= 10 * 60,
+        ws.lost.unwrap() >= 10 * 15 && ws.lost.unwrap() <= 10 * 60,
         "websocket lost {}",
-        ws.lost.unwrap_or(0)
+        ws.lost.unwrap()
     );
     assert_eq!(
-        ws.delivered.unwrap_or(0) + ws.lost.unwrap_or(0),
-        ws.expected.unwrap_or(0)
+        ws.delivered.unwrap() + ws.lost.unwrap(),
+        ws.expected.unwrap()
     );
 }

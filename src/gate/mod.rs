@@ -68,6 +68,36 @@ pub const COLUMNS: &[&str] = &[
     "target_rss_peak_mb",
 ];
 
+/// False when `column` can never have a value for a group of `transport`
+/// (e.g. `lost` for request load): a `*` threshold skips such groups.
+pub fn applies(column: &str, transport: &str) -> bool {
+    let subscriber_only = [
+        "published",
+        "expected",
+        "delivered",
+        "lost",
+        "duplicated",
+        "reordered",
+        "first_event_p50_ms",
+        "requests_per_delivery",
+        "bytes_per_delivery",
+        "deliveries_per_s",
+    ];
+    let exchange_only = [
+        "requests_per_s",
+        "request_uncorrected_p50_ms",
+        "request_uncorrected_p99_ms",
+    ];
+    let subscribes = !matches!(transport, "request" | "echo");
+    if subscriber_only.contains(&column) || column.starts_with("delivery_") {
+        return subscribes;
+    }
+    if exchange_only.contains(&column) || column.starts_with("status_") {
+        return !subscribes || (column.starts_with("status_") && transport.contains("poll"));
+    }
+    true
+}
+
 /// The value of a numeric column in a row (`None`: empty cell or unknown).
 pub fn column_value(row: &SummaryRow, column: &str) -> Option<f64> {
     // Going through serde keeps this in step with the row's fields.

@@ -154,13 +154,15 @@ pub struct ThresholdResult {
 }
 
 /// Evaluates thresholds against rows. A threshold whose column has no value
-/// (no samples) fails: a gate that cannot see must not pass.
+/// (no samples) fails: a gate that cannot see must not pass. A `*`
+/// threshold skips groups the column cannot apply to (`lost` of request load).
 pub fn evaluate(thresholds: &[Threshold], rows: &[SummaryRow]) -> Vec<ThresholdResult> {
     let mut out = Vec::new();
     for t in thresholds {
         for r in rows
             .iter()
             .filter(|r| t.group.as_ref().is_none_or(|g| *g == r.group))
+            .filter(|r| t.group.is_some() || super::applies(&t.column, &r.transport))
         {
             let value = column_value(r, &t.column);
             out.push(ThresholdResult {

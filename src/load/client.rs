@@ -164,8 +164,8 @@ impl Sink for ClientSink<'_> {
         if self.subscribed_ns.is_none_or(|s| env.sent_ns < s) {
             // Replayed from before this client subscribed (a server that
             // starts pollers a little in the past): neither expected nor a
-            // delivery latency of this client.
-            let _ = self.ledger.receive(env.seq);
+            // delivery latency of this client, and not in its ledger (with a
+            // fixed channel prefix it may even be a previous run's event).
             return;
         }
         match self.ledger.receive(env.seq) {

@@ -232,24 +232,26 @@ pub async fn run_phase(
     boundaries.sort();
     boundaries.dedup();
 
-    let collect = |from: Instant, to: Instant, on_tick: &mut dyn FnMut(&Tick<'_>)| {
-        for (gi, s) in &shared {
-            // Request and echo load is measured over the hold only; the
-            // drain is for subscribers' in-flight events.
-            let measured = from >= measure_from
-                && (plan.groups[*gi].transport.subscribes() || to <= publish_until);
-            let interval = s.recorder.take();
-            on_tick(&Tick {
-                phase: spec.index,
-                group: *gi,
-                start_ns: clock.ns(from),
-                end_ns: clock.ns(to),
-                measured,
-                connections: s.recorder.connections(),
-                interval: &interval,
-            });
-        }
-    };
+    // `hold_end`: the end of the hold, or when the run was cut short.
+    let collect =
+        |from: Instant, to: Instant, hold_end: Instant, on_tick: &mut dyn FnMut(&Tick<'_>)| {
+            for (gi, s) in &shared {
+                // Request and echo load is measured over the hold only; the
+                // drain is for subscribers' in-flight events.
+                let measured = from >= measure_from
+                    && (plan.groups[*gi].transport.subscribes() || to <= hold_end);
+                let interval = s.recorder.take();
+                on_tick(&Tick {
+                    phase: spec.index,
+                    group: *gi,
+                    start_ns: clock.ns(from),
+                    end_ns: clock.ns(to),
+                    measured,
+                    connections: s.recorder.connections(),
+                    interval: &interval,
+                });
+            }
+        };
 
     let mut last = start;
     let mut stopped_early = false;
@@ -258,14 +260,14 @@ pub async fn run_phase(
             _ = shutdown.token().cancelled() => { stopped_early = true; break; }
             _ = tokio::time::sleep_until(b.into()) => {}
         }
-        collect(last, b, &mut on_tick);
+        collect(last, b, publish_until, &mut on_tick);
         last = b;
     }
     let stopped_at = Instant::now();
 
     // Stop publishing (if still going), then the clients.
     publish_stop.cancel();
-    if stopped_early && !matches!(shutdown.reason(), Some(StopReason::Fatal(_))) {
+    if stopped_early && subscribes && !matches!(shutdown.reason(), Some(StopReason::Fatal(_))) {
         // Let events already published arrive before the clients stop.
         tokio::time::sleep(plan.drain.min(INTERRUPT_DRAIN)).await;
     }
@@ -291,14 +293,22 @@ pub async fn run_phase(
     let end = Instant::now();
     // Samples taken while closing belong to the last interval.
     if end > last {
-        collect(last, end, &mut on_tick);
+        let hold_end = if stopped_early {
+            stopped_at
+        } else {
+            publish_until
+        };
+        collect(last, end, hold_end, &mut on_tick);
     }
 
     // When cut short, publishing stopped at `stopped_at`; a poller may need
     // one more interval than the short drain gave it, so its window ends
     // that much earlier and the boundary cannot fake a loss.
     let window_end = |gi: usize| {
-        if stopped_early {
+        if stopped_early && !plan.groups[gi].transport.subscribes() {
+            // Request and echo load sends every scheduled exchange: no slack.
+            publish_until.min(stopped_at)
+        } else if stopped_early {
             let slack = plan.groups[gi]
                 .interval
                 .unwrap_or_default()
@@ -309,9 +319,12 @@ pub async fn run_phase(
         }
     };
     let from_ns = clock.ns(measure_from);
+    // The phase's window is the subscribers' (or, without any, the
+    // exchange groups').
     let to_ns = spec
         .groups
         .iter()
+        .filter(|&&gi| !subscribes || plan.groups[gi].transport.subscribes())
         .map(|&gi| clock.ns(window_end(gi)))
         .min()
         .unwrap_or(from_ns)

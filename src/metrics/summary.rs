@@ -187,11 +187,9 @@ impl GroupResult {
             request_uncorrected_p50_ms: pct_ms(rqu, 0.5),
             request_uncorrected_p99_ms: pct_ms(rqu, 0.99),
             requests,
-            requests_per_s: if self.transport.is_request_based() {
-                per_s(requests)
-            } else {
-                None
-            },
+            // Request and echo load is measured over the hold only, so the
+            // rate is exact; pollers' requests also run through the drain.
+            requests_per_s: if !subscribes { per_s(requests) } else { None },
             status_1xx: status(Count::Status1xx),
             status_2xx: status(Count::Status2xx),
             status_3xx: status(Count::Status3xx),
@@ -230,10 +228,18 @@ impl GroupResult {
                     self.clients + m.count(Count::Reconnects)
                 };
                 let errors = m.error_total();
-                if errors == 0 {
+                // A request answered with an unexpected status is both a
+                // completed request and an error: count the attempt once.
+                let counted_twice = if self.transport == TransportKind::Request {
+                    err(ErrorKind::Status)
+                } else {
+                    0
+                };
+                let attempts = (attempts + errors).saturating_sub(counted_twice);
+                if errors == 0 || attempts == 0 {
                     0.0
                 } else {
-                    (errors as f64 / (attempts + errors) as f64 * 1e6).round() / 1e6
+                    (errors as f64 / attempts as f64 * 1e6).round() / 1e6
                 }
             },
             errors_refused: err(ErrorKind::Refused),

@@ -238,7 +238,7 @@ impl CursorPoller {
                 uri.push(sep);
                 uri.push_str(&self.profile.cursor_param);
                 uri.push('=');
-                uri.push_str(c);
+                percent_encode_into(c, &mut uri);
                 sep = '&';
             }
             (CursorStyle::Etag, Some(c)) => {
@@ -269,17 +269,9 @@ impl CursorPoller {
                 let Some(v) = headers.get(self.profile.cursor_header.as_str()) else {
                     return Ok(None);
                 };
-                // It goes back into a query string unescaped.
+                // Kept as sent; percent-encoded when it goes into a query.
                 match v.to_str() {
-                    Ok(c)
-                        if !c.is_empty()
-                            && c.bytes().all(|b| {
-                                b.is_ascii_alphanumeric()
-                                    || matches!(b, b':' | b'-' | b'_' | b'.' | b'~')
-                            }) =>
-                    {
-                        Ok(Some(c.to_string()))
-                    }
+                    Ok(c) if !c.is_empty() => Ok(Some(c.to_string())),
                     _ => Err(Fault::new(
                         ErrorKind::Protocol,
                         format!("malformed {} header", self.profile.cursor_header),
@@ -309,6 +301,12 @@ impl CursorPoller {
         sink: &mut S,
         report: bool,
     ) -> Result<PollOutcome, Fault> {
+        // A keep-alive connection the server closed while we waited for
+        // the next interval is replaced, not counted as an error.
+        if self.conn.as_ref().is_some_and(Conn::is_closed) {
+            self.conn = None;
+            sink.disconnected();
+        }
         if self.conn.is_none() {
             self.conn = Some(Conn::open(spec, io, sink).await?);
         }
@@ -326,22 +324,38 @@ impl CursorPoller {
         let done = Instant::now();
         let code = status.as_u16();
         let outcome = if self.profile.ok_status.contains(&code) {
-            let mut any = false;
+            // Everything is checked before anything is delivered: a bad
+            // response leaves the cursor where it was, and the retry must
+            // not look like duplicates.
+            let mut messages: Vec<Bytes> = Vec::new();
+            let whole = body.as_ptr_range();
             for_each_message(&self.profile, &body, |m| {
-                sink.message(m, done);
-                any = true;
+                // Lines and single bodies are views of the body; JSON
+                // strings are decoded copies.
+                let r = m.as_ptr_range();
+                messages.push(if whole.start <= r.start && r.end <= whole.end {
+                    body.slice_ref(m)
+                } else {
+                    Bytes::copy_from_slice(m)
+                });
             })
             .map_err(|e| Fault::new(ErrorKind::Protocol, format!("GET {}: {e}", spec.path)))?;
-            if next_cursor.is_none() && self.profile.cursor != CursorStyle::None && any {
+            if next_cursor.is_none()
+                && self.profile.cursor != CursorStyle::None
+                && !messages.is_empty()
+            {
                 return Err(Fault::new(
                     ErrorKind::Protocol,
                     format!("GET {} answered {status} without a cursor", spec.path),
                 ));
             }
-            if any {
-                PollOutcome::Events
-            } else {
+            for m in &messages {
+                sink.message(m, done);
+            }
+            if messages.is_empty() {
                 PollOutcome::Empty
+            } else {
+                PollOutcome::Events
             }
         } else if self.profile.empty_status.contains(&code) {
             PollOutcome::Empty
@@ -374,6 +388,17 @@ impl CursorPoller {
     /// a session ends).
     pub fn close(&mut self) {
         self.conn = None;
+    }
+}
+
+/// Appends `s` to a URL query, percent-encoding all but unreserved bytes.
+pub fn percent_encode_into(s: &str, out: &mut String) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
 }
 

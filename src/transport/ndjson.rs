@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::http::{json_message, open_stream, Conn};
+use super::http::{json_message, open_stream, percent_encode_into, Conn};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -38,16 +38,13 @@ impl Transport for Ndjson {
         let profile = spec.profile.ndjson.as_ref().ok_or_else(|| {
             Fault::new(ErrorKind::Other, "the target profile has no ndjson section")
         })?;
-        // Ids go back into a query string unescaped: only plain ones resume.
-        let last_id = cursor.filter(|c| {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-        });
+        let last_id = cursor.filter(|c| !c.is_empty());
         let path = match (&last_id, &profile.resume_param) {
             (Some(id), Some(param)) => {
                 let sep = if spec.path.contains('?') { '&' } else { '?' };
-                format!("{}{sep}{param}={id}", spec.path)
+                let mut p = format!("{}{sep}{param}=", spec.path);
+                percent_encode_into(id, &mut p);
+                p
             }
             _ => spec.path.clone(),
         };

@@ -22,7 +22,7 @@ use crate::fault::{ErrorKind, Fault};
 use crate::net::{self, Counting, IoCounters};
 
 /// What a request-mode group sends.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct RequestPlan {
     /// HTTP method.
     #[serde(serialize_with = "as_str")]
@@ -39,6 +39,19 @@ pub struct RequestPlan {
     pub expect_status: Vec<u16>,
     /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
     pub http2: bool,
+}
+
+impl std::fmt::Debug for RequestPlan {
+    // By hand: the wire body may hold an expanded secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestPlan")
+            .field("method", &self.method)
+            .field("urls", &self.urls)
+            .field("body", &self.body)
+            .field("expect_status", &self.expect_status)
+            .field("http2", &self.http2)
+            .finish_non_exhaustive()
+    }
 }
 
 fn as_str<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {

@@ -59,7 +59,16 @@ impl Nginx {
                 .replace("{LP_TIMEOUT}", &lp_timeout_s.to_string());
             let conf_path = dir.path().join("nginx.conf");
             std::fs::write(&conf_path, conf).expect("write nginx.conf");
-            let child = Command::new(NGINX)
+            let mut cmd = Command::new(NGINX);
+            // If the test process dies without running Drop (killed, or an
+            // interrupted `cargo test`), the kernel stops nginx too.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let child = cmd
                 .arg("-p")
                 .arg(dir.path())
                 .arg("-c")
@@ -133,12 +142,14 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         let pgid = self.child.id() as i32;
-        // SIGTERM is nginx's fast shutdown; SIGKILL the group if it lingers.
+        // SIGTERM is nginx's fast shutdown (the master stops its workers);
+        // SIGKILL the group only if the master lingers, never after it was
+        // reaped (its group id could be someone else's by then).
         unsafe { libc::kill(-pgid, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                break;
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
