@@ -32,7 +32,11 @@ async fn a_sweep_runs_every_value_and_writes_its_curves() {
         ["poll@100ms", "sse@100ms", "poll@400ms", "sse@400ms"]
     );
     for r in &out.rows {
-        assert!(r.delivered.unwrap_or(0) > 0, "{}: nothing delivered", r.group);
+        assert!(
+            r.delivered.unwrap_or(0) > 0,
+            "{}: nothing delivered",
+            r.group
+        );
     }
     // Thresholds apply to every value's group: 2 × poll.lost + 4 × *.errors.
     assert_eq!(out.thresholds.len(), 6, "{:?}", out.thresholds);
@@ -72,8 +76,8 @@ async fn a_sweep_runs_every_value_and_writes_its_curves() {
     assert!(dir.path().join("poll_400ms.delivery.hlog").exists());
 
     // The report draws the sweep charts and puts them in the page.
-    let written = stampede::report::generate(&[dir.path().to_path_buf()], dir.path())
-        .expect("report");
+    let written =
+        stampede::report::generate(&[dir.path().to_path_buf()], dir.path()).expect("report");
     for name in ["sweep.svg", "sweep-cost.svg"] {
         let path = dir.path().join("charts").join(name);
         let text = std::fs::read_to_string(&path).expect("sweep chart");
@@ -137,7 +141,10 @@ fn bad_sweeps_are_scenario_errors_with_places() {
         &format!("{BASE}parameter = \"publisher.rate\"\nvalues = [1, -2]\n"),
     );
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("s.toml:10:14") && err.contains("rate"), "{err}");
+    assert!(
+        err.contains("s.toml:10:14") && err.contains("rate"),
+        "{err}"
+    );
     let (code, err) = run_err(
         &dir,
         &format!("{BASE}parameter = \"publisher.rate\"\nvalues = [1, 1]\n"),
