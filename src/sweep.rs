@@ -104,12 +104,14 @@ pub fn expand(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Option<Swee
     let parameter = sweep.parameter.get_ref().trim().to_string();
     let param_span = sweep.parameter.span();
     let first = parameter.split('.').next().unwrap_or_default();
-    if parameter.is_empty() || matches!(first, "sweep" | "name") {
+    // The target is started once per run, from the scenario as written:
+    // a swept target or built-in delay would silently not change.
+    if parameter.is_empty() || matches!(first, "sweep" | "name" | "target" | "builtin_delay") {
         return Err(src.error(
             param_span,
             "sweep.parameter",
             "give a scenario key path such as \"groups.poll.interval\" or \"publisher.rate\" \
-             (not `name` or `sweep`)",
+             (not `name`, `sweep`, `target` or `builtin_delay`: one run has one target)",
         ));
     }
     let values = sweep.values.get_ref();
