@@ -37,6 +37,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod shutdown;
+pub mod sweep;
 pub mod target;
 pub mod transport;
 

@@ -159,8 +159,12 @@ pub struct Plan {
     /// Built-in target: delay added to every response and publish.
     #[serde(rename = "builtin_delay_s", with = "secs")]
     pub builtin_delay: Duration,
-    /// Pass/fail conditions.
+    /// Pass/fail conditions (for a sweep: those of every value, groups
+    /// renamed).
     pub thresholds: Vec<crate::gate::threshold::Threshold>,
+    /// `[sweep]`: one plan per value; absent for a plain scenario.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepPlan>,
 }
 
 impl Plan {
@@ -172,7 +176,17 @@ impl Plan {
         }
     }
 
-    /// The phases to run: one per group (sequential) or one with all.
+    /// The plans to run one after another: the plan itself, or one plan
+    /// per sweep value (each with its own groups and [`Plan::phases`]).
+    pub fn steps(&self) -> Vec<&Plan> {
+        match &self.sweep {
+            Some(s) => s.values.iter().map(|v| &v.plan).collect(),
+            None => vec![self],
+        }
+    }
+
+    /// The phases of this plan (not of its sweep values: see
+    /// [`Plan::steps`]): one per group (sequential) or one with all.
     pub fn phases(&self) -> Vec<Vec<usize>> {
         match self.mode {
             Mode::Sequential => (0..self.groups.len()).map(|i| vec![i]).collect(),
@@ -182,6 +196,9 @@ impl Plan {
 
     /// Wall time the plan needs, roughly, for progress display.
     pub fn expected_duration(&self) -> Duration {
+        if let Some(s) = &self.sweep {
+            return s.values.iter().map(|v| v.plan.expected_duration()).sum();
+        }
         let phase = self.ramp_up + self.warmup + self.duration + self.drain;
         phase * self.phases().len() as u32
     }
@@ -566,7 +583,8 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         }
     };
 
-    Ok(Plan {
+    let mut plan = Plan {
+        sweep: None,
         builtin_delay,
         thresholds,
         name: sc.name.clone(),
@@ -582,7 +600,14 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         publisher,
         groups,
         connect_timeout: Duration::from_secs(5),
-    })
+    };
+    // The scenario as written must plan on its own first: its errors keep
+    // their own places. Then every sweep value is planned.
+    plan.sweep = crate::sweep::expand(sc, src, ov)?;
+    if let Some(s) = &plan.sweep {
+        plan.thresholds = crate::sweep::merged_thresholds(s);
+    }
+    Ok(plan)
 }
 
 /// Checks a target URL (`http://host:port[/prefix]`) and returns its

@@ -54,6 +54,8 @@ pub async fn run_repeated(
     summary_csv::write(&dir, &rows)?;
     let mut info = RunInfo::read(&last.dir)?;
     info.repeats = Some(outcomes.len());
+    // A sweep's curves from the medians, like the summary.
+    run::write_sweep(&dir, &info, &rows)?;
     info.thresholds = threshold::evaluate(&plan.thresholds, &rows);
     let failed = info.thresholds.iter().any(|t| !t.passed);
     let worst = outcomes

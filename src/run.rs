@@ -22,7 +22,7 @@ use crate::plan::{Plan, TargetPlan};
 use crate::progress::{Display, Progress, Status};
 use crate::report::hlog::HlogWriter;
 use crate::report::run_json::{ErrorExample, HostInfo, PhaseInfo, RunInfo, TargetInfo};
-use crate::report::{self, summary_csv, timeseries};
+use crate::report::{self, summary_csv, sweep_csv, timeseries};
 use crate::shutdown::{Shutdown, StopReason};
 use crate::target::ChildTarget;
 
@@ -196,11 +196,15 @@ async fn run_with_target(
         warnings: Vec::new(),
         thresholds: Vec::new(),
         repeats: None,
+        sweep: plan.sweep.as_ref().map(|s| s.info()),
     };
     info.write(&dir)?;
 
+    // A sweep runs one plan per value, one after another; their groups
+    // (renamed per value) share one numbering for the interval logs.
+    let steps = plan.steps();
     let mut hlog_paths = Vec::new();
-    for g in &plan.groups {
+    for g in steps.iter().flat_map(|s| &s.groups) {
         for m in Latency::ALL {
             hlog_paths.push(dir.join(report::hlog_name(&g.name, m.label())));
         }
@@ -227,10 +231,24 @@ async fn run_with_target(
     let pid = target.info.pid;
     let cpus = info.host.cpus as f64;
 
-    for (pi, groups) in plan.phases().into_iter().enumerate() {
+    // Every phase of every step: (step, its plan, the phase's groups, the
+    // step's first group in the interval-log numbering).
+    let mut jobs = Vec::new();
+    let mut group_offset = 0;
+    for (si, step) in steps.iter().enumerate() {
+        for groups in step.phases() {
+            jobs.push((si, *step, groups, group_offset));
+        }
+        group_offset += step.groups.len();
+    }
+    let total_phases = jobs.len();
+    let top = plan;
+    for (pi, (si, plan, groups, group_offset)) in jobs.into_iter().enumerate() {
         if shutdown.is_stopped() {
             break;
         }
+        // From here `plan` is this step's plan: groups, publisher, timing.
+        let sweep_value = top.sweep.as_ref().map(|s| s.values[si].value.clone());
         let spec = PhaseSpec {
             index: pi,
             groups: groups.clone(),
@@ -250,7 +268,7 @@ async fn run_with_target(
             &format!(
                 "phase {}/{}: {}",
                 pi + 1,
-                plan.phases().len(),
+                total_phases,
                 names
                     .iter()
                     .map(|(n, _)| n.as_str())
@@ -336,7 +354,7 @@ async fn run_with_target(
             let dur = Duration::from_nanos(tick.end_ns.saturating_sub(tick.start_ns));
             for (mi, m) in Latency::ALL.iter().enumerate() {
                 hlog.write(
-                    tick.group * Latency::ALL.len() + mi,
+                    (group_offset + tick.group) * Latency::ALL.len() + mi,
                     iv.hist(*m),
                     start,
                     dur,
@@ -417,15 +435,21 @@ async fn run_with_target(
             publish_errors: report.publish.errors,
             publish_p99_ms: pct_ms(&report.publish.latency, 0.99),
             publish_first_error: report.publish.first_error.clone(),
+            sweep_value,
         });
+        if let Some(sw) = &mut info.sweep {
+            sw.values[si].phases.push(pi);
+        }
         let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
         // The summary grows phase by phase, so a later crash keeps earlier phases.
         summary_csv::write(&dir, &rows)?;
+        write_sweep(&dir, &info, &rows)?;
     }
 
     let hlog_result = hlog.finish();
     let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
     summary_csv::write(&dir, &rows)?;
+    write_sweep(&dir, &info, &rows)?;
 
     let stop = shutdown.reason();
     let threshold_results = threshold::evaluate(&plan.thresholds, &rows);
@@ -466,6 +490,14 @@ async fn run_with_target(
         stop,
         thresholds: threshold_results,
     })
+}
+
+/// Writes `sweep.csv` for a sweep (from the rows so far).
+pub fn write_sweep(dir: &std::path::Path, info: &RunInfo, rows: &[SummaryRow]) -> Result<()> {
+    match &info.sweep {
+        Some(sw) => sweep_csv::write(dir, &sweep_csv::rows(sw, &info.phases, rows)),
+        None => Ok(()),
+    }
 }
 
 /// Checks `abort_on_fail` thresholds against what a group has measured so

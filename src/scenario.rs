@@ -98,6 +98,19 @@ pub struct Scenario {
     pub publisher: Option<Spanned<Publisher>>,
     /// Client groups, one transport each.
     pub groups: Vec<Group>,
+    /// One parameter run at several values (see [`crate::sweep`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Spanned<Sweep>>,
+}
+
+/// `[sweep]`: the scenario's phases run once per value of one parameter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sweep {
+    /// A `--set` style key path, e.g. `groups.poll.interval`.
+    pub parameter: Spanned<String>,
+    /// The values, in run order; each as it would be written in the file.
+    pub values: Spanned<Vec<Spanned<toml::Value>>>,
 }
 
 /// A threshold: `"< 50"`, or a table with `limit`, `abort_on_fail`, `grace`.
@@ -315,19 +328,29 @@ fn toml_error(source: &Source, e: &toml::de::Error) -> Error {
     }
 }
 
-/// Applies one `key.path=value` override. Path segments index tables by key,
-/// and the `groups` array by position or by group name / transport.
+/// Applies one `key.path=value` override.
 fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
     let usage = |msg: &str| Error::Usage(format!("--set {set}: {msg}"));
     let (path, raw) = set
         .split_once('=')
         .ok_or_else(|| usage("expected key.path=value"))?;
-    let value = parse_value(raw.trim());
-    let segments: Vec<&str> = path.trim().split('.').collect();
+    set_path(table, path.trim(), parse_value(raw.trim())).map_err(|m| usage(&m))
+}
+
+/// Sets `path` (`key.path`) to `value` in a scenario table. Path segments
+/// index tables by key, and the `groups` array by position or by group name
+/// / transport; missing tables are created (an unknown key then fails when
+/// the text is parsed). Errors are messages for the caller to place.
+pub fn set_path(
+    table: &mut toml::Table,
+    path: &str,
+    value: toml::Value,
+) -> std::result::Result<(), String> {
+    let segments: Vec<&str> = path.split('.').collect();
     if segments.iter().any(|s| s.is_empty()) {
-        return Err(usage("empty key in path"));
+        return Err("empty key in path".into());
     }
-    let (last, parents) = segments.split_last().ok_or_else(|| usage("empty path"))?;
+    let (last, parents) = segments.split_last().ok_or("empty path")?;
     let mut cur = table;
     let mut rest = parents.iter();
     while let Some(seg) = rest.next() {
@@ -338,17 +361,17 @@ fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
             toml::Value::Table(t) => t,
             toml::Value::Array(items) => {
                 // The next segment selects the element.
-                let sel = rest.next().ok_or_else(|| {
-                    usage(&format!("`{seg}` is a list: name an element and a key"))
-                })?;
+                let sel = rest
+                    .next()
+                    .ok_or_else(|| format!("`{seg}` is a list: name an element and a key"))?;
                 let idx = find_item(items, sel)
-                    .ok_or_else(|| usage(&format!("`{seg}` has no element `{sel}`")))?;
+                    .ok_or_else(|| format!("`{seg}` has no element `{sel}`"))?;
                 match &mut items[idx] {
                     toml::Value::Table(t) => t,
-                    _ => return Err(usage("the element is not a table")),
+                    _ => return Err("the element is not a table".into()),
                 }
             }
-            _ => return Err(usage(&format!("`{seg}` is not a table"))),
+            _ => return Err(format!("`{seg}` is not a table")),
         };
     }
     cur.insert(last.to_string(), value);

@@ -40,6 +40,7 @@ fn make_run(dir: &Path, scenario: &str, p99_ms: f64, thresholds: Vec<ThresholdRe
         warnings: vec![],
         thresholds,
         repeats: None,
+        sweep: None,
     };
     info.write(dir).unwrap();
     let rows: Vec<SummaryRow> = ["sse", "websocket"]

@@ -54,6 +54,9 @@ pub struct Axis {
     pub scale: Scale,
     pub(super) lo: f64,
     pub(super) hi: f64,
+    /// Ticks chosen by the caller (plot coordinate, label) instead of
+    /// computed ones; empty for computed ticks.
+    pub(super) fixed: Vec<(f64, String)>,
 }
 
 impl Axis {
@@ -93,6 +96,30 @@ impl Axis {
             scale,
             lo,
             hi,
+            fixed: Vec::new(),
+        }
+    }
+
+    /// Labelled ticks exactly at these data values (e.g. the values of a
+    /// sweep, labelled as written), instead of computed ones.
+    pub fn with_ticks(mut self, ticks: impl IntoIterator<Item = (f64, String)>) -> Axis {
+        self.fixed = ticks.into_iter().map(|(v, l)| (self.map(v), l)).collect();
+        self
+    }
+
+    /// Named positions 0, 1, 2, … with half a step of margin: for values
+    /// that are not numbers.
+    pub fn categories(desc: impl Into<String>, names: &[String]) -> Axis {
+        Axis {
+            desc: desc.into(),
+            scale: Scale::Linear,
+            lo: -0.5,
+            hi: names.len().max(1) as f64 - 0.5,
+            fixed: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i as f64, n.clone()))
+                .collect(),
         }
     }
 
@@ -138,6 +165,9 @@ impl Axis {
 
     /// Labelled ticks and light grid lines, in plot coordinates.
     pub(super) fn ticks(&self) -> (Vec<f64>, Vec<f64>) {
+        if !self.fixed.is_empty() {
+            return (self.fixed.iter().map(|t| t.0).collect(), Vec::new());
+        }
         match self.scale {
             Scale::Nines => ((0..=MAX_NINES as i32).map(f64::from).collect(), Vec::new()),
             Scale::Log => {
@@ -163,6 +193,13 @@ impl Axis {
     }
 
     pub(super) fn label(&self, v: f64) -> String {
+        let nearest = self
+            .fixed
+            .iter()
+            .min_by(|a, b| (a.0 - v).abs().total_cmp(&(b.0 - v).abs()));
+        if let Some((_, l)) = nearest {
+            return l.clone();
+        }
         match self.scale {
             Scale::Nines => nines_label(v),
             // Decades print exactly: 0.01, 0.1, 1, 10, 1,000.

@@ -42,18 +42,21 @@ const NINES_STEPS: usize = 250;
 const MIN_RATE_INTERVAL_S: f64 = 0.25;
 
 /// Latency axes switch to log when lines differ by more than this factor.
-const LOG_RATIO: f64 = 50.0;
+pub(super) const LOG_RATIO: f64 = 50.0;
 
 /// Draws every chart for `runs`.
 pub fn all(runs: &[RunData]) -> Result<Vec<Chart>> {
     let names = Names::new(runs);
-    Ok(vec![
+    let mut charts = vec![
         percentiles(runs, &names, Metric::Delivery)?,
         percentiles(runs, &names, Metric::Connect)?,
         latency_over_time(runs, &names)?,
         throughput_over_time(runs, &names)?,
         cost(runs, &names)?,
-    ])
+    ];
+    // A sweep's curves (only when a run has sweep.csv).
+    charts.extend(super::sweep_chart::charts(runs)?);
+    Ok(charts)
 }
 
 /// Series names and colours, fixed once for all charts.
@@ -130,6 +133,7 @@ fn percentiles(runs: &[RunData], names: &Names, metric: Metric) -> Result<Chart>
                     label: names.label(run, Some(trace), &g.group),
                     color: names.color(ri, ti, &g.group),
                     dashed: false,
+                    markers: false,
                     points,
                 });
             }
@@ -181,12 +185,14 @@ fn latency_over_time(runs: &[RunData], names: &Names) -> Result<Chart> {
                 label: format!("{label} p99"),
                 color,
                 dashed: false,
+                markers: false,
                 points: at(|r| r.delivery_p99_ms),
             });
             lines.push(Line {
                 label: format!("{label} p50"),
                 color,
                 dashed: true,
+                markers: false,
                 points: at(|r| r.delivery_p50_ms),
             });
         }
@@ -226,6 +232,7 @@ fn throughput_over_time(runs: &[RunData], names: &Names) -> Result<Chart> {
             label: format!("{label} deliveries/s"),
             color,
             dashed: false,
+            markers: false,
             points: rows
                 .iter()
                 .map(|r| (r.elapsed_s, Some(r.deliveries_per_s)))
@@ -237,6 +244,7 @@ fn throughput_over_time(runs: &[RunData], names: &Names) -> Result<Chart> {
                 label: format!("{label} requests/s"),
                 color,
                 dashed: true,
+                markers: false,
                 points: rows
                     .iter()
                     .map(|r| (r.elapsed_s, Some(r.requests_per_s)))

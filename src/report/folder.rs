@@ -1,5 +1,6 @@
 //! Reading finished run folders for `stampede report`: `run.json`,
-//! `summary.csv`, `timeseries.csv` and the `.hlog` files. It only reads:
+//! `summary.csv`, `timeseries.csv`, the `.hlog` files and, for a sweep,
+//! `sweep.csv`. It only reads:
 //! nothing here runs load or rewrites a run's own files. Every unusable file
 //! is an [`Error::RunFolder`] naming it.
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 
 use super::run_json::{PhaseInfo, RunInfo};
+use super::sweep_csv::{self, SweepRow};
 use super::{hlog, hlog_name, summary_csv, timeseries};
 use crate::error::{Error, Result};
 use crate::metrics::summary::SummaryRow;
@@ -25,6 +27,8 @@ pub struct RunData {
     pub rows: Vec<SummaryRow>,
     /// What was measured over time: the run itself, or each repeat.
     pub traces: Vec<Trace>,
+    /// `sweep.csv`; empty when the run was not a sweep.
+    pub sweep: Vec<SweepRow>,
 }
 
 /// Per-second data and full-window histograms of one execution.
@@ -103,6 +107,7 @@ pub fn read(dir: &Path) -> Result<RunData> {
     Ok(RunData {
         dir: dir.to_path_buf(),
         label: String::new(),
+        sweep: sweep_csv::read(dir)?,
         info,
         rows,
         traces,

@@ -77,6 +77,9 @@ pub fn page(runs: &[RunData], charts: &[Chart]) -> String {
     );
     runs_section(&mut h, runs);
     summary_section(&mut h, runs);
+    if runs.iter().any(|r| !r.sweep.is_empty()) {
+        sweep_section(&mut h, runs);
+    }
     charts_section(&mut h, charts);
     errors_section(&mut h, runs);
     let _ = write!(h, "<script>{SCRIPT}</script>\n</body></html>\n");
@@ -364,6 +367,57 @@ fn csv_fields(row: &SummaryRow) -> Option<(Vec<String>, Vec<String>)> {
     let names = r.headers().ok()?.iter().map(String::from).collect();
     let values = r.records().next()?.ok()?.iter().map(String::from).collect();
     Some((names, values))
+}
+
+/// `sweep.csv` as a table: one row per value per group.
+fn sweep_section(h: &mut String, runs: &[RunData]) {
+    let multi = runs.len() > 1;
+    h.push_str(
+        "<h2 id=\"sweep-table\">Sweep</h2>\n<p>From <code>sweep.csv</code>: each group at each \
+         value of the swept parameter (its summary row is <code>group@value</code>). Charts: \
+         <a href=\"#sweep\">latency</a>, <a href=\"#sweep-cost\">cost</a>.</p>\n\
+         <div class=\"scroll\"><table class=\"sortable\"><thead><tr>",
+    );
+    if multi {
+        h.push_str("<th class=\"t\">run</th>");
+    }
+    h.push_str(
+        "<th class=\"t\">parameter</th><th class=\"t\">value</th><th class=\"t\">group</th>\
+         <th>delivery p50 (ms)</th><th>p99 (ms)</th><th>requests / delivery</th>\
+         <th>bytes / delivery</th><th>target CPU (s)</th><th>target CPU ms / 1,000 deliveries</th>\
+         <th>lost</th><th>errors</th></tr></thead><tbody>\n",
+    );
+    for run in runs {
+        for r in &run.sweep {
+            h.push_str("<tr>");
+            if multi {
+                h.push_str(&text_cell(&run.label));
+            }
+            h.push_str(&text_cell(&r.parameter));
+            // Sorted by the number behind the value, where there is one.
+            match r.value_num {
+                Some(n) => {
+                    let _ = write!(
+                        h,
+                        "<td class=\"t\" data-v=\"{n}\">{}</td>",
+                        escape(&r.value)
+                    );
+                }
+                None => h.push_str(&text_cell(&r.value)),
+            }
+            h.push_str(&text_cell(&r.group));
+            h.push_str(&num_cell(r.delivery_p50_ms, format::num));
+            h.push_str(&num_cell(r.delivery_p99_ms, format::num));
+            h.push_str(&num_cell(r.requests_per_delivery, format::num));
+            h.push_str(&num_cell(r.bytes_per_delivery, format::bytes));
+            h.push_str(&num_cell(r.target_cpu_s, format::num));
+            h.push_str(&num_cell(r.target_cpu_ms_per_1k_deliveries, format::num));
+            h.push_str(&num_cell(r.lost.map(|v| v as f64), count));
+            h.push_str(&num_cell(Some(r.errors as f64), count));
+            h.push_str("</tr>\n");
+        }
+    }
+    h.push_str("</tbody></table></div>\n");
 }
 
 fn charts_section(h: &mut String, charts: &[Chart]) {

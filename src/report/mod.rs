@@ -4,8 +4,9 @@
 //! start (status `running`). Reading commands use the same types.
 //!
 //! [`generate`] is `stampede report`: it reads finished folders
-//! ([`folder`]) and writes `charts/*.svg` ([`charts`], drawn by [`plot`]
-//! on [`axis`]) and `report.html` ([`html`]); it never runs load.
+//! ([`folder`]) and writes `charts/*.svg` ([`charts`], and [`sweep_chart`]
+//! for a sweep, drawn by [`plot`] on [`axis`]) and `report.html`
+//! ([`html`]); it never runs load.
 
 pub mod axis;
 pub mod charts;
@@ -16,6 +17,8 @@ pub mod html;
 pub mod plot;
 pub mod run_json;
 pub mod summary_csv;
+pub mod sweep_chart;
+pub mod sweep_csv;
 pub mod timeseries;
 
 use std::path::{Path, PathBuf};

@@ -70,6 +70,8 @@ pub struct Line {
     pub color: RGBColor,
     /// Dashed instead of solid.
     pub dashed: bool,
+    /// A dot at every point (few points, each a measurement).
+    pub markers: bool,
     /// (x, y) in data units.
     pub points: Vec<(f64, Option<f64>)>,
 }
@@ -113,6 +115,16 @@ pub struct LineChart {
     pub marks: Vec<Mark>,
     /// Shown in the middle when there is no line, e.g. "no samples".
     pub empty_text: String,
+}
+
+/// Up to four line charts in a 2 × 2 grid sharing one legend; each
+/// chart's title is its panel caption.
+#[derive(Debug, Clone)]
+pub struct LinePanels {
+    /// Title.
+    pub title: String,
+    /// Panels.
+    pub panels: Vec<LineChart>,
 }
 
 /// One bar; `None` draws "n/a" instead.
@@ -201,10 +213,31 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &LineChart) -> 
         }
     }
     let (plot, legend_area) = split_for_legend(&root, &legend)?;
-    let mut chart = ChartBuilder::on(&plot)
-        .margin(12)
-        .x_label_area_size(60)
-        .y_label_area_size(85)
+    draw_plot(&plot, c, None)?;
+    draw_legend(&legend_area, &legend)?;
+    Ok(())
+}
+
+/// Draws a line chart's lines, bands and marks on its axes into `area`;
+/// with `caption`, as a small captioned panel.
+fn draw_plot(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    c: &LineChart,
+    caption: Option<&str>,
+) -> DrawResult {
+    let (label_size, desc_size) = if caption.is_some() {
+        (13, 14)
+    } else {
+        (16, 18)
+    };
+    let mut builder = ChartBuilder::on(area);
+    if let Some(t) = caption {
+        builder.caption(t, (FONT, 17));
+    }
+    let mut chart = builder
+        .margin(if caption.is_some() { 8 } else { 12 })
+        .x_label_area_size(if caption.is_some() { 45 } else { 60 })
+        .y_label_area_size(if caption.is_some() { 70 } else { 85 })
         .build_cartesian_2d(c.x.coord(), c.y.coord())?;
     let (xfmt, yfmt) = (|v: &f64| c.x.label(*v), |v: &f64| c.y.label(*v));
     chart
@@ -213,8 +246,8 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &LineChart) -> 
         .y_desc(&c.y.desc)
         .x_label_formatter(&xfmt)
         .y_label_formatter(&yfmt)
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18))
+        .label_style((FONT, label_size))
+        .axis_desc_style((FONT, desc_size))
         .bold_line_style(BLACK.mix(0.15))
         .light_line_style(BLACK.mix(0.05))
         .draw()?;
@@ -241,6 +274,10 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &LineChart) -> 
     for l in &c.lines {
         let style = l.color.stroke_width(2);
         for seg in segments(&l.points, &c.x, &c.y) {
+            if l.markers {
+                let dots = seg.iter().map(|p| Circle::new(*p, 4, l.color.filled()));
+                chart.draw_series(dots)?;
+            }
             if seg.len() == 1 {
                 chart.draw_series(std::iter::once(Circle::new(seg[0], 3, l.color.filled())))?;
             } else if l.dashed {
@@ -257,7 +294,6 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &LineChart) -> 
             .pos(Pos::new(HPos::Center, VPos::Center));
         chart.draw_series(std::iter::once(Text::new(c.empty_text.clone(), mid, style)))?;
     }
-    draw_legend(&legend_area, &legend)?;
     Ok(())
 }
 
@@ -279,6 +315,41 @@ fn segments(points: &[(f64, Option<f64>)], x: &Axis, y: &Axis) -> Vec<Vec<(f64, 
         out.push(cur);
     }
     out
+}
+
+/// Draws up to four line panels; returns the SVG text.
+pub fn line_panels(c: &LinePanels) -> Result<String> {
+    ensure_font()?;
+    let err = chart_err(&c.title);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        draw_line_panels(&root, c).map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+fn draw_line_panels(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &LinePanels) -> DrawResult {
+    root.fill(&WHITE)?;
+    let root = root.titled(&c.title, (FONT, 28))?;
+    // Panels show the same series: one legend entry per label.
+    let mut legend: Vec<(String, Swatch)> = Vec::new();
+    for l in c.panels.iter().flat_map(|p| &p.lines) {
+        if !legend.iter().any(|(t, _)| *t == l.label) {
+            let s = Swatch::Line {
+                color: l.color,
+                dashed: l.dashed,
+            };
+            legend.push((l.label.clone(), s));
+        }
+    }
+    let (grid, legend_area) = split_for_legend(&root, &legend)?;
+    for (area, p) in grid.split_evenly((2, 2)).iter().zip(&c.panels) {
+        draw_plot(area, p, Some(&p.title))?;
+    }
+    draw_legend(&legend_area, &legend)?;
+    Ok(())
 }
 
 /// Draws up to four bar panels; returns the SVG text.

@@ -57,6 +57,9 @@ pub struct PhaseInfo {
     pub publish_p99_ms: Option<f64>,
     /// First publish failure.
     pub publish_first_error: Option<String>,
+    /// The sweep value this phase ran, for a sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_value: Option<String>,
 }
 
 /// The first error of each kind seen by a group.
@@ -109,6 +112,9 @@ pub struct RunInfo {
     /// Number of repeats, when this folder aggregates repeated runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<usize>,
+    /// The sweep (parameter, values, each value's groups and phases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepInfo>,
 }
 
 impl RunInfo {
