@@ -204,12 +204,7 @@ async fn channel_loop(
     if let Some(Sender::Ws(ws)) = conn.as_mut() {
         // Closing politely lets the server take the last frames; a dropped
         // socket can lose the final publish (seen with nchan).
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            if WebSocketStream::close(ws, None).await.is_ok() {
-                while let Some(Ok(_)) = ws.next().await {}
-            }
-        })
-        .await;
+        crate::transport::websocket::close_politely(ws).await;
     }
     out
 }

@@ -94,11 +94,6 @@ impl Transport for Echo {
     }
 
     async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            if self.ws.close(None).await.is_ok() {
-                while let Some(Ok(_)) = self.ws.next().await {}
-            }
-        })
-        .await;
+        websocket::close_politely(&mut self.ws).await;
     }
 }

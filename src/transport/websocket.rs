@@ -160,15 +160,22 @@ impl Transport for WebSocket {
     }
 
     async fn close(mut self) {
-        // A bounded, polite close: send our close frame and wait briefly for
-        // the server's.
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            if self.ws.close(None).await.is_ok() {
-                while let Some(Ok(_)) = self.ws.next().await {}
-            }
-        })
-        .await;
+        close_politely(&mut self.ws).await;
     }
+}
+
+/// A bounded, polite close: send our close frame and wait briefly for the
+/// server's.
+pub async fn close_politely<S>(ws: &mut WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        if ws.close(None).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
