@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::{RequestSample, SessionSpec, Sink};
 use crate::fault::{ErrorKind, Fault};
-use crate::net::{self, Counting, IoCounters};
+use crate::net::IoCounters;
 use crate::profile::{BodyFormat, CursorStyle, PollProfile, Start};
 
 /// Largest poll body accepted; more is a protocol fault, not an OOM.
@@ -40,9 +40,7 @@ impl Conn {
         io: &Arc<IoCounters>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let (tcp, took) = net::connect(spec.addr, spec.connect_timeout).await?;
-        sink.connected(took);
-        let stream = TokioIo::new(Counting::new(tcp, io.clone()));
+        let stream = TokioIo::new(super::dial(spec, io, sink).await?);
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(stream)
             .await?;

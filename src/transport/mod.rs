@@ -182,6 +182,18 @@ pub trait Sink: Send {
     fn fault(&mut self, fault: Fault);
 }
 
+/// Opens the session's TCP connection with its wire bytes counted, and
+/// reports the connect time: the first step of every transport.
+async fn dial<S: Sink>(
+    spec: &SessionSpec,
+    io: &Arc<IoCounters>,
+    sink: &mut S,
+) -> Result<crate::net::Counting<tokio::net::TcpStream>, Fault> {
+    let (tcp, took) = crate::net::connect(spec.addr, spec.connect_timeout).await?;
+    sink.connected(took);
+    Ok(crate::net::Counting::new(tcp, io.clone()))
+}
+
 /// One completed exchange, timed both ways: from its intended start
 /// (corrected for coordinated omission) and from when it was really sent.
 #[derive(Debug, Clone, Copy)]

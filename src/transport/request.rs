@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::http::Conn;
 use super::{RequestSample, SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
-use crate::net::{self, Counting, IoCounters};
+use crate::net::IoCounters;
 
 /// What a request-mode group sends.
 #[derive(Clone, Serialize)]
@@ -92,9 +92,7 @@ impl H2 {
         io: &Arc<IoCounters>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let (tcp, took) = net::connect(spec.addr, spec.connect_timeout).await?;
-        sink.connected(took);
-        let stream = TokioIo::new(Counting::new(tcp, io.clone()));
+        let stream = TokioIo::new(super::dial(spec, io, sink).await?);
         let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .handshake(stream)
             .await;

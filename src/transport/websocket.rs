@@ -18,7 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
-use crate::net::{self, Counting, IoCounters};
+use crate::net::{Counting, IoCounters};
 
 /// Small buffers: tungstenite's 128 KiB default read buffer would cost
 /// 13 GiB at 100k connections (ecosystem notes, pitfall 1).
@@ -62,10 +62,8 @@ pub async fn connect<S: Sink>(
             .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
         req.headers_mut().insert("sec-websocket-protocol", v);
     }
-    let (tcp, took) = net::connect(spec.addr, spec.connect_timeout).await?;
-    sink.connected(took);
+    let stream = super::dial(spec, io, sink).await?;
     let started = Instant::now();
-    let stream = Counting::new(tcp, io.clone());
     let upgrade = tokio_tungstenite::client_async_with_config(req, stream, Some(config()));
     let (ws, _resp) = match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
         Ok(Ok(pair)) => pair,
