@@ -31,6 +31,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare a run (or baseline) with a baseline: the CI gate.
     Compare(CompareArgs),
+    /// Merge the folders of a sharded run into one run folder (histograms
+    /// added exactly, counters summed, time series aligned by wall clock).
+    Merge(MergeArgs),
     /// Manage baseline files.
     #[command(subcommand)]
     Baseline(BaselineCommand),
@@ -132,6 +135,40 @@ pub struct RunArgs {
     /// can write them later from the run folder).
     #[arg(long)]
     pub no_report: bool,
+    /// Run shard I of N (I from 0, as Kubernetes' completion index): a
+    /// deterministic slice of the clients, on this shard's own channels;
+    /// `stampede merge` adds the shards' folders up exactly.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, env = "STAMPEDE_SHARD")]
+    pub shard: Option<crate::shard::Shard>,
+    /// Begin at this wall-clock time, so that shards start together:
+    /// RFC 3339 (2026-11-21T10:00:00Z) or Unix seconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, env = "STAMPEDE_START_AT")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// Run as P shard processes of this binary on this machine and merge
+    /// their folders at the end (past one process's open-file limit).
+    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub processes: Option<u32>,
+    /// Use this already running built-in target (`URL PID`) instead of
+    /// starting one: how `--processes` shares one target between shards.
+    #[arg(long, hide = true, num_args = 2, value_names = ["URL", "PID"])]
+    pub attach_builtin: Option<Vec<String>>,
+}
+
+/// `stampede merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Shard run folders of one sharded run (`run --shard I/N`).
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// The merged run folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Do not write charts/ and report.html.
+    #[arg(long)]
+    pub no_report: bool,
+    /// Print nothing but the merged folder's path.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `stampede serve`.
@@ -156,4 +193,19 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; write e.g. 250ms, 30s, 5m"))
+}
+
+fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {
+    crate::shard::Shard::parse(s)
+}
+
+/// RFC 3339 or Unix seconds (fractions allowed).
+pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(secs) = s.trim().parse::<f64>() {
+        return std::time::Duration::try_from_secs_f64(secs)
+            .map(|d| std::time::UNIX_EPOCH + d)
+            .map_err(|_| format!("{s:?}: Unix seconds must be a non-negative number"));
+    }
+    humantime::parse_rfc3339_weak(s.trim())
+        .map_err(|e| format!("{s:?}: {e}; write RFC 3339 (2026-11-21T10:00:00Z) or Unix seconds"))
 }

@@ -26,9 +26,11 @@ pub mod error;
 pub mod fault;
 pub mod gate;
 pub mod load;
+pub mod merge;
 pub mod metrics;
 pub mod net;
 pub mod plan;
+pub mod processes;
 pub mod profile;
 pub mod progress;
 pub mod publish;
@@ -36,6 +38,7 @@ pub mod repeat;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shard;
 pub mod shutdown;
 pub mod sweep;
 pub mod target;
@@ -69,6 +72,7 @@ pub async fn main_with(cli: cli::Cli) -> Result<i32> {
         Command::Serve(args) => serve_command(args).await,
         Command::Report(args) => report_command(args),
         Command::Compare(args) => compare_command(args),
+        Command::Merge(args) => merge_command(args),
         Command::Baseline(cli::BaselineCommand::Save { run, to }) => {
             gate::baseline::Side::load(&run)?.save(&to)?;
             println!("{}", to.display());
@@ -141,7 +145,24 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         target: args.target.clone(),
         profile: args.profile.clone(),
     };
-    let plan = plan::build(&scenario, &source, &overrides)?;
+    let mut plan = plan::build(&scenario, &source, &overrides)?;
+    let digest = plan.digest();
+    if let Some(p) = args.processes {
+        if args.shard.is_some() || args.repeat > 1 {
+            return Err(Error::Usage(
+                "--processes cannot be combined with --shard or --repeat".into(),
+            ));
+        }
+        return processes::run_command(&args, plan, p).await;
+    }
+    if let Some(s) = args.shard {
+        if args.repeat > 1 {
+            return Err(Error::Usage(
+                "--shard cannot be combined with --repeat".into(),
+            ));
+        }
+        plan.apply_shard(s);
+    }
     let shutdown = Shutdown::new();
     let signals = tokio::spawn(watch_signals(shutdown.clone()));
     let display = if args.quiet {
@@ -157,6 +178,16 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         results_root: args.results.clone(),
         builtin_exe: None,
         display,
+        start_at: args.start_at,
+        digest: Some(digest),
+        attach_builtin: match args.attach_builtin.as_deref() {
+            Some([url, pid]) => Some((
+                url.clone(),
+                pid.parse()
+                    .map_err(|_| Error::Usage(format!("--attach-builtin: bad pid {pid:?}")))?,
+            )),
+            _ => None,
+        },
     };
     let outcome = if args.repeat > 1 {
         repeat::run_repeated(plan, opts, shutdown, args.repeat).await
@@ -186,12 +217,30 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     if !args.no_report {
         // The run is already complete on disk: a chart failure is worth a
         // warning, not the run's exit code.
-        if let Err(e) = report::generate(std::slice::from_ref(&outcome.dir), &outcome.dir) {
-            eprintln!("stampede: warning: report not written: {e}");
-        }
+        merge::write_report(&outcome.dir);
     }
     let _ = writeln!(stdout, "{}", outcome.dir.display());
     Ok(outcome.exit_code)
+}
+
+fn merge_command(args: cli::MergeArgs) -> Result<i32> {
+    let merged = merge::merge(&args.runs, &args.out)?;
+    let mut stdout = std::io::stdout().lock();
+    if !args.quiet {
+        let _ = report::print_table(&merged.rows, &mut stdout);
+        if !merged.thresholds.is_empty() {
+            let _ = writeln!(
+                stdout,
+                "\n{}",
+                gate::output::table(&merged.thresholds, &[]).trim_end()
+            );
+        }
+    }
+    if !args.no_report {
+        merge::write_report(&merged.dir);
+    }
+    let _ = writeln!(stdout, "{}", merged.dir.display());
+    Ok(merged.exit_code)
 }
 
 /// First Ctrl-C stops the run gracefully (results are written); a second

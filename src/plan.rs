@@ -14,6 +14,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::profile::{self, Profile};
 use crate::scenario::{Dur, Mode, Scenario, Source, ThresholdSpec};
+use crate::shard::Shard;
 use crate::transport::request::RequestPlan;
 use crate::transport::{Params, TransportKind};
 
@@ -118,6 +119,17 @@ pub struct GroupPlan {
     /// serialized).
     #[serde(skip)]
     pub wire_headers: Arc<[(HeaderName, HeaderValue)]>,
+    /// In a sharded run: the scenario's client count, of which `clients`
+    /// run here (client numbers, offsets and channels are global).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_of: Option<u64>,
+}
+
+impl GroupPlan {
+    /// The scenario's client count (all shards together).
+    pub fn total_clients(&self) -> u64 {
+        self.shard_of.unwrap_or(self.clients)
+    }
 }
 
 /// A validated run plan.
@@ -165,6 +177,9 @@ pub struct Plan {
     /// `[sweep]`: one plan per value; absent for a plain scenario.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<crate::sweep::SweepPlan>,
+    /// The slice of the scenario this process runs (`--shard I/N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 impl Plan {
@@ -183,6 +198,46 @@ impl Plan {
             Some(s) => s.values.iter().map(|v| &v.plan).collect(),
             None => vec![self],
         }
+    }
+
+    /// Cuts the plan down to one shard's clients (see [`crate::shard`]):
+    /// client counts and request rates become this shard's share; the
+    /// publisher's schedule stays the scenario's.
+    pub fn apply_shard(&mut self, shard: Shard) {
+        let channels = self.publisher.as_ref().map_or(0, |p| p.channels);
+        for g in &mut self.groups {
+            let total = g.total_clients();
+            let ch = if g.transport.subscribes() {
+                channels
+            } else {
+                0
+            };
+            g.clients = shard.client_count(total, ch);
+            g.shard_of = Some(total);
+            // An open-model group's rate is the sum of its clients' rates.
+            g.rate_per_s = g.rate_per_s.map(|r| r * g.clients as f64 / total as f64);
+        }
+        self.shard = Some(shard);
+        if let Some(s) = &mut self.sweep {
+            for v in &mut s.values {
+                v.plan.apply_shard(shard);
+            }
+        }
+    }
+
+    /// A stable digest of the plan: shards of one scenario (same file,
+    /// same overrides, same version) have the same digest before
+    /// [`Plan::apply_shard`], which is how `merge` tells them apart from
+    /// other runs.
+    pub fn digest(&self) -> String {
+        // FNV-1a: stable across builds, unlike std's hasher; no crate needed.
+        let text = serde_json::to_string(self).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes().chain(env!("CARGO_PKG_VERSION").bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
     }
 
     /// The phases of this plan (not of its sweep values: see
@@ -466,6 +521,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             path,
             headers,
             wire_headers: Arc::new([]),
+            shard_of: None,
         });
     }
     let longest_interval = groups
@@ -585,6 +641,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
 
     let mut plan = Plan {
         sweep: None,
+        shard: None,
         builtin_delay,
         thresholds,
         name: sc.name.clone(),

@@ -47,6 +47,10 @@ pub struct PublishSpec {
     pub authority: String,
     /// Channel names.
     pub channels: Vec<String>,
+    /// The scenario's number of each channel (its place in the schedule).
+    pub channel_ids: Vec<u32>,
+    /// The scenario's channel count (a shard may publish on fewer).
+    pub total_channels: u32,
     /// Target path prefix.
     pub base_path: String,
     /// How the target takes publishes.
@@ -129,15 +133,17 @@ async fn channel_loop(
     stop: CancellationToken,
     shutdown: Shutdown,
 ) -> ChannelResult {
-    let channels = spec.channels.len() as f64;
+    let channels = f64::from(spec.total_channels.max(1));
     let path = format!(
         "{}{}",
         spec.base_path,
         crate::profile::fill(&spec.profile.url, &spec.channels[ch])
     );
     let period = Duration::from_secs_f64(channels / spec.rate_per_s);
-    // Channels are staggered so the aggregate stream is evenly spaced.
-    let offset = Duration::from_secs_f64(ch as f64 / spec.rate_per_s);
+    // Channels are staggered so the aggregate stream is evenly spaced; a
+    // shard keeps each channel's place in the scenario's schedule.
+    let id = spec.channel_ids.get(ch).copied().unwrap_or(ch as u32);
+    let offset = Duration::from_secs_f64(f64::from(id) / spec.rate_per_s);
     let mut pacer = Pacer::new(start + offset, period);
     let mut out = ChannelResult {
         log: ChannelLog::default(),

@@ -21,8 +21,9 @@ use crate::metrics::{Count, Interval, Latency};
 use crate::plan::{Plan, TargetPlan};
 use crate::progress::{Display, Progress, Status};
 use crate::report::hlog::HlogWriter;
-use crate::report::run_json::{ErrorExample, HostInfo, PhaseInfo, RunInfo, TargetInfo};
+use crate::report::run_json::{ErrorExample, HostInfo, PhaseInfo, RunInfo, ShardRun, TargetInfo};
 use crate::report::{self, summary_csv, sweep_csv, timeseries};
+use crate::shard::Shard;
 use crate::shutdown::{Shutdown, StopReason};
 use crate::target::ChildTarget;
 
@@ -39,6 +40,14 @@ pub struct RunOptions {
     pub builtin_exe: Option<PathBuf>,
     /// Progress display.
     pub display: Display,
+    /// Begin measuring at this wall-clock time (`--start-at`), so shards on
+    /// several machines start together.
+    pub start_at: Option<SystemTime>,
+    /// [`Plan::digest`] of the scenario before sharding.
+    pub digest: Option<String>,
+    /// A built-in target already running (URL, pid) to use instead of
+    /// starting one.
+    pub attach_builtin: Option<(String, i32)>,
 }
 
 /// How a run ended.
@@ -65,6 +74,28 @@ struct Target {
 
 async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Result<Target> {
     match &plan.target {
+        TargetPlan::Builtin if opts.attach_builtin.is_some() => {
+            let (url, pid) = opts.attach_builtin.clone().unwrap_or_default();
+            let addr: SocketAddr = url
+                .strip_prefix("http://")
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| {
+                    Error::Usage(format!("--attach-builtin: {url:?} is not http://IP:PORT"))
+                })?;
+            crate::net::connect(addr, plan.connect_timeout)
+                .await
+                .map_err(|f| Error::TargetUnreachable(format!("{url}: {}", f.detail)))?;
+            Ok(Target {
+                addr,
+                authority: addr.to_string(),
+                info: TargetInfo {
+                    url,
+                    builtin: true,
+                    pid: Some(pid),
+                },
+                child_done: None,
+            })
+        }
         TargetPlan::Builtin => {
             let exe = opts
                 .builtin_exe
@@ -139,10 +170,14 @@ struct GroupState {
 
 /// Runs a validated plan.
 pub async fn run(plan: Plan, opts: RunOptions, shutdown: Shutdown) -> Result<RunOutcome> {
-    let clock = Clock::start();
     let (nofile, _) = process::raise_nofile_limit();
     let mut progress = Progress::new(opts.display);
     let mut target = start_target(&plan, &opts, &shutdown).await?;
+    let late_by = match opts.start_at {
+        Some(at) => wait_until(at, &shutdown).await,
+        None => None,
+    };
+    let clock = Clock::start();
     let result = run_with_target(
         &plan,
         &opts,
@@ -151,6 +186,7 @@ pub async fn run(plan: Plan, opts: RunOptions, shutdown: Shutdown) -> Result<Run
         nofile,
         &target,
         &mut progress,
+        late_by,
     )
     .await;
     progress.finish();
@@ -170,6 +206,7 @@ async fn run_with_target(
     nofile: u64,
     target: &Target,
     progress: &mut Progress,
+    late_by: Option<Duration>,
 ) -> Result<RunOutcome> {
     let started = SystemTime::now();
     let dir = opts
@@ -197,7 +234,22 @@ async fn run_with_target(
         thresholds: Vec::new(),
         repeats: None,
         sweep: plan.sweep.as_ref().map(|s| s.info()),
+        epoch_unix_s: Some(clock.unix_s(0)),
+        scenario_digest: opts.digest.clone(),
+        shard: plan.shard.map(|s| ShardRun {
+            index: s.index,
+            count: s.count,
+            start_at: opts.start_at.map(report::rfc3339),
+            late_by_s: late_by.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+        }),
+        merged_from: Vec::new(),
     };
+    if let Some(late) = late_by.filter(|d| *d > LATE_WARNING) {
+        info.warnings.push(format!(
+            "started {:.3} s after --start-at: its first phase overlaps less with the other shards'",
+            late.as_secs_f64()
+        ));
+    }
     info.write(&dir)?;
 
     // A sweep runs one plan per value, one after another; their groups
@@ -242,19 +294,53 @@ async fn run_with_target(
         group_offset += step.groups.len();
     }
     let total_phases = jobs.len();
+    let shard = plan.shard.unwrap_or(Shard::WHOLE);
+    // Every shard of a run shares `channel_prefix` (it comes from the
+    // shared start time or the scenario), so shards tag their channels.
+    let shard_tag = match plan.shard {
+        Some(s) => format!("-s{}", s.index),
+        None => String::new(),
+    };
+    let phase_starts: Vec<Duration> = if plan.shard.is_some() {
+        let mut at = Duration::ZERO;
+        jobs.iter()
+            .map(|(_, step, _, _)| {
+                let this = at;
+                // The phase's own length, the clients' close grace and a
+                // second of slack, on whole seconds.
+                let len = step.ramp_up + step.warmup + step.duration + step.drain;
+                at += Duration::from_secs(len.as_secs_f64().ceil() as u64 + 4);
+                this
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let top = plan;
     for (pi, (si, plan, groups, group_offset)) in jobs.into_iter().enumerate() {
         if shutdown.is_stopped() {
             break;
         }
         // From here `plan` is this step's plan: groups, publisher, timing.
+        let channel_ids = shard.channels(plan.publisher.as_ref().map_or(0, |p| p.channels));
+        if let Some(at) = phase_starts.get(pi) {
+            // Shards keep in step phase by phase, so a sequential scenario
+            // never has two groups running at once across shards.
+            let at = clock.epoch() + *at;
+            tokio::select! {
+                _ = shutdown.token().cancelled() => break,
+                _ = tokio::time::sleep_until(at.into()) => {}
+            }
+        }
         let sweep_value = top.sweep.as_ref().map(|s| s.values[si].value.clone());
         let spec = PhaseSpec {
             index: pi,
             groups: groups.clone(),
-            channels: (0..plan.publisher.as_ref().map_or(0, |p| p.channels))
-                .map(|c| format!("{channel_prefix}-p{pi}-c{c}"))
+            channels: channel_ids
+                .iter()
+                .map(|c| format!("{channel_prefix}{shard_tag}-p{pi}-c{c}"))
                 .collect(),
+            channel_ids: channel_ids.clone(),
             addr: target.addr,
             authority: target.authority.clone(),
             base_path: plan.base_path().to_string(),
@@ -490,6 +576,21 @@ async fn run_with_target(
         stop,
         thresholds: threshold_results,
     })
+}
+
+/// Lateness against `--start-at` worth a warning in run.json.
+const LATE_WARNING: Duration = Duration::from_millis(250);
+
+/// Sleeps until the wall-clock time `at` (or a stop); returns how late the
+/// run starts against it (zero when it was reached on time).
+async fn wait_until(at: SystemTime, shutdown: &Shutdown) -> Option<Duration> {
+    if let Ok(wait) = at.duration_since(SystemTime::now()) {
+        tokio::select! {
+            _ = shutdown.token().cancelled() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    Some(SystemTime::now().duration_since(at).unwrap_or_default())
 }
 
 /// Writes `sweep.csv` for a sweep (from the rows so far).

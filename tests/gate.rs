@@ -41,6 +41,10 @@ fn make_run(dir: &Path, scenario: &str, p99_ms: f64, thresholds: Vec<ThresholdRe
         thresholds,
         repeats: None,
         sweep: None,
+        epoch_unix_s: None,
+        scenario_digest: None,
+        shard: None,
+        merged_from: vec![],
     };
     info.write(dir).unwrap();
     let rows: Vec<SummaryRow> = ["sse", "websocket"]

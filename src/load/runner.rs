@@ -30,8 +30,12 @@ pub struct PhaseSpec {
     pub index: usize,
     /// Indices into `plan.groups`.
     pub groups: Vec<usize>,
-    /// Channel names (one per publisher channel), fresh per phase.
+    /// Channel names (one per channel this process publishes on), fresh
+    /// per phase.
     pub channels: Vec<String>,
+    /// The scenario's number of each of `channels` (all of them, unless
+    /// sharded: see [`crate::shard`]).
+    pub channel_ids: Vec<u32>,
     /// Resolved target address.
     pub addr: SocketAddr,
     /// `Host` header.
@@ -128,10 +132,27 @@ impl KindVisitor for Spawner<'_> {
         } else {
             vec![session("", g.path.clone().unwrap_or_default())]
         };
-        let channels = sessions.len() as u64;
-        for i in 0..g.clients {
-            let frac = i as f64 / g.clients as f64;
-            let channel = (i % channels) as usize;
+        // Clients keep their scenario-wide numbers in a shard, so start
+        // and poll offsets and channels are those of the single-process run.
+        let shard = self.plan.shard.unwrap_or(crate::shard::Shard::WHOLE);
+        let total = g.total_clients();
+        let scenario_channels = if g.transport.subscribes() {
+            self.plan.publisher.as_ref().map_or(0, |p| p.channels)
+        } else {
+            0
+        };
+        for k in shard.clients(total, scenario_channels) {
+            let frac = k as f64 / total as f64;
+            let channel = if scenario_channels == 0 {
+                0
+            } else {
+                let id = (k % u64::from(scenario_channels)) as u32;
+                self.spec
+                    .channel_ids
+                    .iter()
+                    .position(|&c| c == id)
+                    .unwrap_or(0)
+            };
             let spec = ClientSpec {
                 channel: channel as u32,
                 session: sessions[channel].clone(),
@@ -184,6 +205,8 @@ pub async fn run_phase(
                 addr: spec.addr,
                 authority: spec.authority.clone(),
                 channels: spec.channels.clone(),
+                channel_ids: spec.channel_ids.clone(),
+                total_channels: p.channels,
                 base_path: spec.base_path.clone(),
                 profile: plan.profile.publish.clone(),
                 headers: plan.profile_headers.clone(),
@@ -339,9 +362,18 @@ pub async fn run_phase(
                 for l in &ledgers {
                     tally += l.settle(&publish.log, from_ns, to_ns);
                 }
-                let used = (plan.groups[gi].clients as usize).min(publish.log.channels.len());
+                // Channels with at least one of the scenario's clients of
+                // this group, each counted by one shard only.
+                let shard = plan.shard.unwrap_or(crate::shard::Shard::WHOLE);
+                let used = plan.groups[gi].total_clients();
                 let published = PublishLog {
-                    channels: publish.log.channels[..used].to_vec(),
+                    channels: spec
+                        .channel_ids
+                        .iter()
+                        .zip(&publish.log.channels)
+                        .filter(|(&c, _)| u64::from(c) < used && shard.counts_channel(c))
+                        .map(|(_, log)| log.clone())
+                        .collect(),
                 }
                 .published_between(from_ns, to_ns);
                 (tally, published)

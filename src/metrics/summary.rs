@@ -121,6 +121,87 @@ impl SummaryRow {
     }
 }
 
+impl SummaryRow {
+    /// The `errors_<kind>` column of `kind`.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        match kind {
+            ErrorKind::Refused => self.errors_refused,
+            ErrorKind::Reset => self.errors_reset,
+            ErrorKind::Timeout => self.errors_timeout,
+            ErrorKind::Status => self.errors_status,
+            ErrorKind::Protocol => self.errors_protocol,
+            ErrorKind::Closed => self.errors_closed,
+            ErrorKind::Other => self.errors_other,
+        }
+    }
+}
+
+impl GroupResult {
+    /// The inverse of [`GroupResult::row`]: a group's result from its
+    /// summary row and its measured histograms (as read back from a run
+    /// folder's `.hlog` files), so that results of several processes can
+    /// be added up and summarized again by the same code.
+    pub fn from_row(
+        row: &SummaryRow,
+        transport: TransportKind,
+        hists: Vec<Histogram<u64>>,
+    ) -> Self {
+        let mut measured = Interval {
+            hists,
+            ..Interval::default()
+        };
+        for (c, v) in [
+            (Count::Deliveries, row.delivered.unwrap_or(0)),
+            (Count::Requests, row.requests),
+            (Count::EmptyResponses, row.empty_responses.unwrap_or(0)),
+            (Count::ServerTimeouts, row.server_timeouts.unwrap_or(0)),
+            (Count::Reconnects, row.reconnects),
+            (Count::BytesSent, row.bytes_sent),
+            (Count::BytesReceived, row.bytes_received),
+            (Count::Overflows, row.latency_overflows),
+            (Count::Status1xx, row.status_1xx.unwrap_or(0)),
+            (Count::Status2xx, row.status_2xx.unwrap_or(0)),
+            (Count::Status3xx, row.status_3xx.unwrap_or(0)),
+            (Count::Status4xx, row.status_4xx.unwrap_or(0)),
+            (Count::Status5xx, row.status_5xx.unwrap_or(0)),
+        ] {
+            measured.add(c, v);
+        }
+        for k in ErrorKind::ALL {
+            measured.errors[k.index()] = row.errors_of(k);
+        }
+        let tally = |published| {
+            (
+                Tally {
+                    expected: row.expected.unwrap_or(0),
+                    delivered: row.delivered.unwrap_or(0),
+                    lost: row.lost.unwrap_or(0),
+                    duplicated: row.duplicated.unwrap_or(0),
+                    reordered: row.reordered.unwrap_or(0),
+                },
+                published,
+            )
+        };
+        let bytes = |mb: f64| (mb * 1024.0 * 1024.0).round() as u64;
+        GroupResult {
+            name: row.group.clone(),
+            transport,
+            clients: row.clients,
+            accounting: row.published.map(tally),
+            measured,
+            measured_s: row.measured_s,
+            client: Resources {
+                cpu_s: row.client_cpu_s,
+                rss_peak_bytes: bytes(row.client_rss_peak_mb),
+            },
+            target: row.target_cpu_s.map(|cpu_s| Resources {
+                cpu_s,
+                rss_peak_bytes: bytes(row.target_rss_peak_mb.unwrap_or(0.0)),
+            }),
+        }
+    }
+}
+
 /// A percentile in milliseconds, `None` without samples.
 pub fn pct_ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
     (!h.is_empty()).then(|| round3(h.value_at_quantile(q) as f64 / 1000.0))

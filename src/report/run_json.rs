@@ -115,6 +115,57 @@ pub struct RunInfo {
     /// The sweep (parameter, values, each value's groups and phases).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<crate::sweep::SweepInfo>,
+    /// Wall-clock time of the run clock's zero, Unix seconds: `phases`,
+    /// the `.hlog` intervals and `elapsed_s` count from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_unix_s: Option<f64>,
+    /// Digest of the scenario as planned (file, overrides, version) before
+    /// any sharding: shards of one run share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario_digest: Option<String>,
+    /// This run is one shard of a sharded run (`--shard I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRun>,
+    /// This folder merges shard runs (`stampede merge`, `--processes`):
+    /// each shard's host and timing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedShard>,
+}
+
+/// One shard's place in a sharded run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardRun {
+    /// Shard number, from 0.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+    /// The agreed start (`--start-at`), RFC 3339 UTC.
+    pub start_at: Option<String>,
+    /// How late this shard began against `start_at` (0 when on time).
+    pub late_by_s: Option<f64>,
+}
+
+/// What a merged folder keeps of each shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedShard {
+    /// Shard number.
+    pub index: u32,
+    /// The shard's run folder as given to `merge`.
+    pub dir: String,
+    /// The shard's host.
+    pub host: HostInfo,
+    /// Its start and end, RFC 3339.
+    pub started_at: String,
+    /// End.
+    pub ended_at: Option<String>,
+    /// Its clock's zero, Unix seconds.
+    pub epoch_unix_s: Option<f64>,
+    /// How late it began against the agreed start.
+    pub late_by_s: Option<f64>,
+    /// Its status and exit code.
+    pub status: String,
+    /// Exit code.
+    pub exit_code: Option<i32>,
 }
 
 impl RunInfo {

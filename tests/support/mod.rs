@@ -89,6 +89,9 @@ pub async fn run_plan(plan: Plan, dir: &Path, shutdown: Shutdown) -> RunOutcome 
             results_root: dir.to_path_buf(),
             builtin_exe: Some(exe()),
             display: Display::Quiet,
+            start_at: None,
+            digest: None,
+            attach_builtin: None,
         },
         shutdown,
     )

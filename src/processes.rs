@@ -1,0 +1,162 @@
+//! `stampede run --processes P`: P shard processes of this binary on this
+//! machine, started together, then merged. It is the sharded path of
+//! `--shard` + `merge` end to end, with one difference: the shards share
+//! one built-in target (started here), so the target is the same server a
+//! single-process run would have loaded.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::plan::{Plan, TargetPlan};
+use crate::target::ChildTarget;
+use crate::{exit, merge, report};
+
+/// The folder of shard `i` inside the merged run folder.
+pub fn shard_dir(dir: &Path, i: u32) -> PathBuf {
+    dir.join(format!("shard-{i}"))
+}
+
+/// Runs `plan` as `processes` shard processes and merges them into one
+/// run folder; returns the exit code.
+pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i32> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::TargetStart(format!("cannot locate the stampede binary: {e}")))?;
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_run_dir(&args.results, &plan.name, SystemTime::now()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
+    // One built-in target for every shard, as in a single-process run.
+    let target = match plan.target {
+        TargetPlan::Builtin => Some(ChildTarget::spawn(&exe, plan.builtin_delay).await?),
+        TargetPlan::Url { .. } => None,
+    };
+    // Whole seconds, with time for every process to start and plan.
+    let lead = Duration::from_millis(1500 + 100 * u64::from(processes));
+    let start_at = (SystemTime::now() + lead)
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() + 1);
+    if !args.quiet {
+        eprintln!(
+            "stampede: {processes} shard processes, starting together at Unix time {start_at}; folders in {}",
+            dir.display()
+        );
+    }
+
+    let mut children = Vec::with_capacity(processes as usize);
+    for i in 0..processes {
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("run")
+            .arg(&args.scenario)
+            .arg("--shard")
+            .arg(format!("{i}/{processes}"))
+            .arg("--start-at")
+            .arg(start_at.to_string())
+            .arg("--out")
+            .arg(shard_dir(&dir, i))
+            .args(["--quiet", "--no-report"]);
+        for s in &args.sets {
+            cmd.arg("--set").arg(s);
+        }
+        if let Some(d) = args.duration {
+            cmd.arg(format!("--duration={}ms", d.as_millis()));
+        }
+        if let Some(t) = &args.target {
+            cmd.arg("--target").arg(t);
+        }
+        if let Some(p) = &args.profile {
+            cmd.arg("--profile").arg(p);
+        }
+        if let Some(t) = &target {
+            cmd.arg("--attach-builtin")
+                .arg(&t.url)
+                .arg(t.pid.to_string());
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            // Own process group: a terminal Ctrl-C reaches only this
+            // process, which passes one interrupt on to each shard.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::TargetStart(format!("{}: {e}", exe.display())))?;
+        children.push(child);
+    }
+
+    let pids: Vec<Option<i32>> = children.iter().map(|c| c.id().map(|p| p as i32)).collect();
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| Error::TargetStart(format!("cannot watch for Ctrl-C: {e}")))?;
+    let mut interrupts = 0;
+    let mut codes = Vec::with_capacity(children.len());
+    for (i, child) in children.iter_mut().enumerate() {
+        let code = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    break status.ok().and_then(|s| s.code()).unwrap_or(exit::RUNTIME);
+                }
+                Some(()) = sigint.recv() => {
+                    interrupts += 1;
+                    if interrupts == 1 {
+                        eprintln!("stampede: interrupted, the shards are writing their results (Ctrl-C again to quit at once)");
+                    }
+                    // Shards not yet reaped: their pids are still theirs.
+                    for pid in pids[i..].iter().flatten() {
+                        // SAFETY: kill(2) with a pid and a signal number has no
+                        // memory effects.
+                        unsafe {
+                            libc::kill(*pid, libc::SIGINT);
+                        }
+                    }
+                    if interrupts > 1 {
+                        std::process::exit(exit::INTERRUPTED);
+                    }
+                }
+            }
+        };
+        if !args.quiet {
+            eprintln!("stampede: shard {i}/{processes} finished (exit {code})");
+        }
+        codes.push(code);
+    }
+    drop(target);
+
+    let dirs: Vec<PathBuf> = (0..processes).map(|i| shard_dir(&dir, i)).collect();
+    for (i, (d, code)) in dirs.iter().zip(&codes).enumerate() {
+        if !d.join("run.json").is_file() {
+            return Err(Error::TargetStart(format!(
+                "shard {i}/{processes} exited with {code} before writing {}",
+                d.display()
+            )));
+        }
+    }
+    let merged = merge::merge(&dirs, &dir)?;
+    let mut stdout = std::io::stdout().lock();
+    if !args.quiet {
+        let _ = report::print_table(&merged.rows, &mut stdout);
+        if !merged.thresholds.is_empty() {
+            let _ = writeln!(
+                stdout,
+                "\n{}",
+                crate::gate::output::table(&merged.thresholds, &[]).trim_end()
+            );
+        }
+        if interrupts > 0 {
+            eprintln!("stampede: run stopped early (interrupted); partial results written");
+        }
+    }
+    if !args.no_report {
+        merge::write_report(&merged.dir);
+    }
+    let _ = writeln!(stdout, "{}", merged.dir.display());
+    Ok(if interrupts > 0 {
+        exit::INTERRUPTED
+    } else {
+        merged.exit_code
+    })
+}
