@@ -185,6 +185,13 @@ pub struct ServeArgs {
     /// Exit when standard input closes (used when `run` starts the target).
     #[arg(long, hide = true)]
     pub exit_with_stdin: bool,
+    /// Serve as N worker processes sharing the port (SO_REUSEPORT): past
+    /// one process's open-file limit. Publishes are passed between workers.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub processes: u32,
+    /// Run as one worker of `--processes N` (started by the parent).
+    #[arg(long, hide = true)]
+    pub worker: bool,
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {

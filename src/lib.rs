@@ -257,6 +257,17 @@ async fn watch_signals(shutdown: Shutdown) {
 }
 
 async fn serve_command(args: ServeArgs) -> Result<i32> {
+    if args.worker {
+        target::cluster::worker(args.listen, args.delay).await?;
+        return Ok(exit::OK);
+    }
+    if args.processes > 1 {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::TargetStart(format!("cannot locate the stampede binary: {e}")))?;
+        let stop = serve_stop(args.exit_with_stdin);
+        target::cluster::serve(&exe, args.listen, args.processes, args.delay, stop).await?;
+        return Ok(exit::OK);
+    }
     let listener = target::bind(args.listen)
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener
@@ -267,8 +278,21 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
         let _ = writeln!(out, "http://{addr}");
         let _ = out.flush();
     }
+    let stop = serve_stop(args.exit_with_stdin);
+    target::serve(
+        listener,
+        Arc::new(target::hub::Hub::with_delay(args.delay)),
+        stop,
+    )
+    .await;
+    Ok(exit::OK)
+}
+
+/// Stops `serve` on Ctrl-C, and when standard input closes if asked (the
+/// parent that started it is gone).
+fn serve_stop(exit_with_stdin: bool) -> tokio_util::sync::CancellationToken {
     let stop = tokio_util::sync::CancellationToken::new();
-    if args.exit_with_stdin {
+    if exit_with_stdin {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
@@ -283,11 +307,5 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
             }
         });
     }
-    target::serve(
-        listener,
-        Arc::new(target::hub::Hub::with_delay(args.delay)),
-        stop,
-    )
-    .await;
-    Ok(exit::OK)
+    stop
 }

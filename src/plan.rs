@@ -249,6 +249,22 @@ impl Plan {
         }
     }
 
+    /// Most connections open at once (clients of the busiest phase, plus
+    /// the publisher's), over every sweep value: what sizes file
+    /// descriptors on both sides.
+    pub fn peak_connections(&self) -> u64 {
+        self.steps()
+            .iter()
+            .flat_map(|step| {
+                let publisher = step.publisher.as_ref().map_or(0, |p| u64::from(p.channels));
+                step.phases().into_iter().map(move |groups| {
+                    publisher + groups.iter().map(|&g| step.groups[g].clients).sum::<u64>()
+                })
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Wall time the plan needs, roughly, for progress display.
     pub fn expected_duration(&self) -> Duration {
         if let Some(s) = &self.sweep {

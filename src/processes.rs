@@ -15,6 +15,17 @@ use crate::plan::{Plan, TargetPlan};
 use crate::target::ChildTarget;
 use crate::{exit, merge, report};
 
+/// Descriptors a process keeps for itself beyond its connections: the
+/// runtime, log and result files, the target's pipes, and slack.
+pub const FD_RESERVE: u64 = 512;
+
+/// Processes needed to hold `connections` sockets when each process may
+/// open `limit` files.
+pub fn needed(connections: u64, limit: u64) -> u32 {
+    let per = limit.saturating_sub(FD_RESERVE).max(1);
+    connections.div_ceil(per).clamp(1, 256) as u32
+}
+
 /// The folder of shard `i` inside the merged run folder.
 pub fn shard_dir(dir: &Path, i: u32) -> PathBuf {
     dir.join(format!("shard-{i}"))
@@ -32,7 +43,17 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
     std::fs::create_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
     // One built-in target for every shard, as in a single-process run.
     let target = match plan.target {
-        TargetPlan::Builtin => Some(ChildTarget::spawn(&exe, plan.builtin_delay).await?),
+        TargetPlan::Builtin => Some(
+            ChildTarget::spawn(
+                &exe,
+                plan.builtin_delay,
+                needed(
+                    plan.peak_connections(),
+                    crate::metrics::process::raise_nofile_limit().1,
+                ),
+            )
+            .await?,
+        ),
         TargetPlan::Url { .. } => None,
     };
     // Whole seconds, with time for every process to start and plan.

@@ -102,7 +102,11 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 .clone()
                 .or_else(|| std::env::current_exe().ok())
                 .ok_or_else(|| Error::TargetStart("cannot locate the stampede binary".into()))?;
-            let child = ChildTarget::spawn(&exe, plan.builtin_delay).await?;
+            // The target holds every connection too: as many workers as
+            // its open-file limit needs (the same hard limit as ours).
+            let workers =
+                crate::processes::needed(plan.peak_connections(), process::raise_nofile_limit().1);
+            let child = ChildTarget::spawn(&exe, plan.builtin_delay, workers).await?;
             let (addr, url, pid) = (child.addr, child.url.clone(), child.pid);
             let done = CancellationToken::new();
             let watch = child.watch(shutdown.clone(), done.clone());

@@ -364,3 +364,85 @@ fn bad_shard_arguments_are_usage_errors() {
         assert!(err.contains(needle), "{all:?}: {err}");
     }
 }
+
+#[test]
+fn target_workers_share_one_port_and_every_event() {
+    use std::io::BufRead;
+    let tmp = TempDir::new("serve-workers");
+    let mut serve = Command::new(exe())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--processes",
+            "3",
+            "--exit-with-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
+    let url = lines.next().unwrap().unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", serve.id()))
+        .unwrap_or_default();
+    assert_eq!(children.split_whitespace().count(), 3, "three workers");
+
+    // Many connections, so every worker holds subscribers while the
+    // publishes land on whichever worker the kernel picked.
+    let scenario = write_scenario(
+        tmp.path(),
+        "w.toml",
+        r#"
+name = "workers"
+duration = "2s"
+ramp_up = "500ms"
+mode = "concurrent"
+[publisher]
+rate = 20
+channels = 2
+[[groups]]
+transport = "sse"
+clients = 12
+[[groups]]
+transport = "websocket"
+clients = 12
+[[groups]]
+transport = "long-poll"
+clients = 12
+[[groups]]
+transport = "poll"
+clients = 12
+interval = "250ms"
+"#,
+    );
+    let out = tmp.path().join("run");
+    ok(&stampede(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--target",
+        &url,
+        "--profile",
+        "builtin",
+        "--quiet",
+        "--no-report",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    for r in summary(&out) {
+        assert!(r.published.unwrap() > 0, "{}", r.group);
+        assert_eq!(r.lost, Some(0), "{}", r.group);
+        assert_eq!(r.duplicated, Some(0), "{}", r.group);
+        assert_eq!(r.delivered, r.expected, "{}", r.group);
+    }
+    // Closing stdin stops the parent, and the workers with it.
+    drop(serve.stdin.take());
+    assert!(serve.wait().unwrap().success());
+    for pid in children.split_whitespace() {
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
+        assert!(gone, "worker {pid} outlived its parent");
+    }
+}

@@ -14,8 +14,26 @@ pub struct ProcSample {
     pub rss_bytes: u64,
 }
 
-/// Reads `pid` (this process when `None`); `None` if it is gone.
+/// Reads `pid` (this process when `None`) together with its direct
+/// children (a target that runs as several worker processes, like
+/// `stampede serve --processes N` or nginx's master and workers); `None`
+/// if it is gone.
 pub fn sample(pid: Option<i32>) -> Option<ProcSample> {
+    let mut total = sample_one(pid)?;
+    if let Some(p) = pid {
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            if let Some(s) = sample_one(Some(c)) {
+                total.cpu_s += s.cpu_s;
+                total.rss_bytes += s.rss_bytes;
+            }
+        }
+    }
+    Some(total)
+}
+
+fn sample_one(pid: Option<i32>) -> Option<ProcSample> {
     let proc = match pid {
         Some(p) => procfs::process::Process::new(p).ok()?,
         None => procfs::process::Process::myself().ok()?,

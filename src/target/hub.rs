@@ -62,6 +62,23 @@ impl Channel {
         id
     }
 
+    /// Appends an event published on another worker under its id there
+    /// (see [`super::cluster`]); an id already passed is a duplicate and
+    /// ignored.
+    pub fn publish_at(&self, id: u64, data: Bytes) {
+        let mut backlog = self.lock();
+        if id <= *self.head.borrow() {
+            return;
+        }
+        let ev = Event { id, data };
+        if backlog.len() == BACKLOG {
+            backlog.pop_front();
+        }
+        backlog.push_back(ev.clone());
+        let _ = self.live.send(ev);
+        self.head.send_replace(id);
+    }
+
     /// Id of the newest event (0 when none).
     pub fn head(&self) -> u64 {
         *self.head.borrow()
@@ -151,6 +168,8 @@ pub struct Hub {
     stall_until: Mutex<Option<Instant>>,
     delay: Duration,
     drops: watch::Sender<u64>,
+    /// Other workers of `serve --processes N`, told of every publish.
+    forwarder: std::sync::OnceLock<super::cluster::Forwarder>,
 }
 
 impl Hub {
@@ -169,6 +188,18 @@ impl Hub {
         map.entry(name.to_string())
             .or_insert_with(|| Arc::new(Channel::new()))
             .clone()
+    }
+
+    /// Sets the peers every accepted publish is forwarded to.
+    pub fn set_forwarder(&self, f: super::cluster::Forwarder) {
+        let _ = self.forwarder.set(f);
+    }
+
+    /// Tells the other workers (if any) of a publish accepted here.
+    pub fn forward(&self, channel: &str, id: u64, data: &Bytes) {
+        if let Some(f) = self.forwarder.get() {
+            f.forward(self, channel, id, data);
+        }
     }
 
     /// Makes every request arriving in the next `d` wait until it is over.

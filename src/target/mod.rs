@@ -3,6 +3,7 @@
 //! starts it as a child process of the same binary, so its CPU and memory are
 //! measured apart from the load generator's.
 
+pub mod cluster;
 pub mod hub;
 pub mod server;
 
@@ -30,6 +31,19 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Binds a listener that shares its port with other processes
+/// (`SO_REUSEPORT`): the workers of `serve --processes N`.
+pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
@@ -71,12 +85,13 @@ pub struct ChildTarget {
 }
 
 impl ChildTarget {
-    /// Starts `exe serve` on 127.0.0.1:0 (responses delayed by `delay`) and
-    /// reads the URL it prints.
-    pub async fn spawn(exe: &Path, delay: Duration) -> Result<ChildTarget> {
+    /// Starts `exe serve` on 127.0.0.1:0 (responses delayed by `delay`; as
+    /// `processes` workers on one port) and reads the URL it prints.
+    pub async fn spawn(exe: &Path, delay: Duration, processes: u32) -> Result<ChildTarget> {
         let mut child = tokio::process::Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--exit-with-stdin"])
             .arg(format!("--delay={}us", delay.as_micros()))
+            .arg(format!("--processes={}", processes.max(1)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -49,6 +49,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/control/stall", post(stall))
         .route("/control/drop", post(drop_subscribers))
         .route("/pub/{ch}", post(publish))
+        .route("/internal/pub/{ch}", post(publish_forwarded))
         .route("/poll/{ch}", get(poll))
         .route("/lp/{ch}", get(long_poll))
         .route("/sse/{ch}", get(sse))
@@ -64,6 +65,7 @@ struct Cursor {
     timeout_ms: Option<u64>,
     last_event_id: Option<u64>,
     ms: Option<u64>,
+    id: Option<u64>,
 }
 
 async fn stats(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
@@ -87,9 +89,26 @@ async fn publish(
     body: Bytes,
 ) -> impl IntoResponse {
     hub.stall().await;
-    let id = hub.channel(&ch).publish(body);
+    let id = hub.channel(&ch).publish(body.clone());
+    hub.forward(&ch, id, &body);
     hub.stats.published.fetch_add(1, Ordering::Relaxed);
     id.to_string()
+}
+
+/// A publish another worker accepted (see `target::cluster`).
+async fn publish_forwarded(
+    State(hub): State<Arc<Hub>>,
+    Path(ch): Path<String>,
+    Query(q): Query<Cursor>,
+    body: Bytes,
+) -> StatusCode {
+    match q.id {
+        Some(id) => {
+            hub.channel(&ch).publish_at(id, body);
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
 }
 
 fn no_content(cursor: u64) -> Response {
