@@ -146,8 +146,15 @@ pub struct RunArgs {
     pub start_at: Option<std::time::SystemTime>,
     /// Run as P shard processes of this binary on this machine and merge
     /// their folders at the end (past one process's open-file limit).
-    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub processes: Option<u32>,
+    /// `auto` runs as many as the plan's connections need against this
+    /// machine's open-file limit (one process when that is enough).
+    #[arg(long, value_name = "P|auto", value_parser = parse_processes)]
+    pub processes: Option<Processes>,
+    /// Local addresses to open client connections from, in rotation
+    /// (default: 127.0.0.1–127.0.0.250 towards a loopback target, else the
+    /// kernel's choice): past one address's ephemeral ports.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub local_addr: Vec<std::net::IpAddr>,
     /// Use this already running built-in target (`URL PID`) instead of
     /// starting one: how `--processes` shares one target between shards.
     #[arg(long, hide = true, num_args = 2, value_names = ["URL", "PID"])]
@@ -215,4 +222,25 @@ pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
     }
     humantime::parse_rfc3339_weak(s.trim())
         .map_err(|e| format!("{s:?}: {e}; write RFC 3339 (2026-11-21T10:00:00Z) or Unix seconds"))
+}
+
+/// `--processes`: a count, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    /// As many as the plan needs.
+    Auto,
+    /// Exactly this many.
+    Count(u32),
+}
+
+fn parse_processes(s: &str) -> Result<Processes, String> {
+    if s == "auto" {
+        return Ok(Processes::Auto);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(Processes::Count(n)),
+        _ => Err(format!(
+            "{s:?}: write a number of processes in 1..=256, or auto"
+        )),
+    }
 }

@@ -144,16 +144,28 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         duration: args.duration,
         target: args.target.clone(),
         profile: args.profile.clone(),
+        local_addrs: args.local_addr.clone(),
     };
     let mut plan = plan::build(&scenario, &source, &overrides)?;
     let digest = plan.digest();
-    if let Some(p) = args.processes {
+    let processes = match args.processes {
+        Some(cli::Processes::Count(n)) => Some(n),
+        Some(cli::Processes::Auto) => {
+            let limit = metrics::process::raise_nofile_limit().0;
+            Some(processes::needed(plan.peak_connections(), limit))
+        }
+        None => None,
+    };
+    if let Some(p) = processes {
         if args.shard.is_some() || args.repeat > 1 {
             return Err(Error::Usage(
                 "--processes cannot be combined with --shard or --repeat".into(),
             ));
         }
-        return processes::run_command(&args, plan, p).await;
+        // `auto` that fits one process is a plain run.
+        if p > 1 || args.processes != Some(cli::Processes::Auto) {
+            return processes::run_command(&args, plan, p).await;
+        }
     }
     if let Some(s) = args.shard {
         if args.repeat > 1 {

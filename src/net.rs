@@ -3,9 +3,9 @@
 //! so `bytes_sent`/`bytes_received` are wire bytes, not payload estimates.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -103,19 +103,168 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counting<S> {
     }
 }
 
-/// Opens a TCP connection with `TCP_NODELAY`, returning it and the time the
-/// connect took.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, Duration), Fault> {
+/// Loopback source addresses client connections rotate over: each has its
+/// own ~28,000 ephemeral ports towards one target port.
+const LOOPBACK_SOURCES: u8 = 250;
+
+/// Where client connections come from: the kernel's choice, or a rotation
+/// over local addresses (`--local-addr`, or 127.0.0.1–127.0.0.250 towards
+/// a loopback target), so one target port is not limited to one source
+/// address's ephemeral ports.
+#[derive(Debug, Default)]
+pub struct Sources {
+    addrs: Vec<IpAddr>,
+    next: AtomicUsize,
+}
+
+impl Sources {
+    /// The sources for connections to `target`: `local` when given, the
+    /// loopback rotation for an IPv4 loopback target, else the kernel's.
+    pub fn for_target(target: SocketAddr, local: &[IpAddr]) -> Sources {
+        let addrs = if !local.is_empty() {
+            local.to_vec()
+        } else if matches!(target.ip(), IpAddr::V4(v4) if v4.is_loopback()) {
+            (1..=LOOPBACK_SOURCES)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Sources {
+            addrs,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many source addresses there are (0: the kernel picks).
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// True when the kernel picks the source address.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    fn pick(&self) -> Option<IpAddr> {
+        if self.addrs.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        Some(self.addrs[i % self.addrs.len()])
+    }
+}
+
+/// Binds `socket` to `ip` with the port left to `connect` time
+/// (`IP_BIND_ADDRESS_NO_PORT`), so the port need only be unique per
+/// destination, not per machine.
+fn bind_source(socket: &TcpSocket, ip: IpAddr) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if ip.is_ipv4() {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket fd, and a c_int option value of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    socket.bind(SocketAddr::new(ip, 0))
+}
+
+/// The message for running out of local addresses or ports, instead of a
+/// bare "Cannot assign requested address".
+fn exhausted(addr: SocketAddr, from: Option<IpAddr>, e: &io::Error) -> Fault {
+    let from = from.map_or(String::new(), |ip| format!(" from {ip}"));
+    Fault::new(
+        ErrorKind::Other,
+        format!(
+            "connect to {addr}{from}: no free local port or address ({e}); spread connections over more source addresses with --local-addr A,B,... or fewer clients per process"
+        ),
+    )
+}
+
+/// Opens a TCP connection with `TCP_NODELAY` from one of `sources`,
+/// returning it and the time the connect took.
+pub async fn connect_from(
+    addr: SocketAddr,
+    timeout: Duration,
+    sources: &Sources,
+) -> Result<(TcpStream, Duration), Fault> {
     let started = Instant::now();
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
+    let from = sources.pick().filter(|ip| ip.is_ipv4() == addr.is_ipv4());
+    if let Some(ip) = from {
+        bind_source(&socket, ip).map_err(|e| match e.kind() {
+            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => exhausted(addr, from, &e),
+            _ => Fault::new(ErrorKind::of_io(&e), format!("bind to {ip}: {e}")),
+        })?;
+    }
     let stream = tokio::time::timeout(timeout, socket.connect(addr))
         .await
         .map_err(|_| Fault::new(ErrorKind::Timeout, format!("connect to {addr} timed out")))?
-        .map_err(|e| Fault::new(ErrorKind::of_io(&e), format!("connect to {addr}: {e}")))?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => exhausted(addr, from, &e),
+            _ => Fault::new(ErrorKind::of_io(&e), format!("connect to {addr}: {e}")),
+        })?;
     let took = started.elapsed();
     stream.set_nodelay(true)?;
     Ok((stream, took))
+}
+
+/// Opens a TCP connection with `TCP_NODELAY` from the kernel's choice of
+/// source, returning it and the time the connect took.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, Duration), Fault> {
+    connect_from(addr, timeout, &Sources::default()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn loopback_connections_rotate_over_source_addresses() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        let sources = Sources::for_target(target, &[]);
+        assert_eq!(sources.len(), LOOPBACK_SOURCES as usize);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (_conn, _) = connect_from(target, Duration::from_secs(2), &sources)
+                .await
+                .unwrap();
+            let (_, peer) = listener.accept().await.unwrap();
+            seen.push(peer.ip());
+        }
+        let expect: Vec<IpAddr> = (1..=3)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect();
+        assert_eq!(seen, expect);
+        // Given addresses replace the rotation; other targets get the kernel's.
+        let given = Sources::for_target(target, &[IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9))]);
+        assert_eq!(given.len(), 1);
+        assert!(Sources::for_target("10.0.0.1:80".parse().unwrap(), &[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unusable_source_address_is_named() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        // Not an address of this machine.
+        let sources = Sources::for_target(target, &[IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))]);
+        let err = connect_from(target, Duration::from_secs(2), &sources)
+            .await
+            .unwrap_err();
+        assert!(err.detail.contains("--local-addr"), "{}", err.detail);
+    }
 }

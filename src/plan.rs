@@ -180,6 +180,9 @@ pub struct Plan {
     /// The slice of the scenario this process runs (`--shard I/N`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// Local addresses client connections come from (`--local-addr`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub local_addrs: Vec<std::net::IpAddr>,
 }
 
 impl Plan {
@@ -284,6 +287,8 @@ pub struct Overrides {
     pub target: Option<String>,
     /// `--profile NAME`.
     pub profile: Option<String>,
+    /// `--local-addr A,B,...`.
+    pub local_addrs: Vec<std::net::IpAddr>,
 }
 
 const MAX_CLIENTS: u64 = 1_000_000;
@@ -658,6 +663,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
     let mut plan = Plan {
         sweep: None,
         shard: None,
+        local_addrs: ov.local_addrs.clone(),
         builtin_delay,
         thresholds,
         name: sc.name.clone(),

@@ -92,6 +92,10 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
         if let Some(p) = &args.profile {
             cmd.arg("--profile").arg(p);
         }
+        if !args.local_addr.is_empty() {
+            let list: Vec<String> = args.local_addr.iter().map(|a| a.to_string()).collect();
+            cmd.arg("--local-addr").arg(list.join(","));
+        }
         if let Some(t) = &target {
             cmd.arg("--attach-builtin")
                 .arg(&t.url)

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -18,6 +19,7 @@ use crate::load::runner::{self, PhaseSpec, Tick};
 use crate::metrics::process::{self, PhaseUsage};
 use crate::metrics::summary::{pct_ms, GroupResult, Resources, SummaryRow};
 use crate::metrics::{Count, Interval, Latency};
+use crate::net::Sources;
 use crate::plan::{Plan, TargetPlan};
 use crate::progress::{Display, Progress, Status};
 use crate::report::hlog::HlogWriter;
@@ -175,8 +177,11 @@ struct GroupState {
 /// Runs a validated plan.
 pub async fn run(plan: Plan, opts: RunOptions, shutdown: Shutdown) -> Result<RunOutcome> {
     let (nofile, _) = process::raise_nofile_limit();
+    check_capacity(&plan, nofile)?;
     let mut progress = Progress::new(opts.display);
     let mut target = start_target(&plan, &opts, &shutdown).await?;
+    let sources = Sources::for_target(target.addr, &plan.local_addrs);
+    check_ports(&plan, &sources)?;
     let late_by = match opts.start_at {
         Some(at) => wait_until(at, &shutdown).await,
         None => None,
@@ -298,6 +303,7 @@ async fn run_with_target(
         group_offset += step.groups.len();
     }
     let total_phases = jobs.len();
+    let sources = Arc::new(Sources::for_target(target.addr, &plan.local_addrs));
     let shard = plan.shard.unwrap_or(Shard::WHOLE);
     // Every shard of a run shares `channel_prefix` (it comes from the
     // shared start time or the scenario), so shards tag their channels.
@@ -348,6 +354,7 @@ async fn run_with_target(
             addr: target.addr,
             authority: target.authority.clone(),
             base_path: plan.base_path().to_string(),
+            sources: sources.clone(),
         };
         let phase_s = plan.expected_duration().as_secs() / plan.phases().len().max(1) as u64;
         let names: Vec<(String, u64)> = groups
@@ -580,6 +587,41 @@ async fn run_with_target(
         stop,
         thresholds: threshold_results,
     })
+}
+
+/// Refuses, before connecting, a plan that needs more open files than
+/// this process may have: one error, not thousands of failed connects.
+fn check_capacity(plan: &Plan, nofile: u64) -> Result<()> {
+    let peak = plan.peak_connections();
+    if nofile == 0 || peak + crate::processes::FD_RESERVE <= nofile {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "this plan holds up to {peak} connections at once, but one process may open {nofile} files here (the hard limit); run it as {} processes: --processes {} (or --processes auto), or with --shard on several machines",
+        crate::processes::needed(peak, nofile),
+        crate::processes::needed(peak, nofile),
+    )))
+}
+
+/// Refuses a plan whose connections to one target port cannot all get a
+/// local port: the kernel's ephemeral range per source address.
+fn check_ports(plan: &Plan, sources: &Sources) -> Result<()> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            let mut it = t.split_whitespace().filter_map(|v| v.parse::<u64>().ok());
+            Some(it.next_back()?.saturating_sub(it.next()?) + 1)
+        });
+    let Some(range) = range else { return Ok(()) };
+    let peak = plan.peak_connections();
+    let capacity = range * sources.len().max(1) as u64;
+    if peak <= capacity {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "this plan holds up to {peak} connections to one target port, but {} source address(es) give only {capacity} local ports ({range} each); add addresses with --local-addr A,B,...",
+        sources.len().max(1)
+    )))
 }
 
 /// Lateness against `--start-at` worth a warning in run.json.

@@ -446,3 +446,30 @@ interval = "250ms"
         assert!(gone, "worker {pid} outlived its parent");
     }
 }
+
+#[test]
+fn a_plan_past_the_open_file_limit_is_refused_before_connecting() {
+    let hard: u64 = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .unwrap_or(u64::MAX);
+    if hard > 500_000 {
+        eprintln!("skipped: the open-file hard limit ({hard}) is above this test's plan");
+        return;
+    }
+    let out = stampede(&[
+        "run",
+        "scenarios/ci-smoke.toml",
+        "--set",
+        "groups.sse.clients=600000",
+        "--quiet",
+        "--no-report",
+        "--out",
+        TempDir::new("fd-refuse").path().join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--processes"), "{err}");
+}

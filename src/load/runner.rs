@@ -42,6 +42,8 @@ pub struct PhaseSpec {
     pub authority: String,
     /// Target path prefix.
     pub base_path: String,
+    /// Local addresses client connections come from.
+    pub sources: Arc<crate::net::Sources>,
 }
 
 /// One collected interval of one group.
@@ -120,6 +122,7 @@ impl KindVisitor for Spawner<'_> {
                 headers: g.wire_headers.clone(),
                 params: g.params.clone(),
                 connect_timeout: self.plan.connect_timeout,
+                sources: self.spec.sources.clone(),
             })
         };
         let sessions: Vec<Arc<SessionSpec>> = if g.transport.subscribes() {

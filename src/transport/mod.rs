@@ -161,6 +161,8 @@ pub struct SessionSpec {
     pub params: Params,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// Local addresses connections come from.
+    pub sources: Arc<crate::net::Sources>,
 }
 
 /// What a transport reports while it works. Implemented by the client.
@@ -189,7 +191,8 @@ async fn dial<S: Sink>(
     io: &Arc<IoCounters>,
     sink: &mut S,
 ) -> Result<crate::net::Counting<tokio::net::TcpStream>, Fault> {
-    let (tcp, took) = crate::net::connect(spec.addr, spec.connect_timeout).await?;
+    let (tcp, took) =
+        crate::net::connect_from(spec.addr, spec.connect_timeout, &spec.sources).await?;
     sink.connected(took);
     Ok(crate::net::Counting::new(tcp, io.clone()))
 }

@@ -73,6 +73,7 @@ pub async fn one_shot(
             message_bytes: None,
         },
         connect_timeout: Duration::from_secs(2),
+        sources: Default::default(),
     };
     (spec, task)
 }
