@@ -148,6 +148,11 @@ pub struct ServeArgs {
     /// Exit when standard input closes (used when `run` starts the target).
     #[arg(long, hide = true)]
     pub exit_with_stdin: bool,
+    /// Inject faults: `KIND=RATE,...` (rates per request, summing to at most
+    /// 1), plus `stall_for=15s` and `oversize_bytes=N`; see README "Fault
+    /// target". Repeatable.
+    #[arg(long = "fault", value_name = "KIND=RATE,...")]
+    pub faults: Vec<String>,
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {

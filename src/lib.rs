@@ -34,8 +34,10 @@ pub mod progress;
 pub mod publish;
 pub mod repeat;
 pub mod report;
+pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod secrets;
 pub mod shutdown;
 pub mod sweep;
 pub mod target;
@@ -208,6 +210,14 @@ async fn watch_signals(shutdown: Shutdown) {
 }
 
 async fn serve_command(args: ServeArgs) -> Result<i32> {
+    let fault_plan = if args.faults.is_empty() {
+        None
+    } else {
+        Some(
+            target::fault::FaultPlan::parse(&args.faults)
+                .map_err(|e| Error::Usage(format!("--fault: {e}")))?,
+        )
+    };
     let listener = target::bind(args.listen)
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener
@@ -234,9 +244,11 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
             }
         });
     }
-    target::serve(
+    let faults = fault_plan.map(|p| Arc::new(target::fault::FaultState::new(p, stop.clone())));
+    target::serve_with_faults(
         listener,
         Arc::new(target::hub::Hub::with_delay(args.delay)),
+        faults,
         stop,
     )
     .await;

@@ -89,6 +89,9 @@ pub struct ReconnectPlan {
     /// Largest backoff.
     #[serde(with = "secs")]
     pub max_backoff: Duration,
+    /// Fraction of each backoff drawn at random (0: none; 0.5: the wait is
+    /// 50–100% of the backoff).
+    pub jitter: f64,
 }
 
 /// One client group.
@@ -165,6 +168,9 @@ pub struct Plan {
     /// `[sweep]`: one plan per value; absent for a plain scenario.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<crate::sweep::SweepPlan>,
+    /// Built-in target: the faults it injects (`[faults]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::target::fault::FaultPlan>,
 }
 
 impl Plan {
@@ -427,6 +433,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 max_attempts: 10,
                 backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
+                jitter: 0.0,
             },
             Some(r) => ReconnectPlan {
                 max_attempts: r.max_attempts.as_ref().map_or(10, |m| *m.get_ref()),
@@ -438,6 +445,13 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                     .max_backoff
                     .as_ref()
                     .map_or(Duration::from_secs(5), |b| b.get_ref().0),
+                jitter: match &r.jitter {
+                    Some(j) if !(0.0..=1.0).contains(j.get_ref()) => {
+                        return Err(src.error(j.span(), "jitter", "must be in [0, 1]"))
+                    }
+                    Some(j) => *j.get_ref(),
+                    None => 0.0,
+                },
             },
         };
         let name = g.name.clone().unwrap_or_else(|| kind.label().to_string());
@@ -460,6 +474,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 ping_interval,
                 request,
                 message_bytes,
+                limits: crate::transport::Limits::default(),
             },
             reconnect,
             rate_per_s,
@@ -467,6 +482,11 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             headers,
             wire_headers: Arc::new([]),
         });
+    }
+    let (limits, request_timeout) = limits_plan(sc, src)?;
+    for g in &mut groups {
+        g.params.limits = limits;
+        g.params.request_timeout = request_timeout;
     }
     let longest_interval = groups
         .iter()
@@ -583,7 +603,18 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         }
     };
 
+    let faults = match (&sc.faults, &target) {
+        (None, _) => None,
+        (Some(f), TargetPlan::Builtin) => Some(
+            crate::target::fault::FaultPlan::from_table(f.get_ref())
+                .map_err(|m| src.error(f.span(), "faults", &m))?,
+        ),
+        (Some(f), TargetPlan::Url { .. }) => {
+            return Err(src.error(f.span(), "faults", "applies to the built-in target only"))
+        }
+    };
     let mut plan = Plan {
+        faults,
         sweep: None,
         builtin_delay,
         thresholds,
@@ -608,6 +639,56 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         plan.thresholds = crate::sweep::merged_thresholds(s);
     }
     Ok(plan)
+}
+
+/// The `[limits]` section: client limits and the request timeout.
+fn limits_plan(sc: &Scenario, src: &Source) -> Result<(crate::transport::Limits, Duration)> {
+    let mut limits = crate::transport::Limits::default();
+    let mut request_timeout = Duration::from_secs(10);
+    let Some(spec) = &sc.limits else {
+        return Ok((limits, request_timeout));
+    };
+    let l = spec.get_ref();
+    let time = |d: &Option<toml::Spanned<Dur>>, key: &str| -> Result<Option<Duration>> {
+        match d {
+            Some(s) if s.get_ref().0.is_zero() => {
+                Err(src.error(s.span(), key, "must be greater than zero"))
+            }
+            Some(s) => Ok(Some(s.get_ref().0)),
+            None => Ok(None),
+        }
+    };
+    let size = |b: &Option<toml::Spanned<u64>>, key: &str, min: u64| -> Result<Option<usize>> {
+        match b {
+            Some(s) if *s.get_ref() < min || *s.get_ref() > 1 << 40 => Err(src.error(
+                s.span(),
+                key,
+                &format!("must be in {min}..=1099511627776 bytes"),
+            )),
+            Some(s) => Ok(Some(*s.get_ref() as usize)),
+            None => Ok(None),
+        }
+    };
+    if let Some(d) = time(&l.read_timeout, "limits.read_timeout")? {
+        limits.read_timeout = d;
+    }
+    if let Some(d) = time(&l.request_timeout, "limits.request_timeout")? {
+        request_timeout = d;
+    }
+    if let Some(n) = size(&l.max_message_bytes, "limits.max_message_bytes", 64)? {
+        limits.max_message_bytes = n;
+    }
+    // hyper's read buffer cannot be smaller.
+    if let Some(n) = size(&l.max_header_bytes, "limits.max_header_bytes", 8192)? {
+        limits.max_header_bytes = n;
+    }
+    if let Some(n) = size(&l.max_sse_line_bytes, "limits.max_sse_line_bytes", 64)? {
+        limits.max_sse_line_bytes = n;
+    }
+    if let Some(n) = size(&l.max_buffered_bytes, "limits.max_buffered_bytes", 64)? {
+        limits.max_buffered_bytes = n;
+    }
+    Ok((limits, request_timeout))
 }
 
 /// Checks a target URL (`http://host:port[/prefix]`) and returns its

@@ -71,7 +71,8 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 .clone()
                 .or_else(|| std::env::current_exe().ok())
                 .ok_or_else(|| Error::TargetStart("cannot locate the stampede binary".into()))?;
-            let child = ChildTarget::spawn(&exe, plan.builtin_delay).await?;
+            let child =
+                ChildTarget::spawn_with(&exe, plan.builtin_delay, plan.faults.as_ref()).await?;
             let (addr, url, pid) = (child.addr, child.url.clone(), child.pid);
             let done = CancellationToken::new();
             let watch = child.watch(shutdown.clone(), done.clone());
@@ -322,7 +323,7 @@ async fn run_with_target(
                 }
             };
             let d = iv.hist(Latency::Delivery);
-            let row = timeseries::Row {
+            let mut row = timeseries::Row {
                 unix_s: (clock.unix_s(tick.end_ns) * 1000.0).round() / 1000.0,
                 elapsed_s: (tick.end_ns as f64 / 1e6).round() / 1e3,
                 interval_s: (secs * 1000.0).round() / 1000.0,
@@ -346,7 +347,9 @@ async fn run_with_target(
                 target_rss_mb: cpu_now
                     .2
                     .map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+                ..Default::default()
             };
+            row.set_errors(&iv.errors);
             if let Err(e) = ts.row(&row) {
                 write_error.get_or_insert(e);
             }

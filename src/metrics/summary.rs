@@ -94,6 +94,9 @@ pub struct SummaryRow {
     pub errors_status: u64,
     pub errors_protocol: u64,
     pub errors_closed: u64,
+    pub errors_limit: u64,
+    pub errors_rate_limited: u64,
+    pub errors_tls: u64,
     pub errors_other: u64,
     pub reconnects: u64,
     pub latency_overflows: u64,
@@ -231,7 +234,7 @@ impl GroupResult {
                 // A request answered with an unexpected status is both a
                 // completed request and an error: count the attempt once.
                 let counted_twice = if self.transport == TransportKind::Request {
-                    err(ErrorKind::Status)
+                    err(ErrorKind::Status) + err(ErrorKind::RateLimited)
                 } else {
                     0
                 };
@@ -248,6 +251,9 @@ impl GroupResult {
             errors_status: err(ErrorKind::Status),
             errors_protocol: err(ErrorKind::Protocol),
             errors_closed: err(ErrorKind::Closed),
+            errors_limit: err(ErrorKind::Limit),
+            errors_rate_limited: err(ErrorKind::RateLimited),
+            errors_tls: err(ErrorKind::Tls),
             errors_other: err(ErrorKind::Other),
             reconnects: m.count(Count::Reconnects),
             latency_overflows: m.count(Count::Overflows),

@@ -140,6 +140,41 @@ pub struct Params {
     /// Echo mode: size of each message in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<usize>,
+    /// Limits against hostile servers.
+    pub limits: Limits,
+}
+
+/// Limits against hostile servers: exceeding one is a `limit` fault (or a
+/// `timeout` for `read_timeout`), never unbounded memory or a hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Largest single message: an event, a poll body's message, a WebSocket
+    /// message, an NDJSON line.
+    pub max_message_bytes: usize,
+    /// Largest HTTP response head (status line and headers).
+    pub max_header_bytes: usize,
+    /// Largest SSE line, and SSE event block being assembled.
+    pub max_sse_line_bytes: usize,
+    /// Most bytes one client holds unconsumed (a whole poll body, a partial
+    /// stream line).
+    pub max_buffered_bytes: usize,
+    /// A streaming connection that delivers no byte for this long is dead
+    /// (WebSocket: pongs count, so with `ping_interval` this is the ping
+    /// timeout).
+    #[serde(rename = "read_timeout_s", with = "crate::plan::secs")]
+    pub read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 4 << 20,
+            max_header_bytes: 64 << 10,
+            max_sse_line_bytes: 4 << 20,
+            max_buffered_bytes: 64 << 20,
+            read_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Where and how one session connects.

@@ -71,6 +71,7 @@ pub async fn one_shot(
             ping_interval: None,
             request: None,
             message_bytes: None,
+            limits: Default::default(),
         },
         connect_timeout: Duration::from_secs(2),
     };
