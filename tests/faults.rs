@@ -201,3 +201,42 @@ async fn oversized_message() {
     )
     .await;
 }
+
+/// Every fault at once, through the whole path a user takes: the
+/// scenario's `[faults]` table goes to the built-in target started as a
+/// child process (`serve --fault`). The run ends, completes, and counts
+/// nothing as an unclassified `other` error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_at_once_through_the_child_target() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/faults.toml"),
+    )
+    .unwrap()
+    .replace("duration = \"20s\"", "duration = \"3s\"")
+    .replace("ramp_up = \"2s\"", "ramp_up = \"500ms\"")
+    .replace("clients = 50", "clients = 10");
+    let p = plan(&text);
+    assert!(p.faults.as_ref().is_some_and(|f| f.rates.len() == 15));
+    let dir = TempDir::new("all-faults");
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        run_plan(p, dir.path(), Shutdown::new()),
+    )
+    .await
+    .expect("the run did not end");
+    assert_eq!(out.exit_code, 0);
+    let errors: u64 = out.rows.iter().map(|r| r.errors).sum();
+    assert!(errors > 0, "no fault was counted");
+    for r in &out.rows {
+        assert_eq!(r.errors_other, 0, "{}: unclassified errors", r.group);
+    }
+    let info = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
+    assert!(info.contains("\"status\": \"completed\""), "{info}");
+    assert!(
+        info.contains("\"ws_no_close\""),
+        "the fault plan is recorded"
+    );
+    for f in ["summary.csv", "timeseries.csv", "websocket.delivery.hlog"] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+}

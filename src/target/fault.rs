@@ -5,8 +5,8 @@
 //!
 //! Each subscriber or request route (`/poll`, `/lp`, `/sse`, `/stream`,
 //! `/ws`, `/echo`, `/hello`; never `/pub` or the controls) rolls once per
-//! request: with probability `rate` a fault is chosen; a fault that does not
-//! apply to the route (an SSE fault on a poll) leaves the request alone.
+//! request among the faults that apply to it (SSE faults only on `/sse`):
+//! with probability `rate` that fault is enacted.
 //! Faults below HTTP (reset, stall, half-open, slow headers, malformed
 //! HTTP) are enacted by the connection's own socket wrapper, armed by the
 //! request; the others are answers built here. Every fault maps to exactly
@@ -86,6 +86,16 @@ enum Route {
 }
 
 impl Route {
+    const ALL: [Route; 7] = [
+        Route::Poll,
+        Route::LongPoll,
+        Route::Sse,
+        Route::Ndjson,
+        Route::Ws,
+        Route::Echo,
+        Route::Hello,
+    ];
+
     fn of(path: &str) -> Option<Route> {
         let first = path.trim_start_matches('/').split('/').next()?;
         Some(match first {
@@ -191,7 +201,8 @@ impl FaultKind {
 /// Which faults, how often, and their parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultPlan {
-    /// Probability per request of each fault; the sum is at most 1.
+    /// Probability of each fault per request of a route it applies to; the
+    /// rates of the faults that apply to one route sum to at most 1.
     pub rates: BTreeMap<&'static str, f64>,
     /// How long `stall` holds a response.
     #[serde(rename = "stall_for_s", with = "crate::plan::secs")]
@@ -259,15 +270,24 @@ impl FaultPlan {
                 }
             }
         }
-        let total: f64 = plan.rates.values().sum();
-        if total > 1.0 + 1e-9 {
-            return Err(format!("the fault rates add up to {total}, more than 1"));
-        }
         plan.kinds = FaultKind::ALL
             .into_iter()
             .filter_map(|k| plan.rates.get(k.label()).map(|r| (k, *r)))
             .filter(|(_, r)| *r > 0.0)
             .collect();
+        for route in Route::ALL {
+            let total: f64 = plan
+                .kinds
+                .iter()
+                .filter(|(k, _)| k.applies(route))
+                .map(|(_, r)| r)
+                .sum();
+            if total > 1.0 + 1e-9 {
+                return Err(format!(
+                    "the rates of the faults that apply to {route:?} requests add up to {total}, more than 1"
+                ));
+            }
+        }
         Ok(plan)
     }
 
@@ -296,10 +316,10 @@ impl FaultPlan {
         self.kinds.is_empty()
     }
 
-    fn roll(&self, rng: &mut Rng) -> Option<FaultKind> {
+    fn roll(&self, route: Route, rng: &mut Rng) -> Option<FaultKind> {
         let r = rng.unit();
         let mut cumulative = 0.0;
-        for (kind, rate) in &self.kinds {
+        for (kind, rate) in self.kinds.iter().filter(|(k, _)| k.applies(route)) {
             cumulative += rate;
             if r < cumulative {
                 return Some(*kind);
@@ -554,7 +574,7 @@ pub async fn inject(
         return next.run(req).await;
     };
     let mut rng = Rng::new();
-    let Some(kind) = state.plan.roll(&mut rng).filter(|k| k.applies(route)) else {
+    let Some(kind) = state.plan.roll(route, &mut rng) else {
         return next.run(req).await;
     };
     state.count(kind);
@@ -750,6 +770,8 @@ mod tests {
         assert!(FaultPlan::parse(&["nope=0.1".into()]).is_err());
         assert!(FaultPlan::parse(&["reset=2".into()]).is_err());
         assert!(FaultPlan::parse(&["reset=0.6,stall=0.6".into()]).is_err());
+        // Rates add up per route: SSE and WebSocket faults never meet.
+        assert!(FaultPlan::parse(&["sse_huge_line=0.6,ws_no_close=0.6".into()]).is_ok());
         assert!(FaultPlan::parse(&["reset".into()]).is_err());
     }
 
@@ -765,7 +787,9 @@ mod tests {
     fn rolls_follow_the_rates() {
         let p = FaultPlan::parse(&["reset=0.25,status_5xx=0.25".into()]).unwrap();
         let mut rng = Rng::seeded(1);
-        let hits = (0..10_000).filter(|_| p.roll(&mut rng).is_some()).count();
+        let hits = (0..10_000)
+            .filter(|_| p.roll(Route::Poll, &mut rng).is_some())
+            .count();
         assert!((4_500..5_500).contains(&hits), "{hits}");
     }
 }
