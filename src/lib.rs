@@ -182,6 +182,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
                 StopReason::Interrupted => "interrupted".to_string(),
                 StopReason::Fatal(w) | StopReason::Threshold(w) => w.clone(),
             };
+            let why = secrets::redact(&why);
             eprintln!("stampede: run stopped early ({why}); partial results written");
         }
     }
@@ -189,6 +190,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         // The run is already complete on disk: a chart failure is worth a
         // warning, not the run's exit code.
         if let Err(e) = report::generate(std::slice::from_ref(&outcome.dir), &outcome.dir) {
+            let e = secrets::redact(&e.to_string());
             eprintln!("stampede: warning: report not written: {e}");
         }
     }

@@ -38,6 +38,12 @@ pub fn redact(text: &str) -> String {
         if out.contains(value.as_str()) {
             out = out.replace(value.as_str(), &format!("${{{var}}}"));
         }
+        // The same value as it appears inside a JSON string (run.json).
+        let escaped = serde_json::to_string(value).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        if escaped != value && out.contains(escaped) {
+            out = out.replace(escaped, &format!("${{{var}}}"));
+        }
     }
     out
 }
