@@ -65,11 +65,22 @@ fn a_secret_is_sent_and_never_written() {
         .env("STAMPEDE_TEST_SECRET", SECRET)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let wire = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    assert!(wire.contains(&format!("authorization: Bearer {SECRET}")), "header on the wire");
-    assert!(wire.contains(&format!("{{\"token\":\"{SECRET}\"}}")), "body on the wire");
+    assert!(
+        wire.contains(&format!("authorization: Bearer {SECRET}")),
+        "header on the wire"
+    );
+    assert!(
+        wire.contains(&format!("{{\"token\":\"{SECRET}\"}}")),
+        "body on the wire"
+    );
 
     let mut files = 0;
     let mut stack = vec![out_dir.clone()];
@@ -94,7 +105,10 @@ fn a_secret_is_sent_and_never_written() {
         assert!(!String::from_utf8_lossy(text).contains(SECRET), "{name}");
     }
     let info = std::fs::read_to_string(out_dir.join("run.json")).unwrap();
-    assert!(info.contains("${STAMPEDE_TEST_SECRET}"), "templates are kept");
+    assert!(
+        info.contains("${STAMPEDE_TEST_SECRET}"),
+        "templates are kept"
+    );
     assert!(info.contains("\"errors\""), "{info}");
 }
 
