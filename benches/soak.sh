@@ -11,8 +11,11 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10m}
 INTERVAL=${INTERVAL:-30}
 OUT=${OUT:-$(mktemp -d /tmp/stampede-soak.XXXXXX)}
-cargo build --release --quiet
-bin=target/release/stampede
+# BIN=path runs an already built binary instead of building one.
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet
+fi
+bin=${BIN:-target/release/stampede}
 $bin run scenarios/soak.toml --set "duration=$DURATION" --quiet --no-report --out "$OUT/run" \
     >"$OUT/stdout" 2>"$OUT/stderr" &
 pid=$!

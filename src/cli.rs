@@ -109,6 +109,14 @@ pub struct RunArgs {
     /// unless builtin.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// https:// / wss:// targets: also trust the PEM certificates in FILE
+    /// (a private CA), besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// https:// / wss:// targets: do not verify the certificate. Recorded in
+    /// run.json and printed as a warning.
+    #[arg(long)]
+    pub insecure: bool,
     /// Write the run folder exactly here.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -142,8 +142,13 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         duration: args.duration,
         target: args.target.clone(),
         profile: args.profile.clone(),
+        ca_file: args.ca_file.clone(),
+        insecure: args.insecure,
     };
     let plan = plan::build(&scenario, &source, &overrides)?;
+    if plan.tls.as_ref().is_some_and(|t| t.insecure) {
+        eprintln!("stampede: warning: --insecure: the target's TLS certificate is not verified");
+    }
     let shutdown = Shutdown::new();
     let signals = tokio::spawn(watch_signals(shutdown.clone()));
     let display = if args.quiet {

@@ -171,6 +171,12 @@ pub struct Plan {
     /// Built-in target: the faults it injects (`[faults]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<crate::target::fault::FaultPlan>,
+    /// TLS settings of an `https://` / `wss://` target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsPlan>,
+    /// The TLS client setup shared by clients and publisher (not serialized).
+    #[serde(skip)]
+    pub tls_client: Option<Arc<crate::net::Tls>>,
 }
 
 impl Plan {
@@ -219,6 +225,19 @@ pub struct Overrides {
     pub target: Option<String>,
     /// `--profile NAME`.
     pub profile: Option<String>,
+    /// `--ca-file`: PEM certificates trusted besides the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `--insecure`: no certificate verification.
+    pub insecure: bool,
+}
+
+/// TLS as run.json records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsPlan {
+    /// Extra trusted certificates (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Certificates not verified (`--insecure`).
+    pub insecure: bool,
 }
 
 const MAX_CLIENTS: u64 = 1_000_000;
@@ -475,6 +494,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 request,
                 message_bytes,
                 limits: crate::transport::Limits::default(),
+                tls: None,
             },
             reconnect,
             rate_per_s,
@@ -528,6 +548,10 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             }
         }
     };
+    let (tls, tls_client) = tls_plan(&target, ov)?;
+    for g in &mut groups {
+        g.params.tls = tls_client.clone();
+    }
     let profile = resolve_profile(sc, src, ov, &target)?;
     if let TargetPlan::Url { base_path, .. } = &target {
         // Request paths are on the target, under its prefix like the
@@ -614,6 +638,8 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         }
     };
     let mut plan = Plan {
+        tls,
+        tls_client,
         faults,
         sweep: None,
         builtin_delay,
@@ -639,6 +665,45 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         plan.thresholds = crate::sweep::merged_thresholds(s);
     }
     Ok(plan)
+}
+
+/// True for `https://` and `wss://` targets.
+pub fn is_tls(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("wss://")
+}
+
+/// TLS for an `https://` / `wss://` target, built once; `--ca-file` and
+/// `--insecure` without such a target are usage errors.
+fn tls_plan(
+    target: &TargetPlan,
+    ov: &Overrides,
+) -> Result<(Option<TlsPlan>, Option<Arc<crate::net::Tls>>)> {
+    let url = match target {
+        TargetPlan::Url { url, .. } if is_tls(url) => url,
+        _ => {
+            if ov.ca_file.is_some() || ov.insecure {
+                return Err(Error::Usage(
+                    "--ca-file and --insecure need an https:// or wss:// target".into(),
+                ));
+            }
+            return Ok((None, None));
+        }
+    };
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_string))
+        .ok_or_else(|| Error::Usage(format!("--target {url}: missing host")))?;
+    let client =
+        crate::net::Tls::new(&host, ov.ca_file.as_deref(), ov.insecure).map_err(Error::Usage)?;
+    Ok((
+        Some(TlsPlan {
+            ca_file: ov.ca_file.clone(),
+            insecure: ov.insecure,
+        }),
+        Some(Arc::new(client)),
+    ))
 }
 
 /// The `[limits]` section: client limits and the request timeout.
@@ -696,12 +761,17 @@ fn limits_plan(sc: &Scenario, src: &Source) -> Result<(crate::transport::Limits,
 pub fn parse_target(url: &str) -> std::result::Result<(String, String), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
     match uri.scheme_str() {
-        Some("http") | Some("ws") => {}
-        Some(other) => return Err(format!("scheme {other}:// is not supported (use http://)")),
+        Some("http") | Some("ws") | Some("https") | Some("wss") => {}
+        Some(other) => {
+            return Err(format!(
+                "scheme {other}:// is not supported (use http:// or https://)"
+            ))
+        }
         None => return Err("missing scheme; write e.g. http://127.0.0.1:8080".into()),
     }
     let host = uri.host().ok_or("missing host")?;
-    let port = uri.port_u16().unwrap_or(80);
+    let tls = matches!(uri.scheme_str(), Some("https") | Some("wss"));
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
         // It would be written to run.json as given.
         return Err(

@@ -199,6 +199,10 @@ async fn run_with_target(
         repeats: None,
         sweep: plan.sweep.as_ref().map(|s| s.info()),
     };
+    if plan.tls.as_ref().is_some_and(|t| t.insecure) {
+        info.warnings
+            .push("--insecure: the target's TLS certificate was not verified".into());
+    }
     info.write(&dir)?;
 
     // A sweep runs one plan per value, one after another; their groups
@@ -394,7 +398,12 @@ async fn run_with_target(
         }
         for (gp, mut st) in report.groups.iter().zip(states) {
             let g = &plan.groups[gp.group];
-            for m in [Latency::Connect, Latency::Subscribe, Latency::FirstEvent] {
+            for m in [
+                Latency::Connect,
+                Latency::Subscribe,
+                Latency::FirstEvent,
+                Latency::Tls,
+            ] {
                 st.measured.hists[m as usize] = st.whole.hists[m as usize].clone();
             }
             for (kind, detail) in gp.recorder.first_errors() {

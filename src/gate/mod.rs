@@ -29,6 +29,8 @@ pub const COLUMNS: &[&str] = &[
     "connect_p99_ms",
     "subscribe_p50_ms",
     "subscribe_p99_ms",
+    "tls_p50_ms",
+    "tls_p99_ms",
     "request_p50_ms",
     "request_p90_ms",
     "request_p99_ms",

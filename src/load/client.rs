@@ -124,6 +124,10 @@ impl Sink for ClientSink<'_> {
             .with(|i| i.record(Latency::Connect, tcp));
     }
 
+    fn tls_handshake(&mut self, took: Duration) {
+        self.shared.recorder.with(|i| i.record(Latency::Tls, took));
+    }
+
     fn subscribed(&mut self, took: Duration) {
         self.shared
             .recorder

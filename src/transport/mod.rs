@@ -142,6 +142,9 @@ pub struct Params {
     pub message_bytes: Option<usize>,
     /// Limits against hostile servers.
     pub limits: Limits,
+    /// TLS to the target (`https://` / `wss://`), set up once per run.
+    #[serde(skip)]
+    pub tls: Option<Arc<crate::net::Tls>>,
 }
 
 /// Limits against hostile servers: exceeding one is a `limit` fault (or a
@@ -202,6 +205,8 @@ pub struct SessionSpec {
 pub trait Sink: Send {
     /// A TCP connection was established after `tcp` of connecting.
     fn connected(&mut self, tcp: Duration);
+    /// The TLS handshake of that connection took `took`.
+    fn tls_handshake(&mut self, _took: Duration) {}
     /// The subscription was confirmed `took` after TCP connect (WebSocket
     /// upgrade, or first response of an HTTP subscription).
     fn subscribed(&mut self, took: Duration);
@@ -217,16 +222,30 @@ pub trait Sink: Send {
     fn fault(&mut self, fault: Fault);
 }
 
-/// Opens the session's TCP connection with its wire bytes counted, and
-/// reports the connect time: the first step of every transport.
+/// Opens the session's TCP connection with its wire bytes counted (and
+/// TLS over it for an `https://` target), reporting the connect and
+/// handshake times: the first step of every transport.
 async fn dial<S: Sink>(
     spec: &SessionSpec,
     io: &Arc<IoCounters>,
     sink: &mut S,
-) -> Result<crate::net::Counting<tokio::net::TcpStream>, Fault> {
+) -> Result<crate::net::Stream, Fault> {
     let (tcp, took) = crate::net::connect(spec.addr, spec.connect_timeout).await?;
     sink.connected(took);
-    Ok(crate::net::Counting::new(tcp, io.clone()))
+    let counted = crate::net::Counting::new(tcp, io.clone());
+    let Some(tls) = &spec.params.tls else {
+        return Ok(crate::net::Stream::Plain(counted));
+    };
+    match tls.handshake(counted, spec.params.request_timeout).await {
+        Ok((stream, took)) => {
+            sink.tls_handshake(took);
+            Ok(stream)
+        }
+        Err(f) => {
+            sink.disconnected();
+            Err(f)
+        }
+    }
 }
 
 /// One completed exchange, timed both ways: from its intended start

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -18,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
-use crate::net::{Counting, IoCounters};
+use crate::net::IoCounters;
 
 /// Small buffers: tungstenite's 128 KiB default read buffer would cost
 /// 13 GiB at 100k connections (ecosystem notes, pitfall 1). A frame or
@@ -43,7 +42,7 @@ pub struct WebSocket {
 }
 
 /// A counted WebSocket stream.
-pub type Ws = WebSocketStream<Counting<TcpStream>>;
+pub type Ws = WebSocketStream<crate::net::Stream>;
 
 /// Connects and upgrades to `path` with the profile's headers and
 /// `subprotocol`, reporting TCP connect and upgrade times.

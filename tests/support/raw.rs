@@ -72,6 +72,7 @@ pub async fn one_shot(
             request: None,
             message_bytes: None,
             limits: Default::default(),
+            tls: None,
         },
         connect_timeout: Duration::from_secs(2),
     };
