@@ -24,7 +24,7 @@ pub fn register(var: &str, value: &str) {
         return;
     }
     all.push((var.to_string(), value.to_string()));
-    all.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    all.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
 }
 
 /// `text` with every registered secret replaced by `${VAR}`.

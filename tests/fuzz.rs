@@ -194,7 +194,7 @@ fn a_corrupted_hlog_is_an_error_naming_the_file_exit_2() {
     let mut bytes = std::fs::read(&hlog).unwrap();
     let n = bytes.len();
     for b in &mut bytes[n / 2..] {
-        *b = b'#' ^ *b;
+        *b ^= b'#';
     }
     std::fs::write(&hlog, &bytes).unwrap();
     let out = Command::new(support::exe())
