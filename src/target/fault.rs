@@ -613,12 +613,10 @@ pub async fn inject(
             "injected fault",
         )
             .into_response(),
-        FaultKind::SseNoBlankLine => {
-            sse_body(b"id: 1\ndata: {\"seq\":1}\nid: 2\ndata: {\"seq\":2}\n\n".to_vec())
-        }
-        FaultKind::SseInvalidUtf8 => {
-            sse_body(b"id: 1\ndata: \xff\xfe\xc3\x28 not utf-8\n\n".to_vec())
-        }
+        // No `id:` lines: a fake id would move the client's resume point
+        // and turn the fault into duplicates.
+        FaultKind::SseNoBlankLine => sse_body(b"data: {\"seq\":1}\ndata: {\"seq\":2}\n\n".to_vec()),
+        FaultKind::SseInvalidUtf8 => sse_body(b"data: \xff\xfe\xc3\x28 not utf-8\n\n".to_vec()),
         FaultKind::SseHugeLine => {
             let mut body = b"data: ".to_vec();
             body.resize(size + 6, b'x');
@@ -653,8 +651,8 @@ fn oversized(route: Route, req: Request, stop: CancellationToken, size: usize) -
     match route {
         Route::Ws | Route::Echo => raw_ws(req, stop, RawWs::Text(size)),
         Route::Sse => {
-            let mut body = b"id: 1\ndata: ".to_vec();
-            body.resize(size + 12, b'x');
+            let mut body = b"data: ".to_vec();
+            body.resize(size + 6, b'x');
             body.extend_from_slice(b"\n\n");
             sse_body(body)
         }
