@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10m}
 INTERVAL=${INTERVAL:-30}
 OUT=${OUT:-$(mktemp -d /tmp/stampede-soak.XXXXXX)}
+mkdir -p "$OUT"
 # BIN=path runs an already built binary instead of building one.
 if [ -z "${BIN:-}" ]; then
     cargo build --release --quiet
@@ -26,7 +27,7 @@ while kill -0 "$pid" 2>/dev/null; do
     sleep "$INTERVAL"
     kill -0 "$pid" 2>/dev/null || break
     now=$(( $(date +%s) - start ))
-    target=$(pgrep -P "$pid" -f 'stampede serve' | head -1 || true)
+    target=$(pgrep -P "$pid" | head -1 || true)
     conns=$(tail -n 5 "$OUT/run/timeseries.csv" 2>/dev/null \
         | awk -F, '{s += $8} END {print s + 0}')
     printf '%8d %16.1f %16.1f %12s\n' "$now" \
