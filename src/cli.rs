@@ -112,6 +112,14 @@ pub struct RunArgs {
     /// unless builtin.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// https:// / wss:// targets: also trust the PEM certificates in FILE
+    /// (a private CA), besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// https:// / wss:// targets: do not verify the certificate. Recorded in
+    /// run.json and printed as a warning.
+    #[arg(long)]
+    pub insecure: bool,
     /// Write the run folder exactly here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -199,6 +207,11 @@ pub struct ServeArgs {
     /// Run as one worker of `--processes N` (started by the parent).
     #[arg(long, hide = true)]
     pub worker: bool,
+    /// Inject faults: `KIND=RATE,...` (rates per request, summing to at most
+    /// 1), plus `stall_for=15s` and `oversize_bytes=N`; see README "Fault
+    /// target". Repeatable.
+    #[arg(long = "fault", value_name = "KIND=RATE,...")]
+    pub faults: Vec<String>,
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {

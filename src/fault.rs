@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 /// What went wrong, coarsely; stable and `Copy` so it can index counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,19 +23,29 @@ pub enum ErrorKind {
     /// The server ended a session abnormally (WebSocket close other than
     /// 1000, e.g. nchan's `1001 410 Gone` for a deleted channel).
     Closed,
+    /// A limit against hostile servers was exceeded: message, header, SSE
+    /// line or buffered bytes larger than allowed.
+    Limit,
+    /// The server refused the request with `429 Too Many Requests`.
+    RateLimited,
+    /// The TLS handshake failed (bad certificate, wrong name, not TLS).
+    Tls,
     /// Anything else (local resource errors and the like).
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, in column order.
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Refused,
         ErrorKind::Reset,
         ErrorKind::Timeout,
         ErrorKind::Status,
         ErrorKind::Protocol,
         ErrorKind::Closed,
+        ErrorKind::Limit,
+        ErrorKind::RateLimited,
+        ErrorKind::Tls,
         ErrorKind::Other,
     ];
 
@@ -47,6 +58,9 @@ impl ErrorKind {
             ErrorKind::Status => "status",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Closed => "closed",
+            ErrorKind::Limit => "limit",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Tls => "tls",
             ErrorKind::Other => "other",
         }
     }
@@ -80,6 +94,8 @@ pub struct Fault {
     pub kind: ErrorKind,
     /// Detail, for the first-seen example per kind.
     pub detail: String,
+    /// How long the server asked the client to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl Fault {
@@ -87,14 +103,47 @@ impl Fault {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
         Fault {
             kind,
-            detail: detail.into(),
+            detail: crate::secrets::redact(&detail.into()),
+            retry_after: None,
         }
+    }
+
+    /// The same fault, with the wait the server asked for.
+    pub fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
+    /// A fault for an HTTP status the client did not accept: `429` is
+    /// `rate_limited`, anything else `status`; a `Retry-After` in seconds
+    /// (the form servers use for throttling) is kept for the backoff.
+    pub fn of_status(status: u16, headers: &http::HeaderMap, detail: impl Into<String>) -> Self {
+        let kind = if status == 429 {
+            ErrorKind::RateLimited
+        } else {
+            ErrorKind::Status
+        };
+        Fault::new(kind, detail).with_retry_after(retry_after(headers))
     }
 
     /// A timeout fault.
     pub fn timeout(what: &str) -> Self {
         Fault::new(ErrorKind::Timeout, format!("{what} timed out"))
     }
+}
+
+/// A `Retry-After` header given in seconds (an HTTP date is ignored: a
+/// load tester's clock is not the server's).
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    // Bounded: a hostile value must not park a client past any run.
+    Some(Duration::from_secs(secs.min(3600)))
 }
 
 impl fmt::Display for Fault {
@@ -119,7 +168,9 @@ impl From<hyper::Error> for Fault {
             }
             source = s.source();
         }
-        let kind = if e.is_parse() || e.is_parse_status() {
+        let kind = if e.is_parse_too_large() {
+            ErrorKind::Limit
+        } else if e.is_parse() || e.is_parse_status() {
             ErrorKind::Protocol
         } else if e.is_timeout() {
             ErrorKind::Timeout
@@ -134,16 +185,23 @@ impl From<hyper::Error> for Fault {
 
 impl From<tokio_tungstenite::tungstenite::Error> for Fault {
     fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
+        use tokio_tungstenite::tungstenite::error::ProtocolError;
         use tokio_tungstenite::tungstenite::Error as W;
         let kind = match &e {
             W::Io(io) => ErrorKind::of_io(io),
             W::ConnectionClosed | W::AlreadyClosed => ErrorKind::Reset,
+            // The connection ended without a close frame.
+            W::Protocol(ProtocolError::ResetWithoutClosingHandshake) => ErrorKind::Reset,
+            W::Http(r) if r.status().as_u16() == 429 => ErrorKind::RateLimited,
             W::Http(_) => ErrorKind::Status,
-            W::Protocol(_) | W::Capacity(_) | W::Utf8(_) | W::HttpFormat(_) | W::Url(_) => {
-                ErrorKind::Protocol
-            }
+            W::Capacity(_) => ErrorKind::Limit,
+            W::Protocol(_) | W::Utf8(_) | W::HttpFormat(_) | W::Url(_) => ErrorKind::Protocol,
             _ => ErrorKind::Other,
         };
-        Fault::new(kind, e.to_string())
+        let wait = match &e {
+            W::Http(r) => retry_after(r.headers()),
+            _ => None,
+        };
+        Fault::new(kind, e.to_string()).with_retry_after(wait)
     }
 }

@@ -36,8 +36,10 @@ pub mod progress;
 pub mod publish;
 pub mod repeat;
 pub mod report;
+pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod secrets;
 pub mod shard;
 pub mod shutdown;
 pub mod sweep;
@@ -145,8 +147,13 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         target: args.target.clone(),
         profile: args.profile.clone(),
         local_addrs: args.local_addr.clone(),
+        ca_file: args.ca_file.clone(),
+        insecure: args.insecure,
     };
     let mut plan = plan::build(&scenario, &source, &overrides)?;
+    if plan.tls.as_ref().is_some_and(|t| t.insecure) {
+        eprintln!("stampede: warning: --insecure: the target's TLS certificate is not verified");
+    }
     let digest = plan.digest();
     let processes = match args.processes {
         Some(cli::Processes::Count(n)) => Some(n),
@@ -223,6 +230,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
                 StopReason::Interrupted => "interrupted".to_string(),
                 StopReason::Fatal(w) | StopReason::Threshold(w) => w.clone(),
             };
+            let why = secrets::redact(&why);
             eprintln!("stampede: run stopped early ({why}); partial results written");
         }
     }
@@ -269,15 +277,31 @@ async fn watch_signals(shutdown: Shutdown) {
 }
 
 async fn serve_command(args: ServeArgs) -> Result<i32> {
+    let fault_plan = if args.faults.is_empty() {
+        None
+    } else {
+        Some(
+            target::fault::FaultPlan::parse(&args.faults)
+                .map_err(|e| Error::Usage(format!("--fault: {e}")))?,
+        )
+    };
     if args.worker {
-        target::cluster::worker(args.listen, args.delay).await?;
+        target::cluster::worker(args.listen, args.delay, fault_plan).await?;
         return Ok(exit::OK);
     }
     if args.processes > 1 {
         let exe = std::env::current_exe()
             .map_err(|e| Error::TargetStart(format!("cannot locate the stampede binary: {e}")))?;
         let stop = serve_stop(args.exit_with_stdin);
-        target::cluster::serve(&exe, args.listen, args.processes, args.delay, stop).await?;
+        target::cluster::serve(
+            &exe,
+            args.listen,
+            args.processes,
+            args.delay,
+            &args.faults,
+            stop,
+        )
+        .await?;
         return Ok(exit::OK);
     }
     let listener = target::bind(args.listen)
@@ -291,9 +315,11 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
         let _ = out.flush();
     }
     let stop = serve_stop(args.exit_with_stdin);
-    target::serve(
+    let faults = fault_plan.map(|p| Arc::new(target::fault::FaultState::new(p, stop.clone())));
+    target::serve_with_faults(
         listener,
         Arc::new(target::hub::Hub::with_delay(args.delay)),
+        faults,
         stop,
     )
     .await;

@@ -24,7 +24,8 @@ fn main() {
                 msg.push_str(&format!("\n  caused by: {s}"));
                 source = s.source();
             }
-            eprintln!("{msg}");
+            // Error chains may quote what a server sent back: no secret.
+            eprintln!("{}", stampede::secrets::redact(&msg));
             e.exit_code()
         }
     };

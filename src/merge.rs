@@ -321,10 +321,7 @@ fn measured_histograms(
     let mut out = Vec::with_capacity(Latency::ALL.len());
     for m in Latency::ALL {
         let path = s.dir.join(hlog_name(&row.group, m.label()));
-        let whole_phase = matches!(
-            m,
-            Latency::Connect | Latency::Subscribe | Latency::FirstEvent
-        );
+        let whole_phase = m.whole_phase();
         let keep = |iv: &RawInterval| {
             whole_phase
                 || (iv.start_s >= from - ROUNDING_S
@@ -416,6 +413,7 @@ struct Slot {
     connections: i64,
     deliveries: u64,
     errors: u64,
+    errors_by_kind: [u64; crate::fault::ErrorKind::ALL.len()],
     reconnects: u64,
     // Rate × interval, so a second split over two rows is weighted right.
     deliveries_x: f64,
@@ -471,6 +469,9 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
                 slot.connections = row.connections;
                 slot.deliveries += row.deliveries;
                 slot.errors += row.errors;
+                for (a, b) in slot.errors_by_kind.iter_mut().zip(row.errors_by_kind()) {
+                    *a += b;
+                }
                 slot.reconnects += row.reconnects;
                 slot.deliveries_x += row.deliveries_per_s * w;
                 slot.requests_x += row.requests_per_s * w;
@@ -501,7 +502,13 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
             .iter()
             .filter_map(|s| s.client_cpu_x.map(|c| c / s.interval_s))
             .collect();
-        w.row(&timeseries::Row {
+        let mut by_kind = [0; crate::fault::ErrorKind::ALL.len()];
+        for s in &used {
+            for (a, b) in by_kind.iter_mut().zip(s.errors_by_kind) {
+                *a += b;
+            }
+        }
+        let mut row = timeseries::Row {
             unix_s,
             elapsed_s: ((unix_s - epoch) * 1000.0).round() / 1000.0,
             interval_s: (used.iter().map(|s| s.interval_s).fold(0.0, f64::max) * 1000.0).round()
@@ -524,7 +531,10 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
             client_cpu_pct: (!cpu.is_empty()).then(|| r1(cpu.iter().sum())),
             target_cpu_pct: used.iter().fold(None, |m, s| max_opt(m, s.target_cpu)),
             target_rss_mb: used.iter().fold(None, |m, s| max_opt(m, s.target_rss)),
-        })?;
+            ..Default::default()
+        };
+        row.set_errors(&by_kind);
+        w.row(&row)?;
     }
     Ok(())
 }
@@ -747,6 +757,7 @@ fn merged_phases(shards: &[ShardData], epoch: f64) -> Vec<PhaseInfo> {
 /// Writes the report of a merged folder; a failure is a warning.
 pub fn write_report(dir: &Path) {
     if let Err(e) = report::generate(std::slice::from_ref(&dir.to_path_buf()), dir) {
+        let e = crate::secrets::redact(&e.to_string());
         eprintln!("stampede: warning: report not written: {e}");
     }
 }

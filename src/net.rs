@@ -222,6 +222,214 @@ pub async fn connect_from(
     Ok((stream, took))
 }
 
+/// A client's TLS setup, built once per run and shared by every session:
+/// the verifier (system roots, `--ca-file`, or none with `--insecure`) and
+/// the name the certificate must carry.
+#[derive(Clone)]
+pub struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// TLS to `host`, verifying against the system roots plus the PEM
+    /// certificates of `ca_file`, or verifying nothing when `insecure`.
+    pub fn new(
+        host: &str,
+        ca_file: Option<&std::path::Path>,
+        insecure: bool,
+    ) -> Result<Tls, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        let config = if insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_no_client_auth()
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            // Unreadable system certificates are skipped, as browsers do; an
+            // empty store only matters if no --ca-file is given either.
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            if let Some(path) = ca_file {
+                let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("--ca-file {}: {e}", path.display()))?
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+                if certs.is_empty() {
+                    return Err(format!(
+                        "--ca-file {}: no PEM certificate in it",
+                        path.display()
+                    ));
+                }
+                for cert in certs {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(host.to_string())
+            .map_err(|e| format!("{host:?} is not a TLS server name: {e}"))?;
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            server_name,
+        })
+    }
+
+    /// Runs the TLS handshake over `io` within `timeout`; failures are `tls`
+    /// faults (a timeout is a `timeout`).
+    pub async fn handshake(
+        &self,
+        io: Counting<TcpStream>,
+        timeout: Duration,
+    ) -> Result<(Stream, Duration), Fault> {
+        let started = Instant::now();
+        let tls = tokio::time::timeout(
+            timeout,
+            self.connector.connect(self.server_name.clone(), io),
+        )
+        .await
+        .map_err(|_| Fault::timeout("TLS handshake"))?
+        .map_err(|e| Fault::new(ErrorKind::Tls, format!("TLS handshake: {e}")))?;
+        Ok((Stream::Tls(Box::new(tls)), started.elapsed()))
+    }
+}
+
+/// `--insecure`: accepts any certificate (signatures are still checked, so
+/// the handshake itself is real).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A session's connection: plain TCP or TLS, bytes counted at the socket
+/// either way.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Plain(Counting<TcpStream>),
+    /// TLS over the counted TCP stream.
+    Tls(Box<tokio_rustls::client::TlsStream<Counting<TcpStream>>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// Opens a TCP connection with `TCP_NODELAY` from the kernel's choice of
 /// source, returning it and the time the connect took.
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(TcpStream, Duration), Fault> {

@@ -90,6 +90,9 @@ pub struct ReconnectPlan {
     /// Largest backoff.
     #[serde(with = "secs")]
     pub max_backoff: Duration,
+    /// Fraction of each backoff drawn at random (0: none; 0.5: the wait is
+    /// 50–100% of the backoff).
+    pub jitter: f64,
 }
 
 /// One client group.
@@ -183,6 +186,15 @@ pub struct Plan {
     /// Local addresses client connections come from (`--local-addr`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub local_addrs: Vec<std::net::IpAddr>,
+    /// Built-in target: the faults it injects (`[faults]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<crate::target::fault::FaultPlan>,
+    /// TLS settings of an `https://` / `wss://` target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsPlan>,
+    /// The TLS client setup shared by clients and publisher (not serialized).
+    #[serde(skip)]
+    pub tls_client: Option<Arc<crate::net::Tls>>,
 }
 
 impl Plan {
@@ -289,6 +301,19 @@ pub struct Overrides {
     pub profile: Option<String>,
     /// `--local-addr A,B,...`.
     pub local_addrs: Vec<std::net::IpAddr>,
+    /// `--ca-file`: PEM certificates trusted besides the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `--insecure`: no certificate verification.
+    pub insecure: bool,
+}
+
+/// TLS as run.json records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsPlan {
+    /// Extra trusted certificates (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Certificates not verified (`--insecure`).
+    pub insecure: bool,
 }
 
 const MAX_CLIENTS: u64 = 1_000_000;
@@ -503,6 +528,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 max_attempts: 10,
                 backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(5),
+                jitter: 0.0,
             },
             Some(r) => ReconnectPlan {
                 max_attempts: r.max_attempts.as_ref().map_or(10, |m| *m.get_ref()),
@@ -514,6 +540,13 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                     .max_backoff
                     .as_ref()
                     .map_or(Duration::from_secs(5), |b| b.get_ref().0),
+                jitter: match &r.jitter {
+                    Some(j) if !(0.0..=1.0).contains(j.get_ref()) => {
+                        return Err(src.error(j.span(), "jitter", "must be in [0, 1]"))
+                    }
+                    Some(j) => *j.get_ref(),
+                    None => 0.0,
+                },
             },
         };
         let name = g.name.clone().unwrap_or_else(|| kind.label().to_string());
@@ -536,6 +569,8 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 ping_interval,
                 request,
                 message_bytes,
+                limits: crate::transport::Limits::default(),
+                tls: None,
             },
             reconnect,
             rate_per_s,
@@ -544,6 +579,11 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             wire_headers: Arc::new([]),
             shard_of: None,
         });
+    }
+    let (limits, request_timeout) = limits_plan(sc, src)?;
+    for g in &mut groups {
+        g.params.limits = limits;
+        g.params.request_timeout = request_timeout;
     }
     let longest_interval = groups
         .iter()
@@ -585,6 +625,10 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             }
         }
     };
+    let (tls, tls_client) = tls_plan(&target, ov)?;
+    for g in &mut groups {
+        g.params.tls = tls_client.clone();
+    }
     let profile = resolve_profile(sc, src, ov, &target)?;
     if let TargetPlan::Url { base_path, .. } = &target {
         // Request paths are on the target, under its prefix like the
@@ -660,7 +704,20 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         }
     };
 
+    let faults = match (&sc.faults, &target) {
+        (None, _) => None,
+        (Some(f), TargetPlan::Builtin) => Some(
+            crate::target::fault::FaultPlan::from_table(f.get_ref())
+                .map_err(|m| src.error(f.span(), "faults", &m))?,
+        ),
+        (Some(f), TargetPlan::Url { .. }) => {
+            return Err(src.error(f.span(), "faults", "applies to the built-in target only"))
+        }
+    };
     let mut plan = Plan {
+        tls,
+        tls_client,
+        faults,
         sweep: None,
         shard: None,
         local_addrs: ov.local_addrs.clone(),
@@ -689,17 +746,111 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
     Ok(plan)
 }
 
+/// True for `https://` and `wss://` targets.
+pub fn is_tls(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("wss://")
+}
+
+/// TLS for an `https://` / `wss://` target, built once; `--ca-file` and
+/// `--insecure` without such a target are usage errors.
+fn tls_plan(
+    target: &TargetPlan,
+    ov: &Overrides,
+) -> Result<(Option<TlsPlan>, Option<Arc<crate::net::Tls>>)> {
+    let url = match target {
+        TargetPlan::Url { url, .. } if is_tls(url) => url,
+        _ => {
+            if ov.ca_file.is_some() || ov.insecure {
+                return Err(Error::Usage(
+                    "--ca-file and --insecure need an https:// or wss:// target".into(),
+                ));
+            }
+            return Ok((None, None));
+        }
+    };
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_string))
+        .ok_or_else(|| Error::Usage(format!("--target {url}: missing host")))?;
+    let client =
+        crate::net::Tls::new(&host, ov.ca_file.as_deref(), ov.insecure).map_err(Error::Usage)?;
+    Ok((
+        Some(TlsPlan {
+            ca_file: ov.ca_file.clone(),
+            insecure: ov.insecure,
+        }),
+        Some(Arc::new(client)),
+    ))
+}
+
+/// The `[limits]` section: client limits and the request timeout.
+fn limits_plan(sc: &Scenario, src: &Source) -> Result<(crate::transport::Limits, Duration)> {
+    let mut limits = crate::transport::Limits::default();
+    let mut request_timeout = Duration::from_secs(10);
+    let Some(spec) = &sc.limits else {
+        return Ok((limits, request_timeout));
+    };
+    let l = spec.get_ref();
+    let time = |d: &Option<toml::Spanned<Dur>>, key: &str| -> Result<Option<Duration>> {
+        match d {
+            Some(s) if s.get_ref().0.is_zero() => {
+                Err(src.error(s.span(), key, "must be greater than zero"))
+            }
+            Some(s) => Ok(Some(s.get_ref().0)),
+            None => Ok(None),
+        }
+    };
+    let size = |b: &Option<toml::Spanned<u64>>, key: &str, min: u64| -> Result<Option<usize>> {
+        match b {
+            Some(s) if *s.get_ref() < min || *s.get_ref() > 1 << 40 => Err(src.error(
+                s.span(),
+                key,
+                &format!("must be in {min}..=1099511627776 bytes"),
+            )),
+            Some(s) => Ok(Some(*s.get_ref() as usize)),
+            None => Ok(None),
+        }
+    };
+    if let Some(d) = time(&l.read_timeout, "limits.read_timeout")? {
+        limits.read_timeout = d;
+    }
+    if let Some(d) = time(&l.request_timeout, "limits.request_timeout")? {
+        request_timeout = d;
+    }
+    if let Some(n) = size(&l.max_message_bytes, "limits.max_message_bytes", 64)? {
+        limits.max_message_bytes = n;
+    }
+    // hyper's read buffer cannot be smaller.
+    if let Some(n) = size(&l.max_header_bytes, "limits.max_header_bytes", 8192)? {
+        limits.max_header_bytes = n;
+    }
+    if let Some(n) = size(&l.max_sse_line_bytes, "limits.max_sse_line_bytes", 64)? {
+        limits.max_sse_line_bytes = n;
+    }
+    if let Some(n) = size(&l.max_buffered_bytes, "limits.max_buffered_bytes", 64)? {
+        limits.max_buffered_bytes = n;
+    }
+    Ok((limits, request_timeout))
+}
+
 /// Checks a target URL (`http://host:port[/prefix]`) and returns its
 /// authority and path prefix.
 pub fn parse_target(url: &str) -> std::result::Result<(String, String), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
     match uri.scheme_str() {
-        Some("http") | Some("ws") => {}
-        Some(other) => return Err(format!("scheme {other}:// is not supported (use http://)")),
+        Some("http") | Some("ws") | Some("https") | Some("wss") => {}
+        Some(other) => {
+            return Err(format!(
+                "scheme {other}:// is not supported (use http:// or https://)"
+            ))
+        }
         None => return Err("missing scheme; write e.g. http://127.0.0.1:8080".into()),
     }
     let host = uri.host().ok_or("missing host")?;
-    let port = uri.port_u16().unwrap_or(80);
+    let tls = matches!(uri.scheme_str(), Some("https") | Some("wss"));
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
         // It would be written to run.json as given.
         return Err(

@@ -44,9 +44,10 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
     // One built-in target for every shard, as in a single-process run.
     let target = match plan.target {
         TargetPlan::Builtin => Some(
-            ChildTarget::spawn(
+            ChildTarget::spawn_with(
                 &exe,
                 plan.builtin_delay,
+                plan.faults.as_ref(),
                 needed(
                     plan.peak_connections(),
                     crate::metrics::process::raise_nofile_limit().1,

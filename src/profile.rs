@@ -313,6 +313,7 @@ pub fn expand_env(template: &str) -> Result<String, String> {
         }
         let value =
             std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?;
+        crate::secrets::register(var, &value);
         out.push_str(&value);
         rest = &after[end + 1..];
     }

@@ -15,7 +15,6 @@ use http::{header, HeaderName, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -61,6 +60,8 @@ pub struct PublishSpec {
     pub rate_per_s: f64,
     /// Payload size.
     pub payload_bytes: usize,
+    /// TLS to an `https://` / `wss://` target.
+    pub tls: Option<Arc<crate::net::Tls>>,
 }
 
 /// The publisher's own measurements.
@@ -219,7 +220,7 @@ async fn channel_loop(
 /// is dropped.
 enum Sender {
     Http(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
-    Ws(Box<WebSocketStream<TcpStream>>),
+    Ws(Box<WebSocketStream<crate::net::Stream>>),
 }
 
 impl Drop for Sender {
@@ -241,6 +242,12 @@ impl Sender {
 
 async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
     let (tcp, _) = crate::net::connect(spec.addr, PUBLISH_TIMEOUT).await?;
+    // Publishes are not counted in any group's bytes: a private counter.
+    let counted = crate::net::Counting::new(tcp, Arc::default());
+    let tcp = match &spec.tls {
+        Some(tls) => tls.handshake(counted, PUBLISH_TIMEOUT).await?.0,
+        None => crate::net::Stream::Plain(counted),
+    };
     if spec.profile.method == PublishMethod::WebSocket {
         let url = format!("ws://{}{path}", spec.authority);
         let mut req = url

@@ -108,7 +108,9 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
             // its open-file limit needs (the same hard limit as ours).
             let workers =
                 crate::processes::needed(plan.peak_connections(), process::raise_nofile_limit().1);
-            let child = ChildTarget::spawn(&exe, plan.builtin_delay, workers).await?;
+            let child =
+                ChildTarget::spawn_with(&exe, plan.builtin_delay, plan.faults.as_ref(), workers)
+                    .await?;
             let (addr, url, pid) = (child.addr, child.url.clone(), child.pid);
             let done = CancellationToken::new();
             let watch = child.watch(shutdown.clone(), done.clone());
@@ -258,6 +260,10 @@ async fn run_with_target(
             "started {:.3} s after --start-at: its first phase overlaps less with the other shards'",
             late.as_secs_f64()
         ));
+    }
+    if plan.tls.as_ref().is_some_and(|t| t.insecure) {
+        info.warnings
+            .push("--insecure: the target's TLS certificate was not verified".into());
     }
     info.write(&dir)?;
 
@@ -419,7 +425,7 @@ async fn run_with_target(
                 }
             };
             let d = iv.hist(Latency::Delivery);
-            let row = timeseries::Row {
+            let mut row = timeseries::Row {
                 unix_s: (clock.unix_s(tick.end_ns) * 1000.0).round() / 1000.0,
                 elapsed_s: (tick.end_ns as f64 / 1e6).round() / 1e3,
                 interval_s: (secs * 1000.0).round() / 1000.0,
@@ -443,7 +449,9 @@ async fn run_with_target(
                 target_rss_mb: cpu_now
                     .2
                     .map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+                ..Default::default()
             };
+            row.set_errors(&iv.errors);
             if let Err(e) = ts.row(&row) {
                 write_error.get_or_insert(e);
             }
@@ -488,7 +496,7 @@ async fn run_with_target(
         }
         for (gp, mut st) in report.groups.iter().zip(states) {
             let g = &plan.groups[gp.group];
-            for m in [Latency::Connect, Latency::Subscribe, Latency::FirstEvent] {
+            for m in Latency::ALL.into_iter().filter(|m| m.whole_phase()) {
                 st.measured.hists[m as usize] = st.whole.hists[m as usize].clone();
             }
             for (kind, detail) in gp.recorder.first_errors() {

@@ -101,6 +101,38 @@ pub struct Scenario {
     /// One parameter run at several values (see [`crate::sweep`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Spanned<Sweep>>,
+    /// Limits against hostile servers and client timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Spanned<LimitsSpec>>,
+    /// Built-in target only: faults it injects, `kind = rate` (see
+    /// [`crate::target::fault`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Spanned<toml::Table>>,
+}
+
+/// `[limits]`: what a client accepts from a server before it gives up on
+/// the exchange (sizes in bytes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// A streaming connection silent this long is dead (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<Spanned<Dur>>,
+    /// One request, response head or handshake (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<Spanned<Dur>>,
+    /// Largest message (default 4 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<Spanned<u64>>,
+    /// Largest HTTP response head (default 64 KiB; at least 8192).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_header_bytes: Option<Spanned<u64>>,
+    /// Largest SSE line or event block (default 4 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sse_line_bytes: Option<Spanned<u64>>,
+    /// Most bytes a client buffers (default 64 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_buffered_bytes: Option<Spanned<u64>>,
 }
 
 /// `[sweep]`: the scenario's phases run once per value of one parameter.
@@ -220,6 +252,9 @@ pub struct Reconnect {
     /// Upper bound of the backoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_backoff: Option<Spanned<Dur>>,
+    /// Fraction of each backoff drawn at random, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Spanned<f64>>,
 }
 
 /// A scenario together with the text it was parsed from, for error places.

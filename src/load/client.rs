@@ -124,6 +124,10 @@ impl Sink for ClientSink<'_> {
             .with(|i| i.record(Latency::Connect, tcp));
     }
 
+    fn tls_handshake(&mut self, took: Duration) {
+        self.shared.recorder.with(|i| i.record(Latency::Tls, took));
+    }
+
     fn subscribed(&mut self, took: Duration) {
         self.shared
             .recorder
@@ -262,6 +266,7 @@ pub async fn run<T: Transport>(
         .interval
         .map(|p| Pacer::new(spec.start_at + spec.poll_offset, p));
     let mut cursor: Option<String> = None;
+    let mut rng = crate::rng::Rng::new();
     let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
     let gave_up = 'client: loop {
@@ -276,6 +281,7 @@ pub async fn run<T: Transport>(
             Wake::Cancelled => break 'client false,
             Wake::Ready(Ok(s)) => s,
             Wake::Ready(Err(f)) => {
+                let asked = f.retry_after;
                 sink.fault(f);
                 sink.settle_connections();
                 // The client meant to be subscribed from here on: what it
@@ -286,7 +292,7 @@ pub async fn run<T: Transport>(
                 if failures > spec.reconnect.max_attempts {
                     break 'client true;
                 }
-                let wait = backoff(&spec.reconnect, failures, None);
+                let wait = honor(backoff(&spec.reconnect, failures, None, &mut rng), asked);
                 if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
                     break 'client false;
                 }
@@ -303,6 +309,7 @@ pub async fn run<T: Transport>(
         let now_ns = clock.now_ns();
         sink.ledger.open(now_ns);
         sink.subscribed_ns.get_or_insert(now_ns);
+        let mut asked: Option<Duration> = None;
         let ended_by_server = loop {
             let intended = match pacer.as_mut() {
                 Some(p) => {
@@ -331,6 +338,7 @@ pub async fn run<T: Transport>(
                 Wake::Ready(Ok(Step::Continue)) => {}
                 Wake::Ready(Ok(Step::Ended)) => break true,
                 Wake::Ready(Err(f)) => {
+                    asked = f.retry_after;
                     sink.fault(f);
                     break false;
                 }
@@ -346,7 +354,7 @@ pub async fn run<T: Transport>(
                 break 'client true;
             }
         }
-        let wait = backoff(&spec.reconnect, failures, hint);
+        let wait = honor(backoff(&spec.reconnect, failures, hint, &mut rng), asked);
         if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
             break 'client false;
         }
@@ -360,14 +368,32 @@ pub async fn run<T: Transport>(
 }
 
 /// Exponential backoff after `failures` failures in a row; a server hint
-/// (SSE `retry:`) replaces the base.
-fn backoff(policy: &ReconnectPlan, failures: u32, hint: Option<Duration>) -> Duration {
+/// (SSE `retry:`) replaces the base. With `jitter` j the wait is drawn from
+/// `[(1 − j) × backoff, backoff]`, so clients dropped together do not all
+/// come back in the same millisecond.
+fn backoff(
+    policy: &ReconnectPlan,
+    failures: u32,
+    hint: Option<Duration>,
+    rng: &mut crate::rng::Rng,
+) -> Duration {
     let base = hint.unwrap_or(policy.backoff);
-    if failures == 0 {
-        return base.min(policy.max_backoff);
+    let wait = if failures == 0 {
+        base.min(policy.max_backoff)
+    } else {
+        let factor = 1u32 << (failures - 1).min(16);
+        base.saturating_mul(factor).min(policy.max_backoff)
+    };
+    if policy.jitter > 0.0 {
+        wait.mul_f64(1.0 - policy.jitter.min(1.0) * rng.unit())
+    } else {
+        wait
     }
-    let factor = 1u32 << (failures - 1).min(16);
-    base.saturating_mul(factor).min(policy.max_backoff)
+}
+
+/// A server's `Retry-After` is a floor under the backoff.
+fn honor(wait: Duration, asked: Option<Duration>) -> Duration {
+    asked.map_or(wait, |a| wait.max(a))
 }
 
 #[cfg(test)]
@@ -376,18 +402,34 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let p = ReconnectPlan {
+        let mut p = ReconnectPlan {
             max_attempts: 5,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
+            jitter: 0.0,
         };
-        assert_eq!(backoff(&p, 0, None), Duration::from_millis(100));
-        assert_eq!(backoff(&p, 1, None), Duration::from_millis(100));
-        assert_eq!(backoff(&p, 3, None), Duration::from_millis(400));
-        assert_eq!(backoff(&p, 30, None), Duration::from_secs(1));
+        let rng = &mut crate::rng::Rng::seeded(7);
+        assert_eq!(backoff(&p, 0, None, rng), Duration::from_millis(100));
+        assert_eq!(backoff(&p, 1, None, rng), Duration::from_millis(100));
+        assert_eq!(backoff(&p, 3, None, rng), Duration::from_millis(400));
+        assert_eq!(backoff(&p, 30, None, rng), Duration::from_secs(1));
         assert_eq!(
-            backoff(&p, 1, Some(Duration::from_millis(10))),
+            backoff(&p, 1, Some(Duration::from_millis(10)), rng),
             Duration::from_millis(10)
         );
+        p.jitter = 0.5;
+        let waits: Vec<Duration> = (0..100).map(|_| backoff(&p, 3, None, rng)).collect();
+        assert!(waits
+            .iter()
+            .all(|w| *w >= Duration::from_millis(200) && *w <= Duration::from_millis(400)));
+        assert!(waits.iter().any(|w| *w != waits[0]), "jitter varies");
+    }
+
+    #[test]
+    fn retry_after_is_a_floor() {
+        let s = Duration::from_secs;
+        assert_eq!(honor(s(1), Some(s(3))), s(3));
+        assert_eq!(honor(s(5), Some(s(3))), s(5));
+        assert_eq!(honor(s(1), None), s(1));
     }
 }

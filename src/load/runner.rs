@@ -215,6 +215,7 @@ pub async fn run_phase(
                 headers: plan.profile_headers.clone(),
                 rate_per_s: p.rate_per_s,
                 payload_bytes: p.payload_bytes,
+                tls: plan.tls_client.clone(),
             },
             clock,
             start,

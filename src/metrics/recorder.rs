@@ -33,17 +33,20 @@ pub enum Latency {
     /// The same exchanges from when they were really sent (uncorrected:
     /// what a closed-loop tool like wrk reports).
     RequestUncorrected,
+    /// TLS handshake, after TCP connect (`https://` / `wss://` targets).
+    Tls,
 }
 
 impl Latency {
     /// Every metric, in file order.
-    pub const ALL: [Latency; 6] = [
+    pub const ALL: [Latency; 7] = [
         Latency::Delivery,
         Latency::Connect,
         Latency::Subscribe,
         Latency::FirstEvent,
         Latency::Request,
         Latency::RequestUncorrected,
+        Latency::Tls,
     ];
 
     /// Stable label (file names, tags).
@@ -55,7 +58,17 @@ impl Latency {
             Latency::FirstEvent => "first-event",
             Latency::Request => "request",
             Latency::RequestUncorrected => "request-uncorrected",
+            Latency::Tls => "tls",
         }
+    }
+
+    /// True for metrics summarized over the whole phase: connections are
+    /// made during the ramp, before the measured window.
+    pub fn whole_phase(self) -> bool {
+        matches!(
+            self,
+            Latency::Connect | Latency::Subscribe | Latency::FirstEvent | Latency::Tls
+        )
     }
 }
 

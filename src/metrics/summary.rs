@@ -65,6 +65,8 @@ pub struct SummaryRow {
     pub connect_p99_ms: Option<f64>,
     pub subscribe_p50_ms: Option<f64>,
     pub subscribe_p99_ms: Option<f64>,
+    pub tls_p50_ms: Option<f64>,
+    pub tls_p99_ms: Option<f64>,
     pub request_p50_ms: Option<f64>,
     pub request_p90_ms: Option<f64>,
     pub request_p99_ms: Option<f64>,
@@ -94,6 +96,9 @@ pub struct SummaryRow {
     pub errors_status: u64,
     pub errors_protocol: u64,
     pub errors_closed: u64,
+    pub errors_limit: u64,
+    pub errors_rate_limited: u64,
+    pub errors_tls: u64,
     pub errors_other: u64,
     pub reconnects: u64,
     pub latency_overflows: u64,
@@ -131,6 +136,9 @@ impl SummaryRow {
             ErrorKind::Status => self.errors_status,
             ErrorKind::Protocol => self.errors_protocol,
             ErrorKind::Closed => self.errors_closed,
+            ErrorKind::Limit => self.errors_limit,
+            ErrorKind::RateLimited => self.errors_rate_limited,
+            ErrorKind::Tls => self.errors_tls,
             ErrorKind::Other => self.errors_other,
         }
     }
@@ -260,6 +268,8 @@ impl GroupResult {
             connect_p99_ms: pct_ms(m.hist(Latency::Connect), 0.99),
             subscribe_p50_ms: pct_ms(m.hist(Latency::Subscribe), 0.5),
             subscribe_p99_ms: pct_ms(m.hist(Latency::Subscribe), 0.99),
+            tls_p50_ms: pct_ms(m.hist(Latency::Tls), 0.5),
+            tls_p99_ms: pct_ms(m.hist(Latency::Tls), 0.99),
             request_p50_ms: pct_ms(rq, 0.5),
             request_p90_ms: pct_ms(rq, 0.9),
             request_p99_ms: pct_ms(rq, 0.99),
@@ -312,7 +322,7 @@ impl GroupResult {
                 // A request answered with an unexpected status is both a
                 // completed request and an error: count the attempt once.
                 let counted_twice = if self.transport == TransportKind::Request {
-                    err(ErrorKind::Status)
+                    err(ErrorKind::Status) + err(ErrorKind::RateLimited)
                 } else {
                     0
                 };
@@ -329,6 +339,9 @@ impl GroupResult {
             errors_status: err(ErrorKind::Status),
             errors_protocol: err(ErrorKind::Protocol),
             errors_closed: err(ErrorKind::Closed),
+            errors_limit: err(ErrorKind::Limit),
+            errors_rate_limited: err(ErrorKind::RateLimited),
+            errors_tls: err(ErrorKind::Tls),
             errors_other: err(ErrorKind::Other),
             reconnects: m.count(Count::Reconnects),
             latency_overflows: m.count(Count::Overflows),

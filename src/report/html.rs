@@ -453,6 +453,10 @@ const ERROR_KINDS: &[ErrorKindColumn] = &[
     ("timeout", |r| r.errors_timeout),
     ("status", |r| r.errors_status),
     ("protocol", |r| r.errors_protocol),
+    ("closed", |r| r.errors_closed),
+    ("limit", |r| r.errors_limit),
+    ("rate_limited", |r| r.errors_rate_limited),
+    ("tls", |r| r.errors_tls),
     ("other", |r| r.errors_other),
 ];
 

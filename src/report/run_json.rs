@@ -175,6 +175,9 @@ impl RunInfo {
         let tmp = dir.join(".run.json.tmp");
         let text =
             serde_json::to_string_pretty(self).map_err(|e| Error::output(&path, e.into()))?;
+        // Last line of defence: no expanded secret reaches the file, whatever
+        // field it found its way into.
+        let text = crate::secrets::redact(&text);
         std::fs::write(&tmp, text + "\n").map_err(|e| Error::output(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// One row.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Row {
     pub unix_s: f64,
     pub elapsed_s: f64,
@@ -26,12 +26,71 @@ pub struct Row {
     pub delivery_p99_ms: Option<f64>,
     pub delivery_max_ms: Option<f64>,
     pub errors: u64,
+    /// Per-kind error counts (columns `errors_<label>`; absent from older
+    /// files, read as zero).
+    #[serde(default)]
+    pub errors_refused: u64,
+    #[serde(default)]
+    pub errors_reset: u64,
+    #[serde(default)]
+    pub errors_timeout: u64,
+    #[serde(default)]
+    pub errors_status: u64,
+    #[serde(default)]
+    pub errors_protocol: u64,
+    #[serde(default)]
+    pub errors_closed: u64,
+    #[serde(default)]
+    pub errors_limit: u64,
+    #[serde(default)]
+    pub errors_rate_limited: u64,
+    #[serde(default)]
+    pub errors_tls: u64,
+    #[serde(default)]
+    pub errors_other: u64,
     pub reconnects: u64,
     pub bytes_sent_per_s: f64,
     pub bytes_received_per_s: f64,
     pub client_cpu_pct: Option<f64>,
     pub target_cpu_pct: Option<f64>,
     pub target_rss_mb: Option<f64>,
+}
+
+impl Row {
+    /// The per-kind error counts (indexed as `ErrorKind::ALL`), the inverse
+    /// of [`Row::set_errors`].
+    pub fn errors_by_kind(&self) -> [u64; crate::fault::ErrorKind::ALL.len()] {
+        use crate::fault::ErrorKind as K;
+        K::ALL.map(|k| match k {
+            K::Refused => self.errors_refused,
+            K::Reset => self.errors_reset,
+            K::Timeout => self.errors_timeout,
+            K::Status => self.errors_status,
+            K::Protocol => self.errors_protocol,
+            K::Closed => self.errors_closed,
+            K::Limit => self.errors_limit,
+            K::RateLimited => self.errors_rate_limited,
+            K::Tls => self.errors_tls,
+            K::Other => self.errors_other,
+        })
+    }
+
+    /// Fills the `errors_<label>` columns from per-kind counts (indexed as
+    /// `ErrorKind::ALL`).
+    pub fn set_errors(&mut self, by_kind: &[u64; crate::fault::ErrorKind::ALL.len()]) {
+        use crate::fault::ErrorKind as K;
+        let get = |k: K| by_kind[k.index()];
+        self.errors_refused = get(K::Refused);
+        self.errors_reset = get(K::Reset);
+        self.errors_timeout = get(K::Timeout);
+        self.errors_status = get(K::Status);
+        self.errors_protocol = get(K::Protocol);
+        self.errors_closed = get(K::Closed);
+        self.errors_limit = get(K::Limit);
+        self.errors_rate_limited = get(K::RateLimited);
+        self.errors_tls = get(K::Tls);
+        self.errors_other = get(K::Other);
+    }
 }
 
 /// Appends rows to `timeseries.csv`.

@@ -135,6 +135,7 @@ pub async fn serve(
     listen: SocketAddr,
     processes: u32,
     delay: Duration,
+    faults: &[String],
     stop: CancellationToken,
 ) -> Result<()> {
     // Held until the workers have bound, so port 0 resolves once.
@@ -145,7 +146,7 @@ pub async fn serve(
         .map_err(|e| Error::Usage(format!("cannot read the bound address: {e}")))?;
     let mut workers = Vec::with_capacity(processes as usize);
     for _ in 0..processes {
-        workers.push(start_worker(exe, addr, delay).await?);
+        workers.push(start_worker(exe, addr, delay, faults).await?);
     }
     let list = workers
         .iter()
@@ -173,11 +174,17 @@ pub async fn serve(
     Ok(())
 }
 
-async fn start_worker(exe: &Path, addr: SocketAddr, delay: Duration) -> Result<Worker> {
+async fn start_worker(
+    exe: &Path,
+    addr: SocketAddr,
+    delay: Duration,
+    faults: &[String],
+) -> Result<Worker> {
     let mut child = tokio::process::Command::new(exe)
         .args(["serve", "--worker", "--listen"])
         .arg(addr.to_string())
         .arg(format!("--delay={}us", delay.as_micros()))
+        .args(faults.iter().map(|f| format!("--fault={f}")))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -214,7 +221,11 @@ async fn start_worker(exe: &Path, addr: SocketAddr, delay: Duration) -> Result<W
 /// The worker side: serves `listen` (shared) and a private peer listener,
 /// learns the peers from stdin, forwards publishes, and stops when stdin
 /// closes.
-pub async fn worker(listen: SocketAddr, delay: Duration) -> Result<()> {
+pub async fn worker(
+    listen: SocketAddr,
+    delay: Duration,
+    faults: Option<super::fault::FaultPlan>,
+) -> Result<()> {
     let public = super::bind_reuseport(listen)
         .map_err(|e| Error::Usage(format!("cannot listen on {listen}: {e}")))?;
     let private = super::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -255,7 +266,14 @@ pub async fn worker(listen: SocketAddr, delay: Duration) -> Result<()> {
     };
     let hub = Arc::new(Hub::with_delay(delay));
     hub.set_forwarder(Forwarder::start(peers, hub.clone(), stop.clone()));
-    let a = tokio::spawn(super::serve(public, hub.clone(), stop.clone()));
+    // Faults are injected on the public port only: peers forward cleanly.
+    let faults = faults.map(|p| Arc::new(super::fault::FaultState::new(p, stop.clone())));
+    let a = tokio::spawn(super::serve_with_faults(
+        public,
+        hub.clone(),
+        faults,
+        stop.clone(),
+    ));
     let b = tokio::spawn(super::serve(private, hub, stop.clone()));
     let _ = a.await;
     let _ = b.await;

@@ -4,6 +4,7 @@
 //! measured apart from the load generator's.
 
 pub mod cluster;
+pub mod fault;
 pub mod hub;
 pub mod server;
 
@@ -50,14 +51,48 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves the reference target on `listener` until `stop`.
 pub async fn serve(listener: TcpListener, hub: Arc<hub::Hub>, stop: CancellationToken) {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = server::router(hub);
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
-    let task = tokio::spawn(async move {
-        let _ = server.await;
-    });
+    serve_with_faults(listener, hub, None, stop).await
+}
+
+/// Serves the reference target, injecting `faults` when given (see
+/// [`fault`]), until `stop`.
+pub async fn serve_with_faults(
+    listener: TcpListener,
+    hub: Arc<hub::Hub>,
+    faults: Option<Arc<fault::FaultState>>,
+    stop: CancellationToken,
+) {
+    let shutdown = stop.clone().cancelled_owned();
+    let task = match faults {
+        // The plain path stays as it was: no wrapper on the socket.
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let server =
+                axum::serve(listener, server::router(hub)).with_graceful_shutdown(shutdown);
+            tokio::spawn(async move {
+                let _ = server.await;
+            })
+        }
+        Some(state) => {
+            let counts = state.clone();
+            let app = server::router(hub)
+                .layer(axum::middleware::from_fn_with_state(state, fault::inject))
+                .route(
+                    "/stats/faults",
+                    axum::routing::get(move || async move { axum::Json(counts.injected()) }),
+                );
+            let server = axum::serve(
+                fault::FaultListener { inner: listener },
+                app.into_make_service_with_connect_info::<fault::FaultHandle>(),
+            )
+            .with_graceful_shutdown(shutdown);
+            tokio::spawn(async move {
+                let _ = server.await;
+            })
+        }
+    };
     stop.cancelled().await;
     // Streams never end by themselves: give graceful shutdown a moment,
     // then cut the rest.
@@ -85,13 +120,29 @@ pub struct ChildTarget {
 }
 
 impl ChildTarget {
-    /// Starts `exe serve` on 127.0.0.1:0 (responses delayed by `delay`; as
-    /// `processes` workers on one port) and reads the URL it prints.
-    pub async fn spawn(exe: &Path, delay: Duration, processes: u32) -> Result<ChildTarget> {
-        let mut child = tokio::process::Command::new(exe)
+    /// Starts `exe serve` on 127.0.0.1:0 (responses delayed by `delay`) and
+    /// reads the URL it prints.
+    pub async fn spawn(exe: &Path, delay: Duration) -> Result<ChildTarget> {
+        Self::spawn_with(exe, delay, None, 1).await
+    }
+
+    /// As [`ChildTarget::spawn`], injecting `faults` when given, as
+    /// `processes` workers sharing one port.
+    pub async fn spawn_with(
+        exe: &Path,
+        delay: Duration,
+        faults: Option<&fault::FaultPlan>,
+        processes: u32,
+    ) -> Result<ChildTarget> {
+        let mut command = tokio::process::Command::new(exe);
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--exit-with-stdin"])
             .arg(format!("--delay={}us", delay.as_micros()))
-            .arg(format!("--processes={}", processes.max(1)))
+            .arg(format!("--processes={}", processes.max(1)));
+        if let Some(f) = faults.filter(|f| !f.is_empty()) {
+            command.arg(format!("--fault={}", f.to_spec()));
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

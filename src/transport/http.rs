@@ -18,9 +18,6 @@ use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 use crate::profile::{BodyFormat, CursorStyle, PollProfile, Start};
 
-/// Largest poll body accepted; more is a protocol fault, not an OOM.
-const MAX_BODY: usize = 64 << 20;
-
 /// One HTTP/1.1 connection; its driver task ends when this is dropped.
 pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
@@ -41,7 +38,10 @@ impl Conn {
         sink: &mut S,
     ) -> Result<Self, Fault> {
         let stream = TokioIo::new(super::dial(spec, io, sink).await?);
+        // hyper's read buffer bounds the response head: a larger head is a
+        // `limit` fault (hyper refuses a buffer under 8 KiB).
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(spec.params.limits.max_header_bytes.max(8192))
             .handshake(stream)
             .await?;
         let driver = tokio::spawn(async move {
@@ -109,16 +109,24 @@ impl Conn {
     }
 }
 
-/// Reads a whole body, bounded in size and time.
-pub async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, Fault> {
+/// Reads a whole body, bounded in size (`max_bytes`: more is a `limit`
+/// fault, not an OOM) and time.
+pub async fn read_body(
+    body: Incoming,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Bytes, Fault> {
     let collected = tokio::time::timeout(timeout, async {
         let mut body = body;
         let mut buf: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame?;
             if let Ok(mut data) = frame.into_data() {
-                if buf.len() + data.remaining() > MAX_BODY {
-                    return Err(Fault::new(ErrorKind::Protocol, "response body too large"));
+                if buf.len() + data.remaining() > max_bytes {
+                    return Err(Fault::new(
+                        ErrorKind::Limit,
+                        format!("response body larger than {max_bytes} bytes"),
+                    ));
                 }
                 while data.has_remaining() {
                     let chunk = data.chunk();
@@ -317,8 +325,16 @@ impl CursorPoller {
         let sent = Instant::now();
         let resp = conn.get(spec, &uri, &headers, timeout).await?;
         let status = resp.status();
+        // Kept for a refusal's backoff (a header lookup, no copy).
+        let wait = crate::fault::retry_after(resp.headers());
         let next_cursor = self.cursor_of(resp.headers())?;
-        let body = read_body(resp.into_body(), timeout).await?;
+        let limits = spec.params.limits;
+        let body = read_body(
+            resp.into_body(),
+            timeout,
+            limits.max_buffered_bytes.max(limits.max_message_bytes),
+        )
+        .await?;
         let done = Instant::now();
         let code = status.as_u16();
         let outcome = if self.profile.ok_status.contains(&code) {
@@ -338,6 +354,17 @@ impl CursorPoller {
                 });
             })
             .map_err(|e| Fault::new(ErrorKind::Protocol, format!("GET {}: {e}", spec.path)))?;
+            if let Some(big) = messages.iter().find(|m| m.len() > limits.max_message_bytes) {
+                return Err(Fault::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "GET {}: a {} byte message (max_message_bytes is {})",
+                        spec.path,
+                        big.len(),
+                        limits.max_message_bytes
+                    ),
+                ));
+            }
             if next_cursor.is_none()
                 && self.profile.cursor != CursorStyle::None
                 && !messages.is_empty()
@@ -358,10 +385,12 @@ impl CursorPoller {
         } else if self.profile.empty_status.contains(&code) {
             PollOutcome::Empty
         } else {
-            return Err(Fault::new(
-                ErrorKind::Status,
+            return Err(Fault::of_status(
+                code,
+                &http::HeaderMap::new(),
                 format!("GET {} answered {status}", spec.path),
-            ));
+            )
+            .with_retry_after(wait));
         };
         // An empty answer may echo the old cursor (nchan) or move it on
         // (the built-in head); either way a present cursor is the newest.
@@ -487,20 +516,17 @@ pub async fn open_stream<S: Sink>(
         .is_some_and(|v| v.starts_with(content_type));
     if resp.status() != StatusCode::OK || !ok_type {
         sink.disconnected();
-        let kind = if resp.status() != StatusCode::OK {
-            ErrorKind::Status
+        let detail = format!(
+            "GET {} answered {} ({:?}), expected 200 {content_type}",
+            spec.path,
+            resp.status(),
+            resp.headers().get(header::CONTENT_TYPE)
+        );
+        return Err(if resp.status() != StatusCode::OK {
+            Fault::of_status(resp.status().as_u16(), resp.headers(), detail)
         } else {
-            ErrorKind::Protocol
-        };
-        return Err(Fault::new(
-            kind,
-            format!(
-                "GET {} answered {} ({:?}), expected 200 {content_type}",
-                spec.path,
-                resp.status(),
-                resp.headers().get(header::CONTENT_TYPE)
-            ),
-        ));
+            Fault::new(ErrorKind::Protocol, detail)
+        });
     }
     sink.subscribed(connected.elapsed());
     Ok((conn, resp.into_body()))

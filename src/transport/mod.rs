@@ -140,6 +140,44 @@ pub struct Params {
     /// Echo mode: size of each message in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<usize>,
+    /// Limits against hostile servers.
+    pub limits: Limits,
+    /// TLS to the target (`https://` / `wss://`), set up once per run.
+    #[serde(skip)]
+    pub tls: Option<Arc<crate::net::Tls>>,
+}
+
+/// Limits against hostile servers: exceeding one is a `limit` fault (or a
+/// `timeout` for `read_timeout`), never unbounded memory or a hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Largest single message: an event, a poll body's message, a WebSocket
+    /// message, an NDJSON line.
+    pub max_message_bytes: usize,
+    /// Largest HTTP response head (status line and headers).
+    pub max_header_bytes: usize,
+    /// Largest SSE line, and SSE event block being assembled.
+    pub max_sse_line_bytes: usize,
+    /// Most bytes one client holds unconsumed (a whole poll body, a partial
+    /// stream line).
+    pub max_buffered_bytes: usize,
+    /// A streaming connection that delivers no byte for this long is dead
+    /// (WebSocket: pongs count, so with `ping_interval` this is the ping
+    /// timeout).
+    #[serde(rename = "read_timeout_s", with = "crate::plan::secs")]
+    pub read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 4 << 20,
+            max_header_bytes: 64 << 10,
+            max_sse_line_bytes: 4 << 20,
+            max_buffered_bytes: 64 << 20,
+            read_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Where and how one session connects.
@@ -169,6 +207,8 @@ pub struct SessionSpec {
 pub trait Sink: Send {
     /// A TCP connection was established after `tcp` of connecting.
     fn connected(&mut self, tcp: Duration);
+    /// The TLS handshake of that connection took `took`.
+    fn tls_handshake(&mut self, _took: Duration) {}
     /// The subscription was confirmed `took` after TCP connect (WebSocket
     /// upgrade, or first response of an HTTP subscription).
     fn subscribed(&mut self, took: Duration);
@@ -184,17 +224,31 @@ pub trait Sink: Send {
     fn fault(&mut self, fault: Fault);
 }
 
-/// Opens the session's TCP connection with its wire bytes counted, and
-/// reports the connect time: the first step of every transport.
+/// Opens the session's TCP connection with its wire bytes counted (and
+/// TLS over it for an `https://` target), reporting the connect and
+/// handshake times: the first step of every transport.
 async fn dial<S: Sink>(
     spec: &SessionSpec,
     io: &Arc<IoCounters>,
     sink: &mut S,
-) -> Result<crate::net::Counting<tokio::net::TcpStream>, Fault> {
+) -> Result<crate::net::Stream, Fault> {
     let (tcp, took) =
         crate::net::connect_from(spec.addr, spec.connect_timeout, &spec.sources).await?;
     sink.connected(took);
-    Ok(crate::net::Counting::new(tcp, io.clone()))
+    let counted = crate::net::Counting::new(tcp, io.clone());
+    let Some(tls) = &spec.params.tls else {
+        return Ok(crate::net::Stream::Plain(counted));
+    };
+    match tls.handshake(counted, spec.params.request_timeout).await {
+        Ok((stream, took)) => {
+            sink.tls_handshake(took);
+            Ok(stream)
+        }
+        Err(f) => {
+            sink.disconnected();
+            Err(f)
+        }
+    }
 }
 
 /// One completed exchange, timed both ways: from its intended start

@@ -15,9 +15,6 @@ use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-/// Longest line accepted before the stream is declared garbage.
-const MAX_LINE: usize = 4 << 20;
-
 /// An NDJSON streaming session.
 pub struct Ndjson {
     _conn: Conn,
@@ -26,6 +23,7 @@ pub struct Ndjson {
     last_id: Option<String>,
     data_field: String,
     id_field: Option<String>,
+    limits: crate::transport::Limits,
 }
 
 impl Transport for Ndjson {
@@ -56,12 +54,17 @@ impl Transport for Ndjson {
             last_id,
             data_field: profile.data_field.clone(),
             id_field: profile.id_field.clone(),
+            limits: spec.params.limits,
         })
     }
 
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
-            let Some(frame) = self.body.frame().await else {
+            // A silent stream for read_timeout is a dead connection.
+            let frame = tokio::time::timeout(self.limits.read_timeout, self.body.frame())
+                .await
+                .map_err(|_| Fault::timeout("NDJSON read (no byte within read_timeout)"))?;
+            let Some(frame) = frame else {
                 return Ok(Step::Ended);
             };
             let Ok(data) = frame?.into_data() else {
@@ -74,6 +77,17 @@ impl Transport for Ndjson {
                 let line = self.buf.split_to(nl + 1);
                 let line = &line[..nl];
                 if line.is_empty() {
+                    continue;
+                }
+                if line.len() > self.limits.max_message_bytes {
+                    sink.fault(Fault::new(
+                        ErrorKind::Limit,
+                        format!(
+                            "a {} byte NDJSON line (max_message_bytes is {})",
+                            line.len(),
+                            self.limits.max_message_bytes
+                        ),
+                    ));
                     continue;
                 }
                 let parsed = serde_json::from_slice::<serde_json::Value>(line)
@@ -97,9 +111,19 @@ impl Transport for Ndjson {
                     Err(e) => sink.fault(Fault::new(ErrorKind::Protocol, e)),
                 }
             }
-            if self.buf.len() > MAX_LINE {
-                self.buf.advance(self.buf.len());
-                return Err(Fault::new(ErrorKind::Protocol, "NDJSON line too long"));
+            // An unfinished line is held whole: past either limit the
+            // stream is given up rather than buffered without bound.
+            let cap = self
+                .limits
+                .max_message_bytes
+                .min(self.limits.max_buffered_bytes);
+            if self.buf.len() > cap {
+                let held = self.buf.len();
+                self.buf.advance(held);
+                return Err(Fault::new(
+                    ErrorKind::Limit,
+                    format!("an unfinished NDJSON line of {held} bytes (limit {cap})"),
+                ));
             }
             if any {
                 return Ok(Step::Continue);

@@ -250,6 +250,7 @@ impl Request {
         let sent = Instant::now();
         let resp = conn.send(&self.spec, plan, url).await?;
         let status = resp.status().as_u16();
+        let wait = crate::fault::retry_after(resp.headers());
         tokio::time::timeout(timeout, discard(resp.into_body()))
             .await
             .map_err(|_| Fault::timeout("response body"))??;
@@ -263,10 +264,16 @@ impl Request {
         });
         if !plan.expected(status) {
             // The connection is still good: count it and go on.
-            sink.fault(Fault::new(
-                ErrorKind::Status,
-                format!("{} {url} answered {status}", plan.method),
-            ));
+            // Request load keeps its schedule (open model), so a
+            // `Retry-After` is recorded with the fault, not obeyed.
+            sink.fault(
+                Fault::of_status(
+                    status,
+                    &http::HeaderMap::new(),
+                    format!("{} {url} answered {status}", plan.method),
+                )
+                .with_retry_after(wait),
+            );
         }
         Ok(())
     }

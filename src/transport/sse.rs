@@ -16,14 +16,12 @@ use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 
-/// Buffered bytes of one unfinished event before it counts as garbage.
-const MAX_EVENT_BYTES: usize = 4 << 20;
-
 /// An SSE session.
 pub struct Sse {
     _conn: Conn,
     body: Incoming,
     parser: SseParser,
+    limits: crate::transport::Limits,
 }
 
 impl Transport for Sse {
@@ -52,17 +50,25 @@ impl Transport for Sse {
             Some(id) => SseParser::with_last_event_id(id),
             None => SseParser::new(),
         }
-        .max_buffer(MAX_EVENT_BYTES);
+        // A line or event block over the limit is dropped by the parser
+        // (and counted below), so memory stays bounded.
+        .max_buffer(spec.params.limits.max_sse_line_bytes);
         Ok(Sse {
             _conn: conn,
             body,
             parser,
+            limits: spec.params.limits,
         })
     }
 
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
-            let Some(frame) = self.body.frame().await else {
+            // A stream that goes silent (no event, no keep-alive comment)
+            // for read_timeout is a dead connection.
+            let frame = tokio::time::timeout(self.limits.read_timeout, self.body.frame())
+                .await
+                .map_err(|_| Fault::timeout("SSE read (no byte within read_timeout)"))?;
+            let Some(frame) = frame else {
                 self.parser.finish();
                 return Ok(Step::Ended);
             };
@@ -74,12 +80,26 @@ impl Transport for Sse {
             self.parser.feed(&data);
             if self.parser.overflows() > overflows {
                 sink.fault(Fault::new(
-                    ErrorKind::Protocol,
-                    "SSE event larger than the parser buffer",
+                    ErrorKind::Limit,
+                    format!(
+                        "an SSE line or event over max_sse_line_bytes ({})",
+                        self.limits.max_sse_line_bytes
+                    ),
                 ));
             }
             let mut any = false;
             while let Some(event) = self.parser.next_event() {
+                if event.data.len() > self.limits.max_message_bytes {
+                    sink.fault(Fault::new(
+                        ErrorKind::Limit,
+                        format!(
+                            "a {} byte SSE event (max_message_bytes is {})",
+                            event.data.len(),
+                            self.limits.max_message_bytes
+                        ),
+                    ));
+                    continue;
+                }
                 sink.message(event.data.as_bytes(), at);
                 any = true;
             }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -18,16 +17,18 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
-use crate::net::{Counting, IoCounters};
+use crate::net::IoCounters;
 
 /// Small buffers: tungstenite's 128 KiB default read buffer would cost
-/// 13 GiB at 100k connections (ecosystem notes, pitfall 1).
-fn config() -> WebSocketConfig {
+/// 13 GiB at 100k connections (ecosystem notes, pitfall 1). A frame or
+/// message over `max_message_bytes` is a `limit` fault before it is read.
+fn config(limits: &crate::transport::Limits) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_write_buffer_size(64 << 10)
-        .max_message_size(Some(16 << 20))
+        .max_message_size(Some(limits.max_message_bytes))
+        .max_frame_size(Some(limits.max_message_bytes))
 }
 
 /// A WebSocket session.
@@ -35,10 +36,13 @@ pub struct WebSocket {
     ws: Ws,
     ping_interval: Option<Duration>,
     next_ping: Option<tokio::time::Instant>,
+    read_timeout: Duration,
+    /// When the last frame (any, pongs included) arrived.
+    last_rx: tokio::time::Instant,
 }
 
 /// A counted WebSocket stream.
-pub type Ws = WebSocketStream<Counting<TcpStream>>;
+pub type Ws = WebSocketStream<crate::net::Stream>;
 
 /// Connects and upgrades to `path` with the profile's headers and
 /// `subprotocol`, reporting TCP connect and upgrade times.
@@ -64,7 +68,8 @@ pub async fn connect<S: Sink>(
     }
     let stream = super::dial(spec, io, sink).await?;
     let started = Instant::now();
-    let upgrade = tokio_tungstenite::client_async_with_config(req, stream, Some(config()));
+    let upgrade =
+        tokio_tungstenite::client_async_with_config(req, stream, Some(config(&spec.params.limits)));
     let (ws, _resp) = match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => {
@@ -123,12 +128,15 @@ impl Transport for WebSocket {
             ws,
             ping_interval,
             next_ping: ping_interval.map(|d| tokio::time::Instant::now() + d),
+            read_timeout: spec.params.limits.read_timeout,
+            last_rx: tokio::time::Instant::now(),
         })
     }
 
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
             let ping_at = self.next_ping;
+            let dead_at = self.last_rx + self.read_timeout;
             let msg = tokio::select! {
                 msg = self.ws.next() => msg,
                 _ = sleep_until_opt(ping_at) => {
@@ -136,7 +144,13 @@ impl Transport for WebSocket {
                     self.next_ping = self.ping_interval.map(|d| tokio::time::Instant::now() + d);
                     continue;
                 }
+                // Nothing, not even a pong, for read_timeout: the peer is
+                // gone without a FIN (a half-open connection).
+                _ = tokio::time::sleep_until(dead_at) => {
+                    return Err(Fault::timeout("WebSocket read (no frame within read_timeout)"));
+                }
             };
+            self.last_rx = tokio::time::Instant::now();
             let at = Instant::now();
             match msg {
                 None => return Ok(Step::Ended),

@@ -14,6 +14,7 @@ use stampede::progress::Display;
 use stampede::run::{self, RunOptions, RunOutcome};
 use stampede::scenario::{self, Source};
 use stampede::shutdown::Shutdown;
+use stampede::target::fault::{FaultPlan, FaultState};
 use stampede::target::{self, hub::Hub};
 use tokio_util::sync::CancellationToken;
 
@@ -27,17 +28,40 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn start() -> InProcess {
+        Self::start_with(None).await.0
+    }
+
+    /// A reference target injecting the faults of `spec` (as `serve
+    /// --fault`), and its injection counts.
+    pub async fn start_faulty(spec: &str) -> (InProcess, Arc<FaultState>) {
+        let (t, state) = Self::start_with(Some(spec)).await;
+        (t, state.expect("fault state"))
+    }
+
+    async fn start_with(faults: Option<&str>) -> (InProcess, Option<Arc<FaultState>>) {
         let listener = target::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let hub = Arc::new(Hub::default());
         let stop = CancellationToken::new();
-        let task = tokio::spawn(target::serve(listener, hub.clone(), stop.clone()));
-        InProcess {
-            url,
-            hub,
-            stop,
-            task: Some(task),
-        }
+        let state = faults.map(|f| {
+            let plan = FaultPlan::parse(&[f.to_string()]).expect("fault spec");
+            Arc::new(FaultState::new(plan, stop.clone()))
+        });
+        let task = tokio::spawn(target::serve_with_faults(
+            listener,
+            hub.clone(),
+            state.clone(),
+            stop.clone(),
+        ));
+        (
+            InProcess {
+                url,
+                hub,
+                stop,
+                task: Some(task),
+            },
+            state,
+        )
     }
 
     /// Points a plan at this target.

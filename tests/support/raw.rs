@@ -71,6 +71,8 @@ pub async fn one_shot(
             ping_interval: None,
             request: None,
             message_bytes: None,
+            limits: Default::default(),
+            tls: None,
         },
         connect_timeout: Duration::from_secs(2),
         sources: Default::default(),

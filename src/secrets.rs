@@ -1,0 +1,64 @@
+//! Secrets from the environment (`${VAR}` in header and body values): they
+//! go on the wire and nowhere else. Every value `profile::expand_env`
+//! expands is registered here, and everything stampede writes for people
+//! or files (run.json, error details, log lines, reports) passes through
+//! [`redact`], which replaces each registered value with `${VAR}`.
+
+use std::sync::RwLock;
+
+/// Shorter values are not treated as secrets: redacting a one- or
+/// two-character value would mangle every message.
+const MIN_SECRET_LEN: usize = 4;
+
+/// (variable name, value) of every expanded secret, longest value first so
+/// a secret containing another is replaced whole.
+static SECRETS: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
+
+/// Remembers that `value` (from environment variable `var`) is secret.
+pub fn register(var: &str, value: &str) {
+    if value.len() < MIN_SECRET_LEN {
+        return;
+    }
+    let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
+    if all.iter().any(|(_, v)| v == value) {
+        return;
+    }
+    all.push((var.to_string(), value.to_string()));
+    all.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+}
+
+/// `text` with every registered secret replaced by `${VAR}`.
+pub fn redact(text: &str) -> String {
+    let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    if all.is_empty() {
+        return text.to_string();
+    }
+    let mut out = text.to_string();
+    for (var, value) in all.iter() {
+        if out.contains(value.as_str()) {
+            out = out.replace(value.as_str(), &format!("${{{var}}}"));
+        }
+        // The same value as it appears inside a JSON string (run.json).
+        let escaped = serde_json::to_string(value).unwrap_or_default();
+        let escaped = escaped.trim_matches('"');
+        if escaped != value && out.contains(escaped) {
+            out = out.replace(escaped, &format!("${{{var}}}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_values_are_replaced_by_their_variable() {
+        register("STAMPEDE_UNIT_SECRET", "hunter2-very-secret");
+        register("STAMPEDE_UNIT_SHORT", "ab");
+        assert_eq!(
+            redact("Authorization: Bearer hunter2-very-secret; ab"),
+            "Authorization: Bearer ${STAMPEDE_UNIT_SECRET}; ab"
+        );
+    }
+}
