@@ -109,6 +109,10 @@ pub struct RunArgs {
     /// unless builtin.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// Sample this process (on this machine) as the target every second:
+    /// CPU, RSS and open sockets, e.g. an nginx worker. Needs --target.
+    #[arg(long, value_name = "PID")]
+    pub target_pid: Option<i32>,
     /// Write the run folder exactly here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -145,6 +149,10 @@ pub struct ServeArgs {
     /// target), e.g. 20ms.
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     pub delay: std::time::Duration,
+    /// Make every publish wait this long per open SSE, NDJSON or WebSocket
+    /// subscriber (an artificial fan-out cost: a known capacity knee).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub cost_per_conn: std::time::Duration,
     /// Exit when standard input closes (used when `run` starts the target).
     #[arg(long, hide = true)]
     pub exit_with_stdin: bool,

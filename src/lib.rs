@@ -140,6 +140,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         duration: args.duration,
         target: args.target.clone(),
         profile: args.profile.clone(),
+        target_pid: args.target_pid,
     };
     let plan = plan::build(&scenario, &source, &overrides)?;
     let shutdown = Shutdown::new();
@@ -236,7 +237,7 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
     }
     target::serve(
         listener,
-        Arc::new(target::hub::Hub::with_delay(args.delay)),
+        Arc::new(target::hub::Hub::with_costs(args.delay, args.cost_per_conn)),
         stop,
     )
     .await;

@@ -162,6 +162,14 @@ pub struct Plan {
     /// Pass/fail conditions (for a sweep: those of every value, groups
     /// renamed).
     pub thresholds: Vec<crate::gate::threshold::Threshold>,
+    /// Built-in target: each publish waits this long per open subscriber
+    /// stream (an artificial fan-out cost, so a capacity knee is known).
+    #[serde(rename = "builtin_cost_per_conn_s", with = "secs")]
+    pub builtin_cost_per_conn: Duration,
+    /// `--target-pid`: a process on this machine whose CPU, memory and
+    /// sockets are sampled as the target's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_pid: Option<i32>,
     /// `[sweep]`: one plan per value; absent for a plain scenario.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<crate::sweep::SweepPlan>,
@@ -213,6 +221,8 @@ pub struct Overrides {
     pub target: Option<String>,
     /// `--profile NAME`.
     pub profile: Option<String>,
+    /// `--target-pid PID`.
+    pub target_pid: Option<i32>,
 }
 
 const MAX_CLIENTS: u64 = 1_000_000;
@@ -583,8 +593,28 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         }
     };
 
+    let builtin_cost_per_conn = match (&sc.builtin_cost_per_conn, &target) {
+        (None, _) => Duration::ZERO,
+        (Some(d), TargetPlan::Builtin) => d.get_ref().0,
+        (Some(d), TargetPlan::Url { .. }) => {
+            return Err(src.error(
+                d.span(),
+                "builtin_cost_per_conn",
+                "applies to the built-in target only",
+            ))
+        }
+    };
+    if ov.target_pid.is_some() && matches!(target, TargetPlan::Builtin) {
+        return Err(Error::Usage(
+            "--target-pid needs --target URL: the built-in target's own process is sampled already"
+                .into(),
+        ));
+    }
+
     let mut plan = Plan {
         sweep: None,
+        builtin_cost_per_conn,
+        target_pid: ov.target_pid,
         builtin_delay,
         thresholds,
         name: sc.name.clone(),

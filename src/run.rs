@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::gate::threshold::{self, ThresholdResult};
 use crate::load::runner::{self, PhaseSpec, Tick};
+use crate::metrics::health::{Health, LagProbe};
 use crate::metrics::process::{self, PhaseUsage};
 use crate::metrics::summary::{pct_ms, GroupResult, Resources, SummaryRow};
 use crate::metrics::{Count, Interval, Latency};
@@ -71,7 +72,8 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 .clone()
                 .or_else(|| std::env::current_exe().ok())
                 .ok_or_else(|| Error::TargetStart("cannot locate the stampede binary".into()))?;
-            let child = ChildTarget::spawn(&exe, plan.builtin_delay).await?;
+            let child =
+                ChildTarget::spawn(&exe, plan.builtin_delay, plan.builtin_cost_per_conn).await?;
             let (addr, url, pid) = (child.addr, child.url.clone(), child.pid);
             let done = CancellationToken::new();
             let watch = child.watch(shutdown.clone(), done.clone());
@@ -105,7 +107,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 info: TargetInfo {
                     url: url.clone(),
                     builtin: false,
-                    pid: None,
+                    pid: plan.target_pid,
                 },
                 child_done: None,
             })
@@ -294,10 +296,15 @@ async fn run_with_target(
         let first_group = groups[0];
         let last_group = groups[groups.len() - 1];
         let mut cpu_now = (None, None, None);
+        let mut target_sockets = None;
+        let mut lag_ms = None;
+        let lag = LagProbe::start();
 
         let report = runner::run_phase(plan, &spec, clock, shutdown, shards, |tick: &Tick<'_>| {
             if tick.group == first_group {
                 cpu_now = usage.sample(tick.end_ns, pid);
+                target_sockets = usage.target_sockets();
+                lag_ms = Some(lag.take_max_ms());
             }
             let slot = groups.iter().position(|g| *g == tick.group).unwrap_or(0);
             let g = &plan.groups[tick.group];
@@ -346,6 +353,8 @@ async fn run_with_target(
                 target_rss_mb: cpu_now
                     .2
                     .map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+                target_connections: target_sockets,
+                loadgen_lag_ms: lag_ms,
             };
             if let Err(e) = ts.row(&row) {
                 write_error.get_or_insert(e);
@@ -383,10 +392,21 @@ async fn run_with_target(
 
         let (client, target_use) = usage.resources();
         let wall = (report.end_ns - report.start_ns) as f64 / 1e9;
-        if wall > 0.0 && client.cpu_s / wall > 0.8 * cpus {
-            info.warnings.push(format!(
-                "phase {pi}: stampede used {:.0}% of {cpus} CPUs; the load generator may have been the bottleneck",
+        let health = Health {
+            cpu_pct: if wall > 0.0 {
                 client.cpu_s / wall * 100.0
+            } else {
+                0.0
+            },
+            cores: cpus,
+            lag_p99_ms: lag.finish().await,
+            slip_p99_ms: pct_ms(&report.publish.slip, 0.99),
+        };
+        let saturation = health.saturation();
+        if !saturation.is_empty() {
+            info.warnings.push(format!(
+                "phase {pi}: the load generator may have been the bottleneck ({})",
+                saturation.join(", ")
             ));
         }
         for (gp, mut st) in report.groups.iter().zip(states) {
@@ -410,6 +430,7 @@ async fn run_with_target(
                 measured_s: (report.measure_to_ns - report.measure_from_ns) as f64 / 1e9,
                 client,
                 target: target_use,
+                health,
             });
         }
         let s = |ns: u64| (ns as f64 / 1e6).round() / 1e3;
@@ -523,6 +544,7 @@ fn breached_early(plan: &Plan, g: &crate::plan::GroupPlan, st: &GroupState) -> O
         measured_s: st.measured_s,
         client: Resources::default(),
         target: None,
+        health: Health::default(),
     }
     .row();
     threshold::evaluate(&live, &[provisional])

@@ -90,6 +90,10 @@ pub struct Scenario {
     /// (a deliberately slowed target, e.g. to check a CI gate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin_delay: Option<Spanned<Dur>>,
+    /// Built-in target only: each publish waits this long per open
+    /// subscriber stream (a known per-connection cost, for capacity tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin_cost_per_conn: Option<Spanned<Dur>>,
     /// Pass/fail conditions on summary columns: `"group.column" = "< 50"`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub thresholds: std::collections::BTreeMap<String, Spanned<ThresholdSpec>>,

@@ -106,7 +106,12 @@ pub fn expand(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Option<Swee
     let first = parameter.split('.').next().unwrap_or_default();
     // The target is started once per run, from the scenario as written:
     // a swept target or built-in delay would silently not change.
-    if parameter.is_empty() || matches!(first, "sweep" | "name" | "target" | "builtin_delay") {
+    if parameter.is_empty()
+        || matches!(
+            first,
+            "sweep" | "name" | "target" | "builtin_delay" | "builtin_cost_per_conn"
+        )
+    {
         return Err(src.error(
             param_span,
             "sweep.parameter",

@@ -274,6 +274,7 @@ pub async fn run_phase(
     let no_report = |why: Option<&str>| PublishReport {
         log: PublishLog::default(),
         latency: crate::metrics::recorder::new_histogram(),
+        slip: crate::metrics::recorder::new_histogram(),
         errors: 0,
         first_error: why.map(str::to_string),
     };

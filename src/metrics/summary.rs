@@ -17,6 +17,9 @@ pub struct Resources {
     pub cpu_s: f64,
     /// Highest sampled RSS in the span, bytes.
     pub rss_peak_bytes: u64,
+    /// Most open sockets sampled in the span (None: not readable).
+    #[serde(default)]
+    pub sockets_peak: Option<u64>,
 }
 
 /// Everything measured for one group.
@@ -39,6 +42,8 @@ pub struct GroupResult {
     pub client: Resources,
     /// The target's cost, when its process could be watched.
     pub target: Option<Resources>,
+    /// Whether stampede itself was the limit while the group ran.
+    pub health: super::health::Health,
 }
 
 /// One `summary.csv` row. Columns missing from an older file read as
@@ -102,6 +107,13 @@ pub struct SummaryRow {
     pub client_rss_peak_mb: f64,
     pub target_cpu_s: Option<f64>,
     pub target_rss_peak_mb: Option<f64>,
+    pub target_connections_peak: Option<u64>,
+    pub target_rss_per_1k_conn_mb: Option<f64>,
+    pub target_cpu_ms_per_1k_deliveries: Option<f64>,
+    pub client_cpu_pct: f64,
+    pub loadgen_lag_p99_ms: Option<f64>,
+    pub publish_slip_p99_ms: Option<f64>,
+    pub loadgen_saturated: u8,
 }
 
 impl SummaryRow {
@@ -116,6 +128,7 @@ impl SummaryRow {
             measured_s: 0.0,
             client: Resources::default(),
             target: Some(Resources::default()),
+            health: super::health::Health::default(),
         }
         .row()
     }
@@ -256,6 +269,23 @@ impl GroupResult {
             client_rss_peak_mb: mb(self.client.rss_peak_bytes),
             target_cpu_s: self.target.map(|t| round3(t.cpu_s)),
             target_rss_peak_mb: self.target.map(|t| mb(t.rss_peak_bytes)),
+            target_connections_peak: self.target.and_then(|t| t.sockets_peak),
+            // Per connection the target really held when it can be seen
+            // (its sockets include the listener and the publisher's few),
+            // else per client.
+            target_rss_per_1k_conn_mb: self.target.and_then(|t| {
+                let conns = t.sockets_peak.filter(|n| *n > 0).unwrap_or(self.clients);
+                (conns > 0)
+                    .then(|| round3(t.rss_peak_bytes as f64 / 1048576.0 / conns as f64 * 1000.0))
+            }),
+            target_cpu_ms_per_1k_deliveries: self.target.and_then(|t| {
+                let d = delivered.filter(|d| *d > 0)?;
+                Some(round3(t.cpu_s * 1e6 / d as f64))
+            }),
+            client_cpu_pct: (self.health.cpu_pct * 10.0).round() / 10.0,
+            loadgen_lag_p99_ms: self.health.lag_p99_ms,
+            publish_slip_p99_ms: self.health.slip_p99_ms,
+            loadgen_saturated: u8::from(self.health.saturated()),
         }
     }
 }

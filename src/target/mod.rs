@@ -71,12 +71,18 @@ pub struct ChildTarget {
 }
 
 impl ChildTarget {
-    /// Starts `exe serve` on 127.0.0.1:0 (responses delayed by `delay`) and
-    /// reads the URL it prints.
-    pub async fn spawn(exe: &Path, delay: Duration) -> Result<ChildTarget> {
+    /// Starts `exe serve` on 127.0.0.1:0 (responses delayed by `delay`,
+    /// publishes by `cost_per_conn` per open stream) and reads the URL it
+    /// prints.
+    pub async fn spawn(
+        exe: &Path,
+        delay: Duration,
+        cost_per_conn: Duration,
+    ) -> Result<ChildTarget> {
         let mut child = tokio::process::Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--exit-with-stdin"])
             .arg(format!("--delay={}us", delay.as_micros()))
+            .arg(format!("--cost-per-conn={}us", cost_per_conn.as_micros()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
