@@ -27,6 +27,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in reference target alone.
     Serve(ServeArgs),
+    /// Find the most clients (or events/s) each group carries within an SLO.
+    Capacity(CapacityArgs),
     /// Charts and an HTML page from run folders (reads them; never re-runs).
     Report(ReportArgs),
     /// Compare a run (or baseline) with a baseline: the CI gate.
@@ -136,6 +138,39 @@ pub struct RunArgs {
     /// can write them later from the run folder).
     #[arg(long)]
     pub no_report: bool,
+}
+
+/// `stampede capacity`.
+#[derive(Debug, clap::Args)]
+pub struct CapacityArgs {
+    /// The run options every step shares (scenario, --target, --out, ...).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The SLO every step must meet: comma-separated terms on summary
+    /// columns, e.g. "delivery_p99_ms<100,lost==0,error_rate<0.001".
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// Step the group's clients (default) or the publisher's rate.
+    #[arg(long, value_enum)]
+    pub vary: Option<crate::capacity::Vary>,
+    /// First step (default: the group's clients, or the publisher's rate).
+    #[arg(long)]
+    pub start: Option<f64>,
+    /// Growth per step (default 2).
+    #[arg(long)]
+    pub factor: Option<f64>,
+    /// Largest step tried (default 100000).
+    #[arg(long)]
+    pub max: Option<f64>,
+    /// Explicit steps instead of start × factorⁿ, e.g. 100,200,500.
+    #[arg(long, value_parser = crate::capacity::parse_steps)]
+    pub steps: Option<std::vec::Vec<f64>>,
+    /// Bisection rounds between the last good and first bad step (default 3).
+    #[arg(long)]
+    pub refine: Option<u32>,
+    /// Search only this group (repeatable; default every group).
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
 }
 
 /// `stampede serve`.

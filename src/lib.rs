@@ -19,6 +19,7 @@
 //! - a failed exchange is recorded by kind, never propagated as an error;
 //! - every run writes its folder, partial or not.
 
+pub mod capacity;
 pub mod cli;
 pub mod clock;
 pub mod envelope;
@@ -67,6 +68,7 @@ pub async fn main_with(cli: cli::Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => run_command(args).await,
         Command::Serve(args) => serve_command(args).await,
+        Command::Capacity(args) => capacity_command(args).await,
         Command::Report(args) => report_command(args),
         Command::Compare(args) => compare_command(args),
         Command::Baseline(cli::BaselineCommand::Save { run, to }) => {
@@ -190,6 +192,55 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         if let Err(e) = report::generate(std::slice::from_ref(&outcome.dir), &outcome.dir) {
             eprintln!("stampede: warning: report not written: {e}");
         }
+    }
+    let _ = writeln!(stdout, "{}", outcome.dir.display());
+    Ok(outcome.exit_code)
+}
+
+async fn capacity_command(args: cli::CapacityArgs) -> Result<i32> {
+    let r = &args.run;
+    let (scenario, source) = scenario::load(&r.scenario, &r.sets)?;
+    let flags = capacity::Flags {
+        slo: args.slo.clone(),
+        vary: args.vary,
+        start: args.start,
+        factor: args.factor,
+        max: args.max,
+        steps: args.steps.clone(),
+        refine: args.refine,
+        groups: args.groups.clone(),
+    };
+    let settings = capacity::Settings::resolve(&scenario, &source, &flags)?;
+    let opts = capacity::Options {
+        scenario_file: r.scenario.display().to_string(),
+        overrides: plan::Overrides {
+            duration: r.duration,
+            target: r.target.clone(),
+            profile: r.profile.clone(),
+            target_pid: r.target_pid,
+        },
+        run: run::RunOptions {
+            scenario_file: r.scenario.display().to_string(),
+            out: r.out.clone(),
+            results_root: r.results.clone(),
+            builtin_exe: None,
+            // One step after another: a status line per step, not bars.
+            display: progress::Display::Quiet,
+        },
+        verbose: !r.quiet,
+    };
+    let shutdown = Shutdown::new();
+    let signals = tokio::spawn(watch_signals(shutdown.clone()));
+    let outcome = capacity::search(&scenario, &source, &settings, &opts, shutdown).await;
+    signals.abort();
+    let outcome = outcome?;
+    let mut stdout = std::io::stdout().lock();
+    if !r.quiet {
+        let _ = write!(
+            stdout,
+            "{}",
+            capacity::table(&outcome.groups, &settings.slo_text)
+        );
     }
     let _ = writeln!(stdout, "{}", outcome.dir.display());
     Ok(outcome.exit_code)

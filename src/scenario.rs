@@ -105,6 +105,36 @@ pub struct Scenario {
     /// One parameter run at several values (see [`crate::sweep`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Spanned<Sweep>>,
+    /// Defaults of `stampede capacity` (ignored by `run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Spanned<CapacitySpec>>,
+}
+
+/// `[capacity]`: how `stampede capacity` searches (flags override each key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// The SLO, e.g. `"delivery_p99_ms<100,lost==0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Spanned<String>>,
+    /// `"clients"` (default) or `"rate"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vary: Option<Spanned<String>>,
+    /// First step (default: the group's clients or the publisher's rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Spanned<f64>>,
+    /// Growth per step (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<Spanned<f64>>,
+    /// Largest step (default 100000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Spanned<f64>>,
+    /// Explicit steps instead of start × factorⁿ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Spanned<Vec<f64>>>,
+    /// Bisection rounds after the first failing step (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refine: Option<Spanned<u32>>,
 }
 
 /// `[sweep]`: the scenario's phases run once per value of one parameter.
