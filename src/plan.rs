@@ -114,6 +114,10 @@ pub struct GroupPlan {
     /// Extra headers of this group as written (templates, never values).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Connected clients over time (empty: all `clients` spread over
+    /// `ramp_up`). Each stage's `to` is a client count a shard divides.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<crate::load::shape::Stage>,
     /// Profile and group headers on the wire (secrets expanded; never
     /// serialized).
     #[serde(skip)]
@@ -458,7 +462,9 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 &format!("two groups are named {name:?}; give each a unique `name`"),
             ));
         }
+        let stages = stages_plan(g, clients, kind, src)?;
         groups.push(GroupPlan {
+            stages,
             name,
             transport: kind,
             clients,
@@ -720,6 +726,46 @@ fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<Publis
         channels,
         channel_prefix,
     })
+}
+
+/// A group's `stages`: ramps to at most `clients`, holds; subscribers only
+/// (request and echo load is paced by `rate`).
+fn stages_plan(
+    g: &crate::scenario::Group,
+    clients: u64,
+    kind: TransportKind,
+    src: &Source,
+) -> Result<Vec<crate::load::shape::Stage>> {
+    use crate::load::shape::Stage;
+    let Some(list) = &g.stages else {
+        return Ok(Vec::new());
+    };
+    if !kind.subscribes() {
+        return Err(src.error(
+            list.span(),
+            "stages",
+            "applies to subscribing transports only (request and echo load is paced by `rate`)",
+        ));
+    }
+    if list.get_ref().is_empty() {
+        return Err(src.error(list.span(), "stages", "give at least one stage"));
+    }
+    let mut out = Vec::new();
+    for st in list.get_ref() {
+        let bad = |m: &str| src.error(st.span(), "stages", m);
+        let stage = match (st.get_ref().to, st.get_ref().over, st.get_ref().hold) {
+            (Some(to), Some(over), None) if to <= clients => Stage::Ramp { to, over: over.0 },
+            (Some(to), Some(_), None) => {
+                return Err(bad(&format!(
+                    "`to = {to}` passes the group's `clients = {clients}` (the ceiling)"
+                )))
+            }
+            (None, None, Some(hold)) => Stage::Hold(hold.0),
+            _ => return Err(bad("write { to = N, over = \"60s\" } or { hold = \"2m\" }")),
+        };
+        out.push(stage);
+    }
+    Ok(out)
 }
 
 /// The request plan and path of a request or echo group.

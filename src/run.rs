@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::gate::threshold::{self, ThresholdResult};
 use crate::load::runner::{self, PhaseSpec, Tick};
+use crate::load::shape;
 use crate::metrics::health::{Health, LagProbe};
 use crate::metrics::process::{self, PhaseUsage};
 use crate::metrics::summary::{pct_ms, GroupResult, Resources, SummaryRow};
@@ -355,6 +356,13 @@ async fn run_with_target(
                     .map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
                 target_connections: target_sockets,
                 loadgen_lag_ms: lag_ms,
+                stage: (!g.stages.is_empty()).then(|| {
+                    // The interval's middle: one ending on a stage edge
+                    // belongs to the stage it covered.
+                    let mid = tick.start_ns / 2 + tick.end_ns / 2;
+                    let since = mid.saturating_sub(clock.ns(phase_start));
+                    shape::stage_label(&g.stages, Duration::from_nanos(since))
+                }),
             };
             if let Err(e) = ts.row(&row) {
                 write_error.get_or_insert(e);

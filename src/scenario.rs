@@ -239,6 +239,26 @@ pub struct Group {
     /// Echo: size of each message in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<Spanned<u64>>,
+    /// Connected clients over time instead of `ramp_up`:
+    /// `[{ to = 5000, over = "60s" }, { hold = "2m" }, { to = 0, over = "10s" }]`
+    /// (`clients` is then the ceiling no stage may pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Spanned<Vec<Spanned<StageSpec>>>>,
+}
+
+/// One load stage as written: `{ to = N, over = "60s" }` or `{ hold = "2m" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    /// Clients connected at the stage's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    /// Length of a ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<Dur>,
+    /// Length of a hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Dur>,
 }
 
 /// Reconnect policy of a group.

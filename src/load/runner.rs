@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::client::{self, ClientSpec, GroupShared};
+use super::shape::{self, Stay};
 use crate::clock::Clock;
 use crate::metrics::{GroupRecorder, Interval, PublishLog, Tally};
 use crate::plan::{GroupPlan, Plan};
@@ -129,14 +130,28 @@ impl KindVisitor for Spawner<'_> {
             vec![session("", g.path.clone().unwrap_or_default())]
         };
         let channels = sessions.len() as u64;
-        for i in 0..g.clients {
+        // Without stages, every client stays from its ramp-up slot on.
+        let stays: Vec<Stay> = if g.stages.is_empty() {
+            (0..g.clients)
+                .map(|i| Stay {
+                    index: i,
+                    join: self.plan.ramp_up.mul_f64(i as f64 / g.clients as f64),
+                    leave: None,
+                })
+                .collect()
+        } else {
+            shape::stays(&g.stages)
+        };
+        for stay in stays {
+            let i = stay.index;
             let frac = i as f64 / g.clients as f64;
             let channel = (i % channels) as usize;
             let spec = ClientSpec {
                 channel: channel as u32,
                 session: sessions[channel].clone(),
                 interval: g.interval,
-                start_at: self.start + self.plan.ramp_up.mul_f64(frac),
+                start_at: self.start + stay.join,
+                stop_at: stay.leave.map(|l| self.start + l),
                 poll_offset: g.interval.map_or(Duration::ZERO, |p| p.mul_f64(frac)),
                 reconnect: g.reconnect.clone(),
                 catch_up: g.transport.catches_up(),

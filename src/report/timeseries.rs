@@ -38,6 +38,10 @@ pub struct Row {
     /// Largest event-loop lag of stampede in the interval, ms.
     #[serde(default)]
     pub loadgen_lag_ms: Option<f64>,
+    /// The group's load stage in the middle of the interval (`ramp 1/3 to 5000`,
+    /// `hold 2/3`); empty without `stages`.
+    #[serde(default)]
+    pub stage: Option<String>,
 }
 
 /// Appends rows to `timeseries.csv`.
