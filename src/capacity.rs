@@ -561,7 +561,7 @@ impl GroupSearch<'_> {
             .ok()
             .and_then(|i| i.phases.first().map(|p| p.end_s - p.start_s))
             .filter(|s| *s > 0.0);
-        let mut broken: Vec<String> = threshold::evaluate(&self.settings.slo, &[row.clone()])
+        let mut broken: Vec<String> = threshold::evaluate(&self.settings.slo, std::slice::from_ref(row))
             .into_iter()
             .filter(|r| !r.passed)
             .map(|r| match r.value {
