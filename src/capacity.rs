@@ -561,14 +561,15 @@ impl GroupSearch<'_> {
             .ok()
             .and_then(|i| i.phases.first().map(|p| p.end_s - p.start_s))
             .filter(|s| *s > 0.0);
-        let mut broken: Vec<String> = threshold::evaluate(&self.settings.slo, std::slice::from_ref(row))
-            .into_iter()
-            .filter(|r| !r.passed)
-            .map(|r| match r.value {
-                Some(v) => format!("{}={v} (limit {})", r.column, r.limit),
-                None => format!("{} has no value (limit {})", r.column, r.limit),
-            })
-            .collect();
+        let mut broken: Vec<String> =
+            threshold::evaluate(&self.settings.slo, std::slice::from_ref(row))
+                .into_iter()
+                .filter(|r| !r.passed)
+                .map(|r| match r.value {
+                    Some(v) => format!("{}={v} (limit {})", r.column, r.limit),
+                    None => format!("{} has no value (limit {})", r.column, r.limit),
+                })
+                .collect();
         if let Some(StopReason::Fatal(why)) = &outcome.stop {
             broken.push(format!("run failed: {why}"));
         }
