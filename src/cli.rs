@@ -27,6 +27,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in reference target alone.
     Serve(ServeArgs),
+    /// Find the most clients (or events/s) each group carries within an SLO.
+    Capacity(CapacityArgs),
     /// Charts and an HTML page from run folders (reads them; never re-runs).
     Report(ReportArgs),
     /// Compare a run (or baseline) with a baseline: the CI gate.
@@ -120,6 +122,10 @@ pub struct RunArgs {
     /// run.json and printed as a warning.
     #[arg(long)]
     pub insecure: bool,
+    /// Sample this process (on this machine) as the target every second:
+    /// CPU, RSS and open sockets, e.g. an nginx worker. Needs --target.
+    #[arg(long, value_name = "PID")]
+    pub target_pid: Option<i32>,
     /// Write the run folder exactly here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -186,6 +192,39 @@ pub struct MergeArgs {
     pub quiet: bool,
 }
 
+/// `stampede capacity`.
+#[derive(Debug, clap::Args)]
+pub struct CapacityArgs {
+    /// The run options every step shares (scenario, --target, --out, ...).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The SLO every step must meet: comma-separated terms on summary
+    /// columns, e.g. "delivery_p99_ms<100,lost==0,error_rate<0.001".
+    #[arg(long)]
+    pub slo: Option<String>,
+    /// Step the group's clients (default) or the publisher's rate.
+    #[arg(long, value_enum)]
+    pub vary: Option<crate::capacity::Vary>,
+    /// First step (default: the group's clients, or the publisher's rate).
+    #[arg(long)]
+    pub start: Option<f64>,
+    /// Growth per step (default 2).
+    #[arg(long)]
+    pub factor: Option<f64>,
+    /// Largest step tried (default 100000).
+    #[arg(long)]
+    pub max: Option<f64>,
+    /// Explicit steps instead of start × factorⁿ, e.g. 100,200,500.
+    #[arg(long, value_parser = crate::capacity::parse_steps)]
+    pub steps: Option<std::vec::Vec<f64>>,
+    /// Bisection rounds between the last good and first bad step (default 3).
+    #[arg(long)]
+    pub refine: Option<u32>,
+    /// Search only this group (repeatable; default every group).
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+}
+
 /// `stampede serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -197,6 +236,10 @@ pub struct ServeArgs {
     /// target), e.g. 20ms.
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     pub delay: std::time::Duration,
+    /// Make every publish wait this long per open SSE, NDJSON or WebSocket
+    /// subscriber (an artificial fan-out cost: a known capacity knee).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub cost_per_conn: std::time::Duration,
     /// Exit when standard input closes (used when `run` starts the target).
     #[arg(long, hide = true)]
     pub exit_with_stdin: bool,

@@ -19,6 +19,7 @@
 //! - a failed exchange is recorded by kind, never propagated as an error;
 //! - every run writes its folder, partial or not.
 
+pub mod capacity;
 pub mod cli;
 pub mod clock;
 pub mod envelope;
@@ -72,6 +73,7 @@ pub async fn main_with(cli: cli::Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => run_command(args).await,
         Command::Serve(args) => serve_command(args).await,
+        Command::Capacity(args) => capacity_command(args).await,
         Command::Report(args) => report_command(args),
         Command::Compare(args) => compare_command(args),
         Command::Merge(args) => merge_command(args),
@@ -149,6 +151,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         local_addrs: args.local_addr.clone(),
         ca_file: args.ca_file.clone(),
         insecure: args.insecure,
+        target_pid: args.target_pid,
     };
     let mut plan = plan::build(&scenario, &source, &overrides)?;
     if plan.tls.as_ref().is_some_and(|t| t.insecure) {
@@ -263,6 +266,61 @@ fn merge_command(args: cli::MergeArgs) -> Result<i32> {
     Ok(merged.exit_code)
 }
 
+async fn capacity_command(args: cli::CapacityArgs) -> Result<i32> {
+    let r = &args.run;
+    let (scenario, source) = scenario::load(&r.scenario, &r.sets)?;
+    let flags = capacity::Flags {
+        slo: args.slo.clone(),
+        vary: args.vary,
+        start: args.start,
+        factor: args.factor,
+        max: args.max,
+        steps: args.steps.clone(),
+        refine: args.refine,
+        groups: args.groups.clone(),
+    };
+    let settings = capacity::Settings::resolve(&scenario, &source, &flags)?;
+    let opts = capacity::Options {
+        scenario_file: r.scenario.display().to_string(),
+        overrides: plan::Overrides {
+            duration: r.duration,
+            target: r.target.clone(),
+            profile: r.profile.clone(),
+            target_pid: r.target_pid,
+            local_addrs: r.local_addr.clone(),
+            ca_file: r.ca_file.clone(),
+            insecure: r.insecure,
+        },
+        run: run::RunOptions {
+            scenario_file: r.scenario.display().to_string(),
+            out: r.out.clone(),
+            results_root: r.results.clone(),
+            builtin_exe: None,
+            // One step after another: a status line per step, not bars.
+            display: progress::Display::Quiet,
+            start_at: None,
+            digest: None,
+            attach_builtin: None,
+        },
+        verbose: !r.quiet,
+    };
+    let shutdown = Shutdown::new();
+    let signals = tokio::spawn(watch_signals(shutdown.clone()));
+    let outcome = capacity::search(&scenario, &source, &settings, &opts, shutdown).await;
+    signals.abort();
+    let outcome = outcome?;
+    let mut stdout = std::io::stdout().lock();
+    if !r.quiet {
+        let _ = write!(
+            stdout,
+            "{}",
+            capacity::table(&outcome.groups, &settings.slo_text)
+        );
+    }
+    let _ = writeln!(stdout, "{}", outcome.dir.display());
+    Ok(outcome.exit_code)
+}
+
 /// First Ctrl-C stops the run gracefully (results are written); a second
 /// one exits at once.
 async fn watch_signals(shutdown: Shutdown) {
@@ -318,7 +376,7 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
     let faults = fault_plan.map(|p| Arc::new(target::fault::FaultState::new(p, stop.clone())));
     target::serve_with_faults(
         listener,
-        Arc::new(target::hub::Hub::with_delay(args.delay)),
+        Arc::new(target::hub::Hub::with_costs(args.delay, args.cost_per_conn)),
         faults,
         stop,
     )

@@ -242,6 +242,9 @@ fn merge_summary(shards: &[ShardData]) -> Result<Vec<SummaryRow>> {
             }
         }
     }
+    let same_host = shards
+        .iter()
+        .all(|s| s.info.host.hostname == shards[0].info.host.hostname);
     let mut rows = Vec::with_capacity(order.len());
     for group in &order {
         let mut total: Option<GroupResult> = None;
@@ -251,10 +254,10 @@ fn merge_summary(shards: &[ShardData]) -> Result<Vec<SummaryRow>> {
             };
             let transport = transport_of(row, &s.dir.join("summary.csv"))?;
             let hists = measured_histograms(s, row, transport)?;
-            let part = GroupResult::from_row(row, transport, hists);
+            let part = GroupResult::from_row(row, transport, hists, s.info.host.cpus as f64);
             total = Some(match total {
                 None => part,
-                Some(t) => add_results(t, part, &s.dir)?,
+                Some(t) => add_results(t, part, &s.dir, same_host)?,
             });
         }
         if let Some(t) = total {
@@ -268,7 +271,12 @@ fn merge_summary(shards: &[ShardData]) -> Result<Vec<SummaryRow>> {
 /// the measured window is the shards' common one; load-generator cost adds
 /// (separate processes); the target's is the same process seen by each
 /// shard, so its largest reading is kept.
-fn add_results(mut a: GroupResult, b: GroupResult, dir: &Path) -> Result<GroupResult> {
+fn add_results(
+    mut a: GroupResult,
+    b: GroupResult,
+    dir: &Path,
+    same_host: bool,
+) -> Result<GroupResult> {
     a.clients += b.clients;
     a.accounting = match (a.accounting, b.accounting) {
         (Some((mut t, p)), Some((u, q))) => {
@@ -294,10 +302,30 @@ fn add_results(mut a: GroupResult, b: GroupResult, dir: &Path) -> Result<GroupRe
     a.measured_s = a.measured_s.max(b.measured_s);
     a.client.cpu_s += b.client.cpu_s;
     a.client.rss_peak_bytes += b.client.rss_peak_bytes;
+    // Each load generator's health is its own: the merged run was limited
+    // by its load generators if any one of them was.
+    a.health = if b.health.saturated() && !a.health.saturated() && !same_host {
+        b.health
+    } else if a.health.saturated() == b.health.saturated() || same_host {
+        crate::metrics::health::Health {
+            // Processes on one machine share its cores.
+            cpu_pct: if same_host {
+                a.health.cpu_pct + b.health.cpu_pct
+            } else {
+                a.health.cpu_pct.max(b.health.cpu_pct)
+            },
+            cores: a.health.cores.max(b.health.cores),
+            lag_p99_ms: max_opt(a.health.lag_p99_ms, b.health.lag_p99_ms),
+            slip_p99_ms: max_opt(a.health.slip_p99_ms, b.health.slip_p99_ms),
+        }
+    } else {
+        a.health
+    };
     a.target = match (a.target, b.target) {
         (Some(mut t), Some(u)) => {
             t.cpu_s = t.cpu_s.max(u.cpu_s);
             t.rss_peak_bytes = t.rss_peak_bytes.max(u.rss_peak_bytes);
+            t.sockets_peak = t.sockets_peak.max(u.sockets_peak);
             Some(t)
         }
         (x, y) => x.or(y),
@@ -423,6 +451,9 @@ struct Slot {
     client_cpu_x: Option<f64>,
     target_cpu: Option<f64>,
     target_rss: Option<f64>,
+    target_connections: Option<u64>,
+    lag_ms: Option<f64>,
+    stage: Option<String>,
 }
 
 /// `timeseries.csv` of the merged run: per group and wall-clock second,
@@ -482,6 +513,11 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
                 }
                 slot.target_cpu = max_opt(slot.target_cpu, row.target_cpu_pct);
                 slot.target_rss = max_opt(slot.target_rss, row.target_rss_mb);
+                slot.target_connections = slot.target_connections.max(row.target_connections);
+                slot.lag_ms = max_opt(slot.lag_ms, row.loadgen_lag_ms);
+                if row.stage.is_some() {
+                    slot.stage = row.stage.clone();
+                }
                 let h = hlog::decode(&iv.encoded).map_err(|e| {
                     folder_error(&path, format!("not a readable interval histogram: {e}"))
                 })?;
@@ -531,6 +567,10 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
             client_cpu_pct: (!cpu.is_empty()).then(|| r1(cpu.iter().sum())),
             target_cpu_pct: used.iter().fold(None, |m, s| max_opt(m, s.target_cpu)),
             target_rss_mb: used.iter().fold(None, |m, s| max_opt(m, s.target_rss)),
+            // Every shard sees the same target process.
+            target_connections: used.iter().filter_map(|s| s.target_connections).max(),
+            loadgen_lag_ms: used.iter().fold(None, |m, s| max_opt(m, s.lag_ms)),
+            stage: used.iter().find_map(|s| s.stage.clone()),
             ..Default::default()
         };
         row.set_errors(&by_kind);

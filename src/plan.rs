@@ -118,6 +118,10 @@ pub struct GroupPlan {
     /// Extra headers of this group as written (templates, never values).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Connected clients over time (empty: all `clients` spread over
+    /// `ramp_up`). Each stage's `to` is a client count a shard divides.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<crate::load::shape::Stage>,
     /// Profile and group headers on the wire (secrets expanded; never
     /// serialized).
     #[serde(skip)]
@@ -177,6 +181,14 @@ pub struct Plan {
     /// Pass/fail conditions (for a sweep: those of every value, groups
     /// renamed).
     pub thresholds: Vec<crate::gate::threshold::Threshold>,
+    /// Built-in target: each publish waits this long per open subscriber
+    /// stream (an artificial fan-out cost, so a capacity knee is known).
+    #[serde(rename = "builtin_cost_per_conn_s", with = "secs")]
+    pub builtin_cost_per_conn: Duration,
+    /// `--target-pid`: a process on this machine whose CPU, memory and
+    /// sockets are sampled as the target's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_pid: Option<i32>,
     /// `[sweep]`: one plan per value; absent for a plain scenario.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<crate::sweep::SweepPlan>,
@@ -305,6 +317,8 @@ pub struct Overrides {
     pub ca_file: Option<std::path::PathBuf>,
     /// `--insecure`: no certificate verification.
     pub insecure: bool,
+    /// `--target-pid PID`.
+    pub target_pid: Option<i32>,
 }
 
 /// TLS as run.json records it.
@@ -557,7 +571,9 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 &format!("two groups are named {name:?}; give each a unique `name`"),
             ));
         }
+        let stages = stages_plan(g, clients, kind, src)?;
         groups.push(GroupPlan {
+            stages,
             name,
             transport: kind,
             clients,
@@ -714,6 +730,24 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             return Err(src.error(f.span(), "faults", "applies to the built-in target only"))
         }
     };
+    let builtin_cost_per_conn = match (&sc.builtin_cost_per_conn, &target) {
+        (None, _) => Duration::ZERO,
+        (Some(d), TargetPlan::Builtin) => d.get_ref().0,
+        (Some(d), TargetPlan::Url { .. }) => {
+            return Err(src.error(
+                d.span(),
+                "builtin_cost_per_conn",
+                "applies to the built-in target only",
+            ))
+        }
+    };
+    if ov.target_pid.is_some() && matches!(target, TargetPlan::Builtin) {
+        return Err(Error::Usage(
+            "--target-pid needs --target URL: the built-in target's own process is sampled already"
+                .into(),
+        ));
+    }
+
     let mut plan = Plan {
         tls,
         tls_client,
@@ -721,6 +755,8 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         sweep: None,
         shard: None,
         local_addrs: ov.local_addrs.clone(),
+        builtin_cost_per_conn,
+        target_pid: ov.target_pid,
         builtin_delay,
         thresholds,
         name: sc.name.clone(),
@@ -920,6 +956,46 @@ fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<Publis
         channels,
         channel_prefix,
     })
+}
+
+/// A group's `stages`: ramps to at most `clients`, holds; subscribers only
+/// (request and echo load is paced by `rate`).
+fn stages_plan(
+    g: &crate::scenario::Group,
+    clients: u64,
+    kind: TransportKind,
+    src: &Source,
+) -> Result<Vec<crate::load::shape::Stage>> {
+    use crate::load::shape::Stage;
+    let Some(list) = &g.stages else {
+        return Ok(Vec::new());
+    };
+    if !kind.subscribes() {
+        return Err(src.error(
+            list.span(),
+            "stages",
+            "applies to subscribing transports only (request and echo load is paced by `rate`)",
+        ));
+    }
+    if list.get_ref().is_empty() {
+        return Err(src.error(list.span(), "stages", "give at least one stage"));
+    }
+    let mut out = Vec::new();
+    for st in list.get_ref() {
+        let bad = |m: &str| src.error(st.span(), "stages", m);
+        let stage = match (st.get_ref().to, st.get_ref().over, st.get_ref().hold) {
+            (Some(to), Some(over), None) if to <= clients => Stage::Ramp { to, over: over.0 },
+            (Some(to), Some(_), None) => {
+                return Err(bad(&format!(
+                    "`to = {to}` passes the group's `clients = {clients}` (the ceiling)"
+                )))
+            }
+            (None, None, Some(hold)) => Stage::Hold(hold.0),
+            _ => return Err(bad("write { to = N, over = \"60s\" } or { hold = \"2m\" }")),
+        };
+        out.push(stage);
+    }
+    Ok(out)
 }
 
 /// The request plan and path of a request or echo group.

@@ -47,6 +47,7 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
             ChildTarget::spawn_with(
                 &exe,
                 plan.builtin_delay,
+                plan.builtin_cost_per_conn,
                 plan.faults.as_ref(),
                 needed(
                     plan.peak_connections(),
@@ -92,6 +93,9 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
         }
         if let Some(p) = &args.profile {
             cmd.arg("--profile").arg(p);
+        }
+        if let Some(pid) = args.target_pid {
+            cmd.arg("--target-pid").arg(pid.to_string());
         }
         if !args.local_addr.is_empty() {
             let list: Vec<String> = args.local_addr.iter().map(|a| a.to_string()).collect();

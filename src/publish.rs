@@ -71,6 +71,10 @@ pub struct PublishReport {
     pub log: PublishLog,
     /// Publish latency from intended time to response, microseconds.
     pub latency: hdrhistogram::Histogram<u64>,
+    /// How late the publisher's timer fired, microseconds (load-generator
+    /// health: only publishes whose turn came while the publisher was idle,
+    /// so a slow target's backpressure is not counted as our slip).
+    pub slip: hdrhistogram::Histogram<u64>,
     /// Failed publishes.
     pub errors: u64,
     /// First failure seen.
@@ -103,6 +107,7 @@ pub async fn run(
             channels: vec![ChannelLog::default(); channels],
         },
         latency: new_histogram(),
+        slip: new_histogram(),
         errors: 0,
         first_error: None,
     };
@@ -110,6 +115,7 @@ pub async fn run(
         let Ok((ch, r)) = res else { continue };
         report.log.channels[ch] = r.log;
         let _ = report.latency.add(&r.latency);
+        let _ = report.slip.add(&r.slip);
         report.errors += r.errors;
         if report.first_error.is_none() {
             report.first_error = r.first_error;
@@ -121,6 +127,7 @@ pub async fn run(
 struct ChannelResult {
     log: ChannelLog,
     latency: hdrhistogram::Histogram<u64>,
+    slip: hdrhistogram::Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
 }
@@ -149,6 +156,7 @@ async fn channel_loop(
     let mut out = ChannelResult {
         log: ChannelLog::default(),
         latency: new_histogram(),
+        slip: new_histogram(),
         errors: 0,
         first_error: None,
     };
@@ -160,10 +168,15 @@ async fn channel_loop(
         if intended >= until {
             break;
         }
+        let idle = Instant::now() < intended;
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep_until(intended.into()) => {}
+        }
+        if idle {
+            let late = Instant::now().saturating_duration_since(intended);
+            out.slip.saturating_record(late.as_micros() as u64);
         }
         let seq = out.log.sent_ns.len() as u64;
         let sent_ns = clock.ns(intended);

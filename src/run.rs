@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::exit;
 use crate::gate::threshold::{self, ThresholdResult};
 use crate::load::runner::{self, PhaseSpec, Tick};
+use crate::load::shape;
+use crate::metrics::health::{Health, LagProbe};
 use crate::metrics::process::{self, PhaseUsage};
 use crate::metrics::summary::{pct_ms, GroupResult, Resources, SummaryRow};
 use crate::metrics::{Count, Interval, Latency};
@@ -108,9 +110,14 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
             // its open-file limit needs (the same hard limit as ours).
             let workers =
                 crate::processes::needed(plan.peak_connections(), process::raise_nofile_limit().1);
-            let child =
-                ChildTarget::spawn_with(&exe, plan.builtin_delay, plan.faults.as_ref(), workers)
-                    .await?;
+            let child = ChildTarget::spawn_with(
+                &exe,
+                plan.builtin_delay,
+                plan.builtin_cost_per_conn,
+                plan.faults.as_ref(),
+                workers,
+            )
+            .await?;
             let (addr, url, pid) = (child.addr, child.url.clone(), child.pid);
             let done = CancellationToken::new();
             let watch = child.watch(shutdown.clone(), done.clone());
@@ -144,7 +151,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 info: TargetInfo {
                     url: url.clone(),
                     builtin: false,
-                    pid: None,
+                    pid: plan.target_pid,
                 },
                 child_done: None,
             })
@@ -397,10 +404,15 @@ async fn run_with_target(
         let first_group = groups[0];
         let last_group = groups[groups.len() - 1];
         let mut cpu_now = (None, None, None);
+        let mut target_sockets = None;
+        let mut lag_ms = None;
+        let lag = LagProbe::start();
 
         let report = runner::run_phase(plan, &spec, clock, shutdown, shards, |tick: &Tick<'_>| {
             if tick.group == first_group {
                 cpu_now = usage.sample(tick.end_ns, pid);
+                target_sockets = usage.target_sockets();
+                lag_ms = Some(lag.take_max_ms());
             }
             let slot = groups.iter().position(|g| *g == tick.group).unwrap_or(0);
             let g = &plan.groups[tick.group];
@@ -449,6 +461,15 @@ async fn run_with_target(
                 target_rss_mb: cpu_now
                     .2
                     .map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+                target_connections: target_sockets,
+                loadgen_lag_ms: lag_ms,
+                stage: (!g.stages.is_empty()).then(|| {
+                    // The interval's middle: one ending on a stage edge
+                    // belongs to the stage it covered.
+                    let mid = tick.start_ns / 2 + tick.end_ns / 2;
+                    let since = mid.saturating_sub(clock.ns(phase_start));
+                    shape::stage_label(&g.stages, Duration::from_nanos(since))
+                }),
                 ..Default::default()
             };
             row.set_errors(&iv.errors);
@@ -488,10 +509,21 @@ async fn run_with_target(
 
         let (client, target_use) = usage.resources();
         let wall = (report.end_ns - report.start_ns) as f64 / 1e9;
-        if wall > 0.0 && client.cpu_s / wall > 0.8 * cpus {
-            info.warnings.push(format!(
-                "phase {pi}: stampede used {:.0}% of {cpus} CPUs; the load generator may have been the bottleneck",
+        let health = Health {
+            cpu_pct: if wall > 0.0 {
                 client.cpu_s / wall * 100.0
+            } else {
+                0.0
+            },
+            cores: cpus,
+            lag_p99_ms: lag.finish().await,
+            slip_p99_ms: pct_ms(&report.publish.slip, 0.99),
+        };
+        let saturation = health.saturation();
+        if !saturation.is_empty() {
+            info.warnings.push(format!(
+                "phase {pi}: the load generator may have been the bottleneck ({})",
+                saturation.join(", ")
             ));
         }
         for (gp, mut st) in report.groups.iter().zip(states) {
@@ -515,6 +547,7 @@ async fn run_with_target(
                 measured_s: (report.measure_to_ns - report.measure_from_ns) as f64 / 1e9,
                 client,
                 target: target_use,
+                health,
             });
         }
         let s = |ns: u64| (ns as f64 / 1e6).round() / 1e3;
@@ -678,6 +711,7 @@ fn breached_early(plan: &Plan, g: &crate::plan::GroupPlan, st: &GroupState) -> O
         measured_s: st.measured_s,
         client: Resources::default(),
         target: None,
+        health: Health::default(),
     }
     .row();
     threshold::evaluate(&live, &[provisional])

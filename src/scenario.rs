@@ -90,6 +90,10 @@ pub struct Scenario {
     /// (a deliberately slowed target, e.g. to check a CI gate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin_delay: Option<Spanned<Dur>>,
+    /// Built-in target only: each publish waits this long per open
+    /// subscriber stream (a known per-connection cost, for capacity tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin_cost_per_conn: Option<Spanned<Dur>>,
     /// Pass/fail conditions on summary columns: `"group.column" = "< 50"`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub thresholds: std::collections::BTreeMap<String, Spanned<ThresholdSpec>>,
@@ -108,6 +112,9 @@ pub struct Scenario {
     /// [`crate::target::fault`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<Spanned<toml::Table>>,
+    /// Defaults of `stampede capacity` (ignored by `run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Spanned<CapacitySpec>>,
 }
 
 /// `[limits]`: what a client accepts from a server before it gives up on
@@ -133,6 +140,33 @@ pub struct LimitsSpec {
     /// Most bytes a client buffers (default 64 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_buffered_bytes: Option<Spanned<u64>>,
+}
+
+/// `[capacity]`: how `stampede capacity` searches (flags override each key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// The SLO, e.g. `"delivery_p99_ms<100,lost==0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Spanned<String>>,
+    /// `"clients"` (default) or `"rate"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vary: Option<Spanned<String>>,
+    /// First step (default: the group's clients or the publisher's rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Spanned<f64>>,
+    /// Growth per step (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<Spanned<f64>>,
+    /// Largest step (default 100000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Spanned<f64>>,
+    /// Explicit steps instead of start × factorⁿ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Spanned<Vec<f64>>>,
+    /// Bisection rounds after the first failing step (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refine: Option<Spanned<u32>>,
 }
 
 /// `[sweep]`: the scenario's phases run once per value of one parameter.
@@ -237,6 +271,26 @@ pub struct Group {
     /// Echo: size of each message in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<Spanned<u64>>,
+    /// Connected clients over time instead of `ramp_up`:
+    /// `[{ to = 5000, over = "60s" }, { hold = "2m" }, { to = 0, over = "10s" }]`
+    /// (`clients` is then the ceiling no stage may pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Spanned<Vec<Spanned<StageSpec>>>>,
+}
+
+/// One load stage as written: `{ to = N, over = "60s" }` or `{ hold = "2m" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    /// Clients connected at the stage's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    /// Length of a ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<Dur>,
+    /// Length of a hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Dur>,
 }
 
 /// Reconnect policy of a group.

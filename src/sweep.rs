@@ -109,7 +109,7 @@ pub fn expand(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Option<Swee
     if parameter.is_empty()
         || matches!(
             first,
-            "sweep" | "name" | "target" | "builtin_delay" | "faults"
+            "sweep" | "name" | "target" | "builtin_delay" | "faults" | "builtin_cost_per_conn"
         )
     {
         return Err(src.error(

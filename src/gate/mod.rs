@@ -71,6 +71,13 @@ pub const COLUMNS: &[&str] = &[
     "client_rss_peak_mb",
     "target_cpu_s",
     "target_rss_peak_mb",
+    "target_connections_peak",
+    "target_rss_per_1k_conn_mb",
+    "target_cpu_ms_per_1k_deliveries",
+    "client_cpu_pct",
+    "loadgen_lag_p99_ms",
+    "publish_slip_p99_ms",
+    "loadgen_saturated",
 ];
 
 /// False when `column` can never have a value for a group of `transport`
@@ -87,6 +94,8 @@ pub fn applies(column: &str, transport: &str) -> bool {
         "requests_per_delivery",
         "bytes_per_delivery",
         "deliveries_per_s",
+        "target_cpu_ms_per_1k_deliveries",
+        "publish_slip_p99_ms",
     ];
     let exchange_only = [
         "requests_per_s",

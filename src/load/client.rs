@@ -29,6 +29,8 @@ pub struct ClientSpec {
     pub interval: Option<Duration>,
     /// When to open the first session (ramp-up).
     pub start_at: Instant,
+    /// When the client leaves (a ramp-down stage); `None`: at the phase end.
+    pub stop_at: Option<Instant>,
     /// Offset of this client's poll schedule, to spread polls.
     pub poll_offset: Duration,
     /// Reconnect policy.
@@ -62,6 +64,8 @@ struct ClientSink<'a> {
     io_seen: (u64, u64),
     /// When the client first meant to be subscribed (run-clock ns).
     subscribed_ns: Option<u64>,
+    /// When the client leaves by its load stage (run-clock ns).
+    leave_ns: Option<u64>,
 }
 
 impl ClientSink<'_> {
@@ -103,7 +107,8 @@ impl ClientSink<'_> {
 
 impl Drop for ClientSink<'_> {
     fn drop(&mut self) {
-        self.ledger.close(self.shared.clock.now_ns());
+        let now = self.shared.clock.now_ns();
+        self.ledger.close(self.leave_ns.map_or(now, |l| l.min(now)));
         self.settle_connections();
         self.flush_io();
         let ledger = std::mem::take(&mut self.ledger);
@@ -236,6 +241,11 @@ async fn or_cancel<T>(
     }
 }
 
+/// A leaving client expects nothing published after it left, but keeps
+/// its connection this much longer so events already in flight arrive
+/// instead of counting as lost.
+const LEAVE_GRACE: Duration = Duration::from_millis(500);
+
 /// Sequence numbers at or above this cannot come from our publisher.
 const MAX_SEQ: u64 = 1 << 48;
 
@@ -246,6 +256,22 @@ pub async fn run<T: Transport>(
     cancel: CancellationToken,
 ) {
     let clock = shared.clock;
+    // A client that leaves early stops on its own token; the timer ends
+    // with the phase at the latest.
+    let cancel = match spec.stop_at {
+        None => cancel,
+        Some(at) => {
+            let own = cancel.child_token();
+            let timer = own.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = timer.cancelled() => {}
+                    _ = tokio::time::sleep_until((at + LEAVE_GRACE).into()) => timer.cancel(),
+                }
+            });
+            own
+        }
+    };
     if let Wake::Cancelled =
         or_cancel(&cancel, tokio::time::sleep_until(spec.start_at.into())).await
     {
@@ -261,6 +287,7 @@ pub async fn run<T: Transport>(
         open_conns: 0,
         io_seen: (0, 0),
         subscribed_ns: None,
+        leave_ns: spec.stop_at.map(|at| clock.ns(at)),
     };
     let mut pacer = spec
         .interval

@@ -6,3 +6,4 @@
 pub mod client;
 pub mod pacer;
 pub mod runner;
+pub mod shape;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use super::client::{self, ClientSpec, GroupShared};
+use super::shape::{self, Stay};
 use crate::clock::Clock;
 use crate::metrics::{GroupRecorder, Interval, PublishLog, Tally};
 use crate::plan::{GroupPlan, Plan};
@@ -144,7 +145,23 @@ impl KindVisitor for Spawner<'_> {
         } else {
             0
         };
-        for k in shard.clients(total, scenario_channels) {
+        // Without stages, every client stays from its ramp-up slot on.
+        let stays: Vec<Stay> = if g.stages.is_empty() {
+            (0..total)
+                .map(|i| Stay {
+                    index: i,
+                    join: self.plan.ramp_up.mul_f64(i as f64 / total as f64),
+                    leave: None,
+                })
+                .collect()
+        } else {
+            shape::stays(&g.stages)
+        };
+        for stay in stays
+            .into_iter()
+            .filter(|s| shard.owner(s.index, scenario_channels) == shard.index)
+        {
+            let k = stay.index;
             let frac = k as f64 / total as f64;
             let channel = if scenario_channels == 0 {
                 0
@@ -160,7 +177,8 @@ impl KindVisitor for Spawner<'_> {
                 channel: channel as u32,
                 session: sessions[channel].clone(),
                 interval: g.interval,
-                start_at: self.start + self.plan.ramp_up.mul_f64(frac),
+                start_at: self.start + stay.join,
+                stop_at: stay.leave.map(|l| self.start + l),
                 poll_offset: g.interval.map_or(Duration::ZERO, |p| p.mul_f64(frac)),
                 reconnect: g.reconnect.clone(),
                 catch_up: g.transport.catches_up(),
@@ -301,6 +319,7 @@ pub async fn run_phase(
     let no_report = |why: Option<&str>| PublishReport {
         log: PublishLog::default(),
         latency: crate::metrics::recorder::new_histogram(),
+        slip: crate::metrics::recorder::new_histogram(),
         errors: 0,
         first_error: why.map(str::to_string),
     };

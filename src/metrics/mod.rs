@@ -3,6 +3,7 @@
 //! process resource samples. Owns what is measured, never how it is shown:
 //! it does not import report.
 
+pub mod health;
 pub mod ledger;
 pub mod process;
 pub mod recorder;

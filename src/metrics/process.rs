@@ -12,6 +12,9 @@ pub struct ProcSample {
     pub cpu_s: f64,
     /// Resident set size in bytes now.
     pub rss_bytes: u64,
+    /// Open sockets (TCP connections and listeners) now; `None` when its
+    /// fd table cannot be read (another user's process).
+    pub sockets: Option<u64>,
 }
 
 /// Reads `pid` (this process when `None`) together with its direct
@@ -43,7 +46,26 @@ fn sample_one(pid: Option<i32>) -> Option<ProcSample> {
     Some(ProcSample {
         cpu_s: (stat.utime + stat.stime) as f64 / ticks,
         rss_bytes: stat.rss * procfs::page_size(),
+        // Our own sockets are the clients' side, not a target's: skip the
+        // walk over tens of thousands of fds.
+        sockets: pid.and_then(open_sockets),
     })
+}
+
+/// Open sockets of `pid`: the fds in `/proc/PID/fd` that link to
+/// `socket:[inode]`. Counting fds is cheaper than reading the kernel's TCP
+/// tables, and covers any server (nginx worker, node, ...) we may read.
+pub fn open_sockets(pid: i32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let mut n = 0;
+    for entry in dir.flatten() {
+        if std::fs::read_link(entry.path())
+            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
+        {
+            n += 1;
+        }
+    }
+    Some(n)
 }
 
 /// Soft and hard open-file limits after lifting the soft one to the hard one.
@@ -81,6 +103,7 @@ pub struct PhaseUsage {
     client_peak: u64,
     target_peak: u64,
     target_seen: bool,
+    target_sockets_peak: Option<u64>,
 }
 
 impl PhaseUsage {
@@ -99,6 +122,9 @@ impl PhaseUsage {
         if let Some(t) = target {
             self.target_peak = self.target_peak.max(t.rss_bytes);
             self.target_seen = true;
+            if let Some(n) = t.sockets {
+                self.target_sockets_peak = Some(self.target_sockets_peak.unwrap_or(0).max(n));
+            }
         }
         if self.first.is_none() {
             self.first = Some((me, target));
@@ -124,6 +150,13 @@ impl PhaseUsage {
         out
     }
 
+    /// The target's open sockets at the last sample.
+    pub fn target_sockets(&self) -> Option<u64> {
+        self.last
+            .as_ref()
+            .and_then(|(_, _, t)| t.and_then(|t| t.sockets))
+    }
+
     /// CPU used and peak RSS over the phase: (stampede, target).
     pub fn resources(&self) -> (Resources, Option<Resources>) {
         let (Some((me0, tg0)), Some((_, me1, tg1))) = (&self.first, &self.last) else {
@@ -132,11 +165,13 @@ impl PhaseUsage {
         let client = Resources {
             cpu_s: me1.cpu_s - me0.cpu_s,
             rss_peak_bytes: self.client_peak,
+            sockets_peak: None,
         };
         let target = match (tg0, tg1) {
             (Some(a), Some(b)) if self.target_seen => Some(Resources {
                 cpu_s: b.cpu_s - a.cpu_s,
                 rss_peak_bytes: self.target_peak,
+                sockets_peak: self.target_sockets_peak,
             }),
             _ => None,
         };

@@ -17,6 +17,9 @@ pub struct Resources {
     pub cpu_s: f64,
     /// Highest sampled RSS in the span, bytes.
     pub rss_peak_bytes: u64,
+    /// Most open sockets sampled in the span (None: not readable).
+    #[serde(default)]
+    pub sockets_peak: Option<u64>,
 }
 
 /// Everything measured for one group.
@@ -39,6 +42,8 @@ pub struct GroupResult {
     pub client: Resources,
     /// The target's cost, when its process could be watched.
     pub target: Option<Resources>,
+    /// Whether stampede itself was the limit while the group ran.
+    pub health: super::health::Health,
 }
 
 /// One `summary.csv` row. Columns missing from an older file read as
@@ -107,6 +112,13 @@ pub struct SummaryRow {
     pub client_rss_peak_mb: f64,
     pub target_cpu_s: Option<f64>,
     pub target_rss_peak_mb: Option<f64>,
+    pub target_connections_peak: Option<u64>,
+    pub target_rss_per_1k_conn_mb: Option<f64>,
+    pub target_cpu_ms_per_1k_deliveries: Option<f64>,
+    pub client_cpu_pct: f64,
+    pub loadgen_lag_p99_ms: Option<f64>,
+    pub publish_slip_p99_ms: Option<f64>,
+    pub loadgen_saturated: u8,
 }
 
 impl SummaryRow {
@@ -121,6 +133,7 @@ impl SummaryRow {
             measured_s: 0.0,
             client: Resources::default(),
             target: Some(Resources::default()),
+            health: super::health::Health::default(),
         }
         .row()
     }
@@ -148,11 +161,13 @@ impl GroupResult {
     /// The inverse of [`GroupResult::row`]: a group's result from its
     /// summary row and its measured histograms (as read back from a run
     /// folder's `.hlog` files), so that results of several processes can
-    /// be added up and summarized again by the same code.
+    /// be added up and summarized again by the same code. `cores`: the CPUs
+    /// of the machine that ran it (run.json's host).
     pub fn from_row(
         row: &SummaryRow,
         transport: TransportKind,
         hists: Vec<Histogram<u64>>,
+        cores: f64,
     ) -> Self {
         let mut measured = Interval {
             hists,
@@ -201,11 +216,19 @@ impl GroupResult {
             client: Resources {
                 cpu_s: row.client_cpu_s,
                 rss_peak_bytes: bytes(row.client_rss_peak_mb),
+                sockets_peak: None,
             },
             target: row.target_cpu_s.map(|cpu_s| Resources {
                 cpu_s,
                 rss_peak_bytes: bytes(row.target_rss_peak_mb.unwrap_or(0.0)),
+                sockets_peak: row.target_connections_peak,
             }),
+            health: super::health::Health {
+                cpu_pct: row.client_cpu_pct,
+                cores,
+                lag_p99_ms: row.loadgen_lag_p99_ms,
+                slip_p99_ms: row.publish_slip_p99_ms,
+            },
         }
     }
 }
@@ -247,7 +270,9 @@ impl GroupResult {
         let status = |c: Count| (statuses > 0).then(|| m.count(c));
         let rq = m.hist(Latency::Request);
         let rqu = m.hist(Latency::RequestUncorrected);
-        let per_s = |n: u64| (self.measured_s > 0.0).then(|| round3(n as f64 / self.measured_s));
+        // From the rounded `measured_s` column, as `from_row` reads it back.
+        let secs = round3(self.measured_s);
+        let per_s = |n: u64| (secs > 0.0).then(|| round3(n as f64 / secs));
         SummaryRow {
             group: self.name.clone(),
             transport: self.transport.label().to_string(),
@@ -350,6 +375,24 @@ impl GroupResult {
             client_rss_peak_mb: mb(self.client.rss_peak_bytes),
             target_cpu_s: self.target.map(|t| round3(t.cpu_s)),
             target_rss_peak_mb: self.target.map(|t| mb(t.rss_peak_bytes)),
+            target_connections_peak: self.target.and_then(|t| t.sockets_peak),
+            // Per connection the target really held when it can be seen
+            // (its sockets include the listener and the publisher's few),
+            // else per client.
+            target_rss_per_1k_conn_mb: self.target.and_then(|t| {
+                let conns = t.sockets_peak.filter(|n| *n > 0).unwrap_or(self.clients);
+                // From the rounded columns, so that a row read back from
+                // summary.csv (see `from_row`) derives the same value.
+                (conns > 0).then(|| round3(mb(t.rss_peak_bytes) / conns as f64 * 1000.0))
+            }),
+            target_cpu_ms_per_1k_deliveries: self.target.and_then(|t| {
+                let d = delivered.filter(|d| *d > 0)?;
+                Some(round3(round3(t.cpu_s) * 1e6 / d as f64))
+            }),
+            client_cpu_pct: (self.health.cpu_pct * 10.0).round() / 10.0,
+            loadgen_lag_p99_ms: self.health.lag_p99_ms,
+            publish_slip_p99_ms: self.health.slip_p99_ms,
+            loadgen_saturated: u8::from(self.health.saturated()),
         }
     }
 }

@@ -339,6 +339,23 @@ fn phase_marks(runs: &[RunData]) -> (Vec<Band>, Vec<Mark>, String) {
             text: format!("phase {}: {}", p.index + 1, p.groups.join(", ")),
         });
     }
+    // Load stages (`stages` in a group): a line where a group's stage
+    // changes, at the start of the interval that first shows it.
+    let mut last: Vec<(&str, &str)> = Vec::new();
+    for r in &trace.series {
+        let Some(stage) = r.stage.as_deref() else {
+            continue;
+        };
+        match last.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, s)) if *s == stage => continue,
+            Some(slot) => slot.1 = stage,
+            None => last.push((&r.group, stage)),
+        }
+        marks.push(Mark {
+            at: r.elapsed_s - r.interval_s,
+            text: format!("{}: {stage}", r.group),
+        });
+    }
     let whose = if runs.len() > 1 || run.traces.len() > 1 {
         let t = trace
             .name
@@ -350,7 +367,7 @@ fn phase_marks(runs: &[RunData]) -> (Vec<Band>, Vec<Mark>, String) {
     };
     let note = format!(
         "Shaded: ramp-up and warm-up (not in summary.csv), then the drain after publishing \
-         stopped; vertical lines: phase starts.{whose}"
+         stopped; vertical lines: phase starts and load-stage changes.{whose}"
     );
     (bands, marks, note)
 }

@@ -242,7 +242,38 @@ const MAIN: &[Column] = &[
         |r| r.target_rss_peak_mb,
         format::num,
     ),
+    (
+        "target connections peak",
+        |r| r.target_connections_peak.map(|v| v as f64),
+        count,
+    ),
+    (
+        "target RSS / 1k conn (MB)",
+        |r| r.target_rss_per_1k_conn_mb,
+        format::num,
+    ),
+    (
+        "target CPU ms / 1k deliveries",
+        |r| r.target_cpu_ms_per_1k_deliveries,
+        format::num,
+    ),
     ("stampede CPU (s)", |r| Some(r.client_cpu_s), format::num),
+    ("stampede CPU (%)", |r| Some(r.client_cpu_pct), format::num),
+    (
+        "stampede event-loop lag p99 (ms)",
+        |r| r.loadgen_lag_p99_ms,
+        format::num,
+    ),
+    (
+        "publish slip p99 (ms)",
+        |r| r.publish_slip_p99_ms,
+        format::num,
+    ),
+    (
+        "load generator saturated",
+        |r| Some(f64::from(r.loadgen_saturated)),
+        count,
+    ),
 ];
 
 fn count(v: f64) -> String {

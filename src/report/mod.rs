@@ -9,6 +9,7 @@
 //! ([`html`]); it never runs load.
 
 pub mod axis;
+pub mod capacity_chart;
 pub mod charts;
 pub mod folder;
 pub mod format;

@@ -54,6 +54,16 @@ pub struct Row {
     pub client_cpu_pct: Option<f64>,
     pub target_cpu_pct: Option<f64>,
     pub target_rss_mb: Option<f64>,
+    /// Open sockets of the target process (built-in or `--target-pid`).
+    #[serde(default)]
+    pub target_connections: Option<u64>,
+    /// Largest event-loop lag of stampede in the interval, ms.
+    #[serde(default)]
+    pub loadgen_lag_ms: Option<f64>,
+    /// The group's load stage in the middle of the interval (`ramp 1/3 to 5000`,
+    /// `hold 2/3`); empty without `stages`.
+    #[serde(default)]
+    pub stage: Option<String>,
 }
 
 impl Row {

@@ -5,7 +5,7 @@
 //! counted in `dropped`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -131,6 +131,16 @@ impl Channel {
     }
 }
 
+/// Keeps one subscriber stream counted in [`Hub::open_streams`].
+#[derive(Debug)]
+pub struct StreamGuard(Arc<Hub>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Counters the target exposes at `/stats`.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -170,6 +180,9 @@ pub struct Hub {
     drops: watch::Sender<u64>,
     /// Other workers of `serve --processes N`, told of every publish.
     forwarder: std::sync::OnceLock<super::cluster::Forwarder>,
+    cost_per_conn: Duration,
+    /// Open subscriber streams (SSE, NDJSON, WebSocket).
+    streams: AtomicI64,
 }
 
 impl Hub {
@@ -179,6 +192,37 @@ impl Hub {
         Hub {
             delay,
             ..Hub::default()
+        }
+    }
+
+    /// A hub whose publishes also wait `cost` per open subscriber stream:
+    /// an artificial fan-out cost that makes a capacity knee known (with
+    /// `n` streams, every event is delivered at least `n × cost` late).
+    pub fn with_costs(delay: Duration, cost: Duration) -> Self {
+        Hub {
+            delay,
+            cost_per_conn: cost,
+            ..Hub::default()
+        }
+    }
+
+    /// Counts an open subscriber stream until the guard is dropped.
+    pub fn stream_opened(self: &Arc<Self>) -> StreamGuard {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        StreamGuard(self.clone())
+    }
+
+    /// Open subscriber streams now.
+    pub fn open_streams(&self) -> i64 {
+        self.streams.load(Ordering::Relaxed)
+    }
+
+    /// Waits out the fan-out cost of one publish (`cost_per_conn` × open
+    /// streams).
+    pub async fn fan_out_cost(&self) {
+        let n = self.open_streams().max(0) as u32;
+        if !self.cost_per_conn.is_zero() && n > 0 {
+            tokio::time::sleep(self.cost_per_conn.saturating_mul(n)).await;
         }
     }
 

@@ -123,14 +123,16 @@ impl ChildTarget {
     /// Starts `exe serve` on 127.0.0.1:0 (responses delayed by `delay`) and
     /// reads the URL it prints.
     pub async fn spawn(exe: &Path, delay: Duration) -> Result<ChildTarget> {
-        Self::spawn_with(exe, delay, None, 1).await
+        Self::spawn_with(exe, delay, Duration::ZERO, None, 1).await
     }
 
-    /// As [`ChildTarget::spawn`], injecting `faults` when given, as
-    /// `processes` workers sharing one port.
+    /// As [`ChildTarget::spawn`], with publishes delayed by `cost_per_conn`
+    /// per open stream, injecting `faults` when given, as `processes`
+    /// workers sharing one port.
     pub async fn spawn_with(
         exe: &Path,
         delay: Duration,
+        cost_per_conn: Duration,
         faults: Option<&fault::FaultPlan>,
         processes: u32,
     ) -> Result<ChildTarget> {
@@ -138,6 +140,7 @@ impl ChildTarget {
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--exit-with-stdin"])
             .arg(format!("--delay={}us", delay.as_micros()))
+            .arg(format!("--cost-per-conn={}us", cost_per_conn.as_micros()))
             .arg(format!("--processes={}", processes.max(1)));
         if let Some(f) = faults.filter(|f| !f.is_empty()) {
             command.arg(format!("--fault={}", f.to_spec()));

@@ -89,6 +89,7 @@ async fn publish(
     body: Bytes,
 ) -> impl IntoResponse {
     hub.stall().await;
+    hub.fan_out_cost().await;
     let id = hub.channel(&ch).publish(body.clone());
     hub.forward(&ch, id, &body);
     hub.stats.published.fetch_add(1, Ordering::Relaxed);
@@ -186,12 +187,14 @@ fn live_stream(
     let last = backlog.last().map(|e| e.id);
     let mut drops = hub.drops();
     drops.mark_unchanged();
+    // Counted open for as long as the stream lives.
+    let guard = hub.stream_opened();
     stream::unfold(
-        (hub, VecDeque::from(backlog), rx, last, drops),
-        |(hub, mut backlog, mut rx, mut last, mut drops)| async move {
+        (hub, VecDeque::from(backlog), rx, last, drops, guard),
+        |(hub, mut backlog, mut rx, mut last, mut drops, guard)| async move {
             if let Some(ev) = backlog.pop_front() {
                 hub.delivered(1);
-                return Some((ev, (hub, backlog, rx, last, drops)));
+                return Some((ev, (hub, backlog, rx, last, drops, guard)));
             }
             loop {
                 let received = tokio::select! {
@@ -203,7 +206,7 @@ fn live_stream(
                     Ok(ev) => {
                         last = Some(ev.id);
                         hub.delivered(1);
-                        return Some((ev, (hub, backlog, rx, last, drops)));
+                        return Some((ev, (hub, backlog, rx, last, drops, guard)));
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => hub.dropped(n),
                     Err(broadcast::error::RecvError::Closed) => return None,
