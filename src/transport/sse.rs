@@ -17,8 +17,7 @@ use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 
 /// Buffered bytes of one unfinished event before it counts as garbage.
-/// Public so that `benches/micro.rs` measures the parser as configured here.
-pub const MAX_EVENT_BYTES: usize = 4 << 20;
+const MAX_EVENT_BYTES: usize = 4 << 20;
 
 /// An SSE session.
 pub struct Sse {
