@@ -295,13 +295,16 @@ fn summary(c: &mut Criterion) {
         )),
         measured: filled_interval(1_000_000, 3),
         measured_s: 60.0,
+        health: Default::default(),
         client: Resources {
             cpu_s: 12.5,
             rss_peak_bytes: 200 << 20,
+            sockets_peak: None,
         },
         target: Some(Resources {
             cpu_s: 30.0,
             rss_peak_bytes: 100 << 20,
+            sockets_peak: Some(1000),
         }),
     };
     g.bench_function("GroupResult::row, sse, 1M samples", |b| {
