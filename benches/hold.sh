@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-15000}
 HOLD=${HOLD:-20s}
+RAMP=${RAMP:-15s}
+TRANSPORTS=${TRANSPORTS:-websocket sse}
 cargo build --release --quiet
 BIN=target/release/stampede
 TMP=$(mktemp -d)
@@ -21,7 +23,7 @@ run() { # transport clients out
     cat > "$TMP/hold.toml" <<TOML
 name = "hold"
 duration = "$HOLD"
-ramp_up = "15s"
+ramp_up = "$RAMP"
 warmup = "3s"
 drain = "2s"
 [publisher]
@@ -45,7 +47,7 @@ PY
 
 printf '| transport | side | connections | RSS KiB per connection | connect p99 ms | CPU ms per 1,000 deliveries | lost |\n'
 printf '|---|---|---:|---:|---:|---:|---:|\n'
-for t in websocket sse; do
+for t in $TRANSPORTS; do
     run "$t" 100 "$TMP/$t-base"
     run "$t" "$N" "$TMP/$t-n"
     python3 - "$TMP/$t-base" "$TMP/$t-n" "$t" "$N" <<'PY'

@@ -37,13 +37,33 @@ impl Conn {
         io: &Arc<IoCounters>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let stream = TokioIo::new(super::dial(spec, io, sink).await?);
-        // hyper's read buffer bounds the response head: a larger head is a
-        // `limit` fault (hyper refuses a buffer under 8 KiB).
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .max_buf_size(spec.params.limits.max_header_bytes.max(8192))
-            .handshake(stream)
-            .await?;
+        Self::open_with(spec, io, sink, false).await
+    }
+
+    /// As [`Conn::open`]; `stream`: a long-lived streaming response, read
+    /// through a fixed [`STREAM_READ_BUF`] buffer.
+    async fn open_with<S: Sink>(
+        spec: &SessionSpec,
+        io: &Arc<IoCounters>,
+        sink: &mut S,
+        stream: bool,
+    ) -> Result<Self, Fault> {
+        let tcp = TokioIo::new(super::dial(spec, io, sink).await?);
+        let mut builder = hyper::client::conn::http1::Builder::new();
+        if stream {
+            // hyper's adaptive read buffer never shrinks below 8 KiB, and a
+            // stream that runs for minutes writes all of it: per idle
+            // connection that was half the client's memory. The head must
+            // then fit in the buffer too.
+            builder.read_buf_exact_size(Some(
+                spec.params.limits.max_header_bytes.min(STREAM_READ_BUF),
+            ));
+        } else {
+            // hyper's read buffer bounds the response head: a larger head is
+            // a `limit` fault (hyper refuses a buffer under 8 KiB).
+            builder.max_buf_size(spec.params.limits.max_header_bytes.max(8192));
+        }
+        let (sender, conn) = builder.handshake(tcp).await?;
         let driver = tokio::spawn(async move {
             // Errors surface through the request that hit them.
             let _ = conn.await;
@@ -486,6 +506,9 @@ pub fn json_message<'a>(item: &'a serde_json::Value, field: &str) -> Result<&'a 
     }
 }
 
+/// Read buffer of a streaming response (SSE, NDJSON).
+pub const STREAM_READ_BUF: usize = 4096;
+
 /// Opens a streaming GET (SSE or NDJSON): connects, sends the request and
 /// checks the status and content type. Returns the connection (keep it alive
 /// for as long as the body is read) and the body.
@@ -497,7 +520,7 @@ pub async fn open_stream<S: Sink>(
     content_type: &str,
     sink: &mut S,
 ) -> Result<(Conn, Incoming), Fault> {
-    let mut conn = Conn::open(spec, io, sink).await?;
+    let mut conn = Conn::open_with(spec, io, sink, true).await?;
     let connected = Instant::now();
     let resp = match conn
         .get(spec, path_and_query, headers, spec.params.request_timeout)
