@@ -49,6 +49,10 @@ pub struct GroupShared {
     pub ledgers: Mutex<Vec<Ledger>>,
     /// Run clock.
     pub clock: Clock,
+    /// Set with the clients' cancellation: request and echo clients check
+    /// it between exchanges instead of racing every exchange against the
+    /// token (whose every poll takes a lock shared by all clients).
+    pub stopped: std::sync::atomic::AtomicBool,
 }
 
 /// The client's `Sink`: turns wire events into samples. It owns the
@@ -358,7 +362,17 @@ pub async fn run<T: Transport>(
                 }
                 None => Instant::now(),
             };
-            let step = or_cancel(&cancel, session.next(intended, &mut sink)).await;
+            // Request and echo exchanges end by themselves (each is bounded
+            // by request_timeout), so they need not race the token.
+            let step = if spec.catch_up && spec.stop_at.is_none() {
+                if shared.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    Wake::Cancelled
+                } else {
+                    Wake::Ready(session.next(intended, &mut sink).await)
+                }
+            } else {
+                or_cancel(&cancel, session.next(intended, &mut sink)).await
+            };
             sink.flush_io();
             match step {
                 Wake::Cancelled => {

@@ -251,6 +251,7 @@ pub async fn run_phase(
             recorder: Arc::new(GroupRecorder::new(shards)),
             ledgers: Mutex::new(Vec::new()),
             clock,
+            stopped: Default::default(),
         });
         let g = &plan.groups[gi];
         g.transport.visit(Spawner {
@@ -329,6 +330,9 @@ pub async fn run_phase(
             .await
             .unwrap_or_else(|_| no_report(Some("publisher task failed"))),
     };
+    for (_, s) in &shared {
+        s.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     clients_token.cancel();
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         while tasks.join_next().await.is_some() {}

@@ -30,6 +30,10 @@ pub fn sample(pid: Option<i32>) -> Option<ProcSample> {
             if let Some(s) = sample_one(Some(c)) {
                 total.cpu_s += s.cpu_s;
                 total.rss_bytes += s.rss_bytes;
+                total.sockets = match (total.sockets, s.sockets) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                };
             }
         }
     }
