@@ -79,6 +79,27 @@ pub struct PublisherPlan {
     pub channel_prefix: Option<String>,
 }
 
+/// How a storm drops connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StormVia {
+    /// Every subscribing client closes its own connection (any target).
+    Client,
+    /// The built-in target ends every stream (`POST /control/drop`);
+    /// pollers keep their connections.
+    Target,
+}
+
+/// `[storm]`: all subscriber connections dropped at once, in every phase.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StormPlan {
+    /// When, after the phase start.
+    #[serde(rename = "at_s", with = "secs")]
+    pub at: Duration,
+    /// Who drops the connections.
+    pub via: StormVia,
+}
+
 /// Reconnect policy.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReconnectPlan {
@@ -207,6 +228,9 @@ pub struct Plan {
     /// The TLS client setup shared by clients and publisher (not serialized).
     #[serde(skip)]
     pub tls_client: Option<Arc<crate::net::Tls>>,
+    /// A reconnect storm in every phase (`[storm]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormPlan>,
 }
 
 impl Plan {
@@ -748,7 +772,9 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         ));
     }
 
+    let storm = storm_plan(sc, src, &target, ramp_up + warmup + duration)?;
     let mut plan = Plan {
+        storm,
         tls,
         tls_client,
         faults,
@@ -956,6 +982,55 @@ fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<Publis
         channels,
         channel_prefix,
     })
+}
+
+/// `[storm]`: inside the phase's hold; `via = "target"` needs the built-in
+/// target (only it has `POST /control/drop`).
+fn storm_plan(
+    sc: &Scenario,
+    src: &Source,
+    target: &TargetPlan,
+    phase: Duration,
+) -> Result<Option<StormPlan>> {
+    let Some(spec) = &sc.storm else {
+        return Ok(None);
+    };
+    let st = spec.get_ref();
+    let at = st.at.get_ref().0;
+    if at.is_zero() || at >= phase {
+        return Err(src.error(
+            st.at.span(),
+            "storm.at",
+            &format!(
+                "must be after the phase start and before publishing stops ({} = ramp_up + warmup + duration)",
+                humantime::format_duration(phase)
+            ),
+        ));
+    }
+    let via = match st.via.as_ref().map(|v| (v.get_ref().as_str(), v.span())) {
+        None | Some(("client", _)) => StormVia::Client,
+        Some(("target", span)) => {
+            if !matches!(target, TargetPlan::Builtin) {
+                return Err(src.error(
+                    span,
+                    "storm.via",
+                    "\"target\" needs the built-in target (POST /control/drop); use \"client\" for any target",
+                ));
+            }
+            StormVia::Target
+        }
+        Some((_, span)) => {
+            return Err(src.error(span, "storm.via", "must be \"client\" or \"target\""))
+        }
+    };
+    if !sc.groups.iter().any(|g| g.transport.get_ref().subscribes()) {
+        return Err(src.error(
+            spec.span(),
+            "storm",
+            "needs a subscribing group (request and echo load has no subscription to drop)",
+        ));
+    }
+    Ok(Some(StormPlan { at, via }))
 }
 
 /// A group's `stages`: ramps to at most `clients`, holds; subscribers only

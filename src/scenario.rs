@@ -115,6 +115,22 @@ pub struct Scenario {
     /// Defaults of `stampede capacity` (ignored by `run`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Spanned<CapacitySpec>>,
+    /// A reconnect storm: every subscriber connection dropped at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Spanned<StormSpec>>,
+}
+
+/// `[storm]`: every subscriber connection is dropped at `at` after each
+/// phase's start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StormSpec {
+    /// When, after the phase start.
+    pub at: Spanned<Dur>,
+    /// `"client"` (default: clients close their own connections) or
+    /// `"target"` (the built-in target's `POST /control/drop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Spanned<String>>,
 }
 
 /// `[limits]`: what a client accepts from a server before it gives up on
