@@ -664,11 +664,11 @@ fn stage_label(
             return Some("storm".into());
         }
     }
+    let mid = since(tick.start_ns / 2 + tick.end_ns / 2);
     if g.stages.is_empty() {
-        return None;
+        return g.turnover.label(g.total_clients(), plan.ramp_up, mid);
     }
-    let mid = tick.start_ns / 2 + tick.end_ns / 2;
-    Some(shape::stage_label(&g.stages, since(mid)))
+    Some(shape::stage_label(&g.stages, mid))
 }
 
 /// Refuses, before connecting, a plan that needs more open files than

@@ -147,22 +147,19 @@ impl KindVisitor for Spawner<'_> {
         } else {
             0
         };
-        // Without stages, every client stays from its ramp-up slot on.
+        let mine = |i: u64| shard.owner(i, scenario_channels) == shard.index;
+        // Without stages, every client stays from its ramp-up slot on (or
+        // its arrival, for its sessions: see `Turnover::stays_of`).
         let stays: Vec<Stay> = if g.stages.is_empty() {
+            let horizon = self.plan.ramp_up + self.plan.warmup + self.plan.duration;
             (0..total)
-                .map(|i| Stay {
-                    index: i,
-                    join: self.plan.ramp_up.mul_f64(i as f64 / total as f64),
-                    leave: None,
-                })
+                .filter(|&i| mine(i))
+                .flat_map(|i| g.turnover.stays_of(i, total, self.plan.ramp_up, horizon))
                 .collect()
         } else {
             shape::stays(&g.stages)
         };
-        for stay in stays
-            .into_iter()
-            .filter(|s| shard.owner(s.index, scenario_channels) == shard.index)
-        {
+        for stay in stays.into_iter().filter(|s| mine(s.index)) {
             let k = stay.index;
             let frac = k as f64 / total as f64;
             let channel = if scenario_channels == 0 {
