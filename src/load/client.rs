@@ -375,6 +375,9 @@ pub async fn run<T: Transport>(
         .interval
         .map(|p| Pacer::new(spec.start_at + spec.poll_offset, p));
     let mut cursor: Option<String> = None;
+    // A poll that was due when the storm closed the connection: sent first
+    // on the new one, so the storm does not also cost a poll interval.
+    let mut due: Option<Instant> = None;
     let mut rng = crate::rng::Rng::new();
     let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
@@ -426,7 +429,7 @@ pub async fn run<T: Transport>(
                     if !spec.catch_up {
                         sink.missed_polls(p, Instant::now());
                     }
-                    let at = p.next_at();
+                    let at = due.take().unwrap_or_else(|| p.next_at());
                     match or_cancel(
                         &cancel,
                         or_storm(storm_close, tokio::time::sleep_until(at.into())),
@@ -439,6 +442,7 @@ pub async fn run<T: Transport>(
                         }
                         Wake::Ready(None) => {
                             storm_close = None;
+                            due = Some(at);
                             break true;
                         }
                         Wake::Ready(Some(())) => {}
