@@ -91,6 +91,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged> {
     merge_series(&shards, &rows, epoch, out)?;
 
     let mut info = merged_info(&shards, epoch, &missing);
+    // A storm's per-group figures are those of the merged rows.
+    for p in &mut info.phases {
+        let groups = p.groups.clone();
+        if let Some(st) = &mut p.storm {
+            st.fill(&groups, &rows);
+        }
+    }
     let specs: Vec<Threshold> = info
         .plan
         .get("thresholds")
@@ -785,6 +792,10 @@ fn merged_phases(shards: &[ShardData], epoch: f64) -> Vec<PhaseInfo> {
                     q.publish_p99_ms = max_opt(q.publish_p99_ms, moved.publish_p99_ms);
                     if q.publish_first_error.is_none() {
                         q.publish_first_error = moved.publish_first_error;
+                    }
+                    if let (Some(a), Some(b)) = (&mut q.storm, moved.storm) {
+                        a.at_s = a.at_s.min(b.at_s);
+                        a.error = a.error.take().or(b.error);
                     }
                 }
             }

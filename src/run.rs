@@ -25,7 +25,9 @@ use crate::net::Sources;
 use crate::plan::{Plan, TargetPlan};
 use crate::progress::{Display, Progress, Status};
 use crate::report::hlog::HlogWriter;
-use crate::report::run_json::{ErrorExample, HostInfo, PhaseInfo, RunInfo, ShardRun, TargetInfo};
+use crate::report::run_json::{
+    ErrorExample, HostInfo, PhaseInfo, RunInfo, ShardRun, StormInfo, TargetInfo,
+};
 use crate::report::{self, summary_csv, sweep_csv, timeseries};
 use crate::shard::Shard;
 use crate::shutdown::{Shutdown, StopReason};
@@ -463,13 +465,7 @@ async fn run_with_target(
                     .map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
                 target_connections: target_sockets,
                 loadgen_lag_ms: lag_ms,
-                stage: (!g.stages.is_empty()).then(|| {
-                    // The interval's middle: one ending on a stage edge
-                    // belongs to the stage it covered.
-                    let mid = tick.start_ns / 2 + tick.end_ns / 2;
-                    let since = mid.saturating_sub(clock.ns(phase_start));
-                    shape::stage_label(&g.stages, Duration::from_nanos(since))
-                }),
+                stage: stage_label(plan, g, tick, clock.ns(phase_start)),
                 ..Default::default()
             };
             row.set_errors(&iv.errors);
@@ -574,7 +570,30 @@ async fn run_with_target(
             publish_p99_ms: pct_ms(&report.publish.latency, 0.99),
             publish_first_error: report.publish.first_error.clone(),
             sweep_value,
+            storm: plan.storm.map(|st| {
+                let mut info = StormInfo {
+                    at_s: s(report.start_ns + st.at.as_nanos() as u64),
+                    via: match st.via {
+                        crate::plan::StormVia::Client => "client".into(),
+                        crate::plan::StormVia::Target => "target".into(),
+                    },
+                    error: report.storm_error.clone(),
+                    groups: Vec::new(),
+                };
+                let names: Vec<String> = groups
+                    .iter()
+                    .map(|&g| plan.groups[g].name.clone())
+                    .collect();
+                let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
+                info.fill(&names, &rows);
+                info
+            }),
         });
+        if let Some(why) = &report.storm_error {
+            info.warnings.push(format!(
+                "phase {pi}: the storm's POST /control/drop failed: {why}"
+            ));
+        }
         if let Some(sw) = &mut info.sweep {
             sw.values[si].phases.push(pi);
         }
@@ -628,6 +647,28 @@ async fn run_with_target(
         stop,
         thresholds: threshold_results,
     })
+}
+
+/// The `stage` cell of a tick: `storm` for the interval holding a storm's
+/// instant, else the group's load stage in the interval's middle (one
+/// ending on a stage edge belongs to the stage it covered).
+fn stage_label(
+    plan: &Plan,
+    g: &crate::plan::GroupPlan,
+    tick: &Tick<'_>,
+    phase_start_ns: u64,
+) -> Option<String> {
+    let since = |ns: u64| Duration::from_nanos(ns.saturating_sub(phase_start_ns));
+    if let Some(st) = plan.storm.filter(|_| g.transport.subscribes()) {
+        if since(tick.start_ns) <= st.at && st.at < since(tick.end_ns) {
+            return Some("storm".into());
+        }
+    }
+    let mid = since(tick.start_ns / 2 + tick.end_ns / 2);
+    if g.stages.is_empty() {
+        return g.turnover.label(g.total_clients(), plan.ramp_up, mid);
+    }
+    Some(shape::stage_label(&g.stages, mid))
 }
 
 /// Refuses, before connecting, a plan that needs more open files than

@@ -115,6 +115,22 @@ pub struct Scenario {
     /// Defaults of `stampede capacity` (ignored by `run`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Spanned<CapacitySpec>>,
+    /// A reconnect storm: every subscriber connection dropped at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Spanned<StormSpec>>,
+}
+
+/// `[storm]`: every subscriber connection is dropped at `at` after each
+/// phase's start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StormSpec {
+    /// When, after the phase start.
+    pub at: Spanned<Dur>,
+    /// `"client"` (default: clients close their own connections) or
+    /// `"target"` (the built-in target's `POST /control/drop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Spanned<String>>,
 }
 
 /// `[limits]`: what a client accepts from a server before it gives up on
@@ -276,6 +292,56 @@ pub struct Group {
     /// (`clients` is then the ceiling no stage may pass).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<Spanned<Vec<Spanned<StageSpec>>>>,
+    /// Open arrival rate of new connections instead of `ramp_up`:
+    /// `{ rate = 200, until = "60s" }` (`clients` is the most that arrive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<Spanned<ArrivalSpec>>,
+    /// Session lengths: `{ distribution = "exponential", mean = "30s" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Spanned<SessionLengthSpec>>,
+    /// Leaves and rejoins per second over the group: `{ rate = 5, gap = "1s" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Spanned<ChurnSpec>>,
+}
+
+/// `arrival = { rate = 200, until = "60s" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalSpec {
+    /// New connections per second over the group.
+    pub rate: f64,
+    /// No arrivals after this (from the phase start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Dur>,
+}
+
+/// `session = { distribution = "fixed" | "uniform" | "exponential", ... }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionLengthSpec {
+    /// `fixed` (default), `uniform` or `exponential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
+    /// Mean length (fixed, exponential).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Dur>,
+    /// Shortest session (uniform: required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Dur>,
+    /// Longest session (uniform: required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Dur>,
+}
+
+/// `churn = { rate = 5, gap = "1s" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnSpec {
+    /// Leaves per second over the group.
+    pub rate: f64,
+    /// Time away before rejoining (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Dur>,
 }
 
 /// One load stage as written: `{ to = N, over = "60s" }` or `{ hold = "2m" }`.

@@ -65,6 +65,41 @@ fn errors_name_the_place_and_the_key() {
             &["2:10", "target", "ftp"],
         ),
         ("[publisher]", "[publisher", &["4:"]),
+        (
+            "[publisher]",
+            "[storm]\nat = \"10s\"\n[publisher]",
+            &["5:6", "storm.at", "before publishing stops"],
+        ),
+        (
+            "[publisher]",
+            "[storm]\nat = \"1s\"\nvia = \"server\"\n[publisher]",
+            &["6:7", "storm.via", "client"],
+        ),
+        (
+            "clients = 3",
+            "clients = 3\nchurn = { rate = 0 }",
+            &["10:9", "churn", "rate"],
+        ),
+        (
+            "clients = 3",
+            "clients = 3\nchurn = { rate = 1, gap = \"5s\" }",
+            &["10:9", "churn", "gap"],
+        ),
+        (
+            "clients = 3",
+            "clients = 3\nsession = { distribution = \"gamma\", mean = \"1s\" }",
+            &["10:11", "session", "gamma"],
+        ),
+        (
+            "clients = 3",
+            "clients = 3\nsession = { distribution = \"uniform\", mean = \"1s\" }",
+            &["10:11", "session", "min"],
+        ),
+        (
+            "clients = 3",
+            "clients = 3\narrival = { rate = 1e9 }",
+            &["10:11", "arrival", "rate"],
+        ),
     ];
     for (from, to, needles) in cases {
         let text = GOOD.replacen(from, to, 1);

@@ -38,6 +38,31 @@ pub struct ClientSpec {
     /// Send every scheduled exchange, late if need be (request and echo
     /// load), instead of skipping missed ones as a poller does.
     pub catch_up: bool,
+    /// A reconnect storm this client takes part in.
+    pub storm: Option<ClientStorm>,
+}
+
+/// One client's view of a `[storm]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientStorm {
+    /// The storm's intended instant: reconnect times are measured from it.
+    pub at: Instant,
+    /// True when the client closes its own connection then (`via =
+    /// "client"`); otherwise the target ends it.
+    pub close: bool,
+}
+
+/// Where a client is in a storm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StormState {
+    /// Before the storm, or connected through it.
+    Before,
+    /// Its session ended at or after the storm; not subscribed again yet.
+    Down,
+    /// Subscribed again; waiting for its first event.
+    Resubscribed,
+    /// Receiving again (or not affected): nothing more to measure.
+    Done,
 }
 
 /// State shared by a group's clients: the recorder and where ledgers go.
@@ -70,9 +95,31 @@ struct ClientSink<'a> {
     subscribed_ns: Option<u64>,
     /// When the client leaves by its load stage (run-clock ns).
     leave_ns: Option<u64>,
+    /// The storm's instant and this client's progress through it.
+    storm: Option<(Instant, StormState)>,
 }
 
 impl ClientSink<'_> {
+    /// A session ended: at or after the storm's instant, the storm took it.
+    fn storm_session_ended(&mut self, now: Instant) {
+        if let Some((at, state @ StormState::Before)) = &mut self.storm {
+            if now >= *at {
+                *state = StormState::Down;
+            }
+        }
+    }
+
+    /// A session opened: the first after the storm is the re-subscription.
+    fn storm_session_opened(&mut self, now: Instant) {
+        if let Some((at, state @ StormState::Down)) = &mut self.storm {
+            *state = StormState::Resubscribed;
+            let took = now.saturating_duration_since(*at);
+            self.shared
+                .recorder
+                .with(|i| i.record(Latency::StormReconnect, took));
+        }
+    }
+
     fn flush_io(&mut self) {
         let (s, r) = self.io.totals();
         let (ds, dr) = (s - self.io_seen.0, r - self.io_seen.1);
@@ -187,11 +234,21 @@ impl Sink for ClientSink<'_> {
                 let latency = Duration::from_nanos(clock.ns(at).saturating_sub(env.sent_ns));
                 let first = (!self.first_event_seen).then(|| at - self.first_attempt);
                 self.first_event_seen = true;
+                let back = match &mut self.storm {
+                    Some((storm_at, state @ StormState::Resubscribed)) => {
+                        *state = StormState::Done;
+                        Some(at.saturating_duration_since(*storm_at))
+                    }
+                    _ => None,
+                };
                 self.shared.recorder.with(|i| {
                     i.record(Latency::Delivery, latency);
                     i.add(Count::Deliveries, 1);
                     if let Some(f) = first {
                         i.record(Latency::FirstEvent, f);
+                    }
+                    if let Some(b) = back {
+                        i.record(Latency::StormReceiving, b);
                     }
                 });
             }
@@ -245,6 +302,21 @@ async fn or_cancel<T>(
     }
 }
 
+/// Runs `fut` unless the storm instant (if any) comes first: `None` then.
+async fn or_storm<T>(
+    storm: Option<Instant>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match storm {
+        None => Some(fut.await),
+        Some(at) => tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(at.into()) => None,
+            v = fut => Some(v),
+        },
+    }
+}
+
 /// A leaving client expects nothing published after it left, but keeps
 /// its connection this much longer so events already in flight arrive
 /// instead of counting as lost.
@@ -292,11 +364,24 @@ pub async fn run<T: Transport>(
         io_seen: (0, 0),
         subscribed_ns: None,
         leave_ns: spec.stop_at.map(|at| clock.ns(at)),
+        // A client joining after the storm has nothing to reconnect from.
+        storm: spec
+            .storm
+            .filter(|s| s.at > spec.start_at)
+            .map(|s| (s.at, StormState::Before)),
     };
+    // Closing its own connection at the storm is due once.
+    let mut storm_close = spec
+        .storm
+        .filter(|s| s.close && s.at > spec.start_at)
+        .map(|s| s.at);
     let mut pacer = spec
         .interval
         .map(|p| Pacer::new(spec.start_at + spec.poll_offset, p));
     let mut cursor: Option<String> = None;
+    // A poll that was due when the storm closed the connection: sent first
+    // on the new one, so the storm does not also cost a poll interval.
+    let mut due: Option<Instant> = None;
     let mut rng = crate::rng::Rng::new();
     let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
@@ -335,6 +420,7 @@ pub async fn run<T: Transport>(
             }
         };
         failures = 0;
+        sink.storm_session_opened(Instant::now());
         if sessions > 0 {
             shared.recorder.with(|i| i.add(Count::Reconnects, 1));
         }
@@ -351,27 +437,43 @@ pub async fn run<T: Transport>(
                     if !spec.catch_up {
                         sink.missed_polls(p, Instant::now());
                     }
-                    let at = p.next_at();
-                    if let Wake::Cancelled =
-                        or_cancel(&cancel, tokio::time::sleep_until(at.into())).await
+                    let at = due.take().unwrap_or_else(|| p.next_at());
+                    match or_cancel(
+                        &cancel,
+                        or_storm(storm_close, tokio::time::sleep_until(at.into())),
+                    )
+                    .await
                     {
-                        session.close().await;
-                        break 'client false;
+                        Wake::Cancelled => {
+                            session.close().await;
+                            break 'client false;
+                        }
+                        Wake::Ready(None) => {
+                            storm_close = None;
+                            due = Some(at);
+                            break true;
+                        }
+                        Wake::Ready(Some(())) => {}
                     }
                     at
                 }
                 None => Instant::now(),
             };
             // Request and echo exchanges end by themselves (each is bounded
-            // by request_timeout), so they need not race the token.
+            // by request_timeout), so they need not race the token; storms
+            // drop subscribers only.
             let step = if spec.catch_up && spec.stop_at.is_none() {
                 if shared.stopped.load(std::sync::atomic::Ordering::Relaxed) {
                     Wake::Cancelled
                 } else {
-                    Wake::Ready(session.next(intended, &mut sink).await)
+                    Wake::Ready(Some(session.next(intended, &mut sink).await))
                 }
             } else {
-                or_cancel(&cancel, session.next(intended, &mut sink)).await
+                or_cancel(
+                    &cancel,
+                    or_storm(storm_close, session.next(intended, &mut sink)),
+                )
+                .await
             };
             sink.flush_io();
             match step {
@@ -380,9 +482,15 @@ pub async fn run<T: Transport>(
                     sink.flush_io();
                     break 'client false;
                 }
-                Wake::Ready(Ok(Step::Continue)) => {}
-                Wake::Ready(Ok(Step::Ended)) => break true,
-                Wake::Ready(Err(f)) => {
+                // The storm: this client drops its connection, as if the
+                // server had, and reconnects by its policy.
+                Wake::Ready(None) => {
+                    storm_close = None;
+                    break true;
+                }
+                Wake::Ready(Some(Ok(Step::Continue))) => {}
+                Wake::Ready(Some(Ok(Step::Ended))) => break true,
+                Wake::Ready(Some(Err(f))) => {
                     asked = f.retry_after;
                     sink.fault(f);
                     break false;
@@ -393,6 +501,7 @@ pub async fn run<T: Transport>(
         let hint = session.retry_hint();
         drop(session);
         sink.settle_connections();
+        sink.storm_session_ended(Instant::now());
         if !ended_by_server {
             failures += 1;
             if failures > spec.reconnect.max_attempts {

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use super::client::{self, ClientSpec, GroupShared};
+use super::client::{self, ClientSpec, ClientStorm, GroupShared};
 use super::shape::{self, Stay};
 use crate::clock::Clock;
 use crate::metrics::{GroupRecorder, Interval, PublishLog, Tally};
-use crate::plan::{GroupPlan, Plan};
+use crate::plan::{GroupPlan, Plan, StormVia};
 use crate::publish::{self, PublishReport, PublishSpec};
 use crate::shutdown::{Shutdown, StopReason};
 use crate::transport::{KindVisitor, SessionSpec, Transport};
@@ -95,6 +95,8 @@ pub struct PhaseReport {
     pub end_ns: u64,
     /// True when the phase was cut short.
     pub stopped_early: bool,
+    /// `[storm]` via the target: why `POST /control/drop` failed, if it did.
+    pub storm_error: Option<String>,
 }
 
 struct Spawner<'a> {
@@ -145,22 +147,19 @@ impl KindVisitor for Spawner<'_> {
         } else {
             0
         };
-        // Without stages, every client stays from its ramp-up slot on.
+        let mine = |i: u64| shard.owner(i, scenario_channels) == shard.index;
+        // Without stages, every client stays from its ramp-up slot on (or
+        // its arrival, for its sessions: see `Turnover::stays_of`).
         let stays: Vec<Stay> = if g.stages.is_empty() {
+            let horizon = self.plan.ramp_up + self.plan.warmup + self.plan.duration;
             (0..total)
-                .map(|i| Stay {
-                    index: i,
-                    join: self.plan.ramp_up.mul_f64(i as f64 / total as f64),
-                    leave: None,
-                })
+                .filter(|&i| mine(i))
+                .flat_map(|i| g.turnover.stays_of(i, total, self.plan.ramp_up, horizon))
                 .collect()
         } else {
             shape::stays(&g.stages)
         };
-        for stay in stays
-            .into_iter()
-            .filter(|s| shard.owner(s.index, scenario_channels) == shard.index)
-        {
+        for stay in stays.into_iter().filter(|s| mine(s.index)) {
             let k = stay.index;
             let frac = k as f64 / total as f64;
             let channel = if scenario_channels == 0 {
@@ -182,6 +181,15 @@ impl KindVisitor for Spawner<'_> {
                 poll_offset: g.interval.map_or(Duration::ZERO, |p| p.mul_f64(frac)),
                 reconnect: g.reconnect.clone(),
                 catch_up: g.transport.catches_up(),
+                // Request and echo load has no subscription to drop.
+                storm: self
+                    .plan
+                    .storm
+                    .filter(|_| g.transport.subscribes())
+                    .map(|st| ClientStorm {
+                        at: self.start + st.at,
+                        close: st.via == StormVia::Client,
+                    }),
             };
             self.tasks.spawn(client::run::<T>(
                 spec,
@@ -243,6 +251,25 @@ pub async fn run_phase(
         ))),
         _ => None,
     };
+
+    // `[storm] via = "target"`: the built-in target ends every stream at
+    // the storm's instant (clients measure from that instant, not from
+    // when the request landed).
+    let storm_drop = plan
+        .storm
+        .filter(|st| st.via == StormVia::Target && subscribes)
+        .map(|st| {
+            let (addr, authority) = (spec.addr, spec.authority.clone());
+            let stop = shutdown.token().child_token();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => Ok(()),
+                    _ = tokio::time::sleep_until((start + st.at).into()) => {
+                        drop_subscribers(addr, &authority).await
+                    }
+                }
+            })
+        });
 
     let mut tasks = JoinSet::new();
     let mut shared = Vec::new();
@@ -323,6 +350,13 @@ pub async fn run_phase(
         slip: crate::metrics::recorder::new_histogram(),
         errors: 0,
         first_error: why.map(str::to_string),
+    };
+    let storm_error = match storm_drop {
+        None => None,
+        Some(t) => match t.await {
+            Ok(r) => r.err(),
+            Err(_) => Some("the storm task failed".into()),
+        },
     };
     let publish = match publisher {
         None => no_report(None),
@@ -420,5 +454,38 @@ pub async fn run_phase(
         measure_to_ns: to_ns,
         end_ns: clock.ns(end),
         stopped_early,
+        storm_error,
     }
+}
+
+/// Asks the built-in target to end every open subscriber stream.
+async fn drop_subscribers(addr: SocketAddr, authority: &str) -> Result<(), String> {
+    use http_body_util::{BodyExt, Empty};
+    let timeout = Duration::from_secs(5);
+    let exchange = async {
+        let (tcp, _) = crate::net::connect(addr, timeout)
+            .await
+            .map_err(|f| f.detail)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
+        let driver = tokio::spawn(conn);
+        let req = http::Request::post("/control/drop")
+            .header(http::header::HOST, authority)
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        driver.abort();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("POST /control/drop answered {status}"))
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| "POST /control/drop timed out".to_string())?
 }

@@ -119,6 +119,224 @@ pub fn stays(stages: &[Stage]) -> Vec<Stay> {
     out
 }
 
+/// An open arrival rate: client `i` (global number) joins at `i / rate`,
+/// none after `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Arrival {
+    /// New connections per second over the group.
+    pub rate_per_s: f64,
+    /// No arrivals from here on (after the phase start).
+    #[serde(rename = "until_s", with = "crate::plan::opt_secs")]
+    pub until: Option<Duration>,
+}
+
+impl Arrival {
+    /// When client `i` arrives, or `None` when it never does.
+    pub fn join(&self, i: u64) -> Option<Duration> {
+        let at = Duration::try_from_secs_f64(i as f64 / self.rate_per_s).ok()?;
+        self.until.is_none_or(|u| at < u).then_some(at)
+    }
+}
+
+/// How session lengths are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distribution {
+    /// Every session lasts `mean`.
+    Fixed,
+    /// Uniform between `min` and `max`.
+    Uniform,
+    /// Exponential with `mean`, cut to `[min, max]`.
+    Exponential,
+}
+
+/// Session lengths: a client leaves after its session.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Session {
+    /// The distribution.
+    pub distribution: Distribution,
+    /// Mean (fixed, exponential).
+    #[serde(rename = "mean_s", with = "crate::plan::secs")]
+    pub mean: Duration,
+    /// Shortest session.
+    #[serde(rename = "min_s", with = "crate::plan::secs")]
+    pub min: Duration,
+    /// Longest session (`None`: unbounded).
+    #[serde(rename = "max_s", with = "crate::plan::opt_secs")]
+    pub max: Option<Duration>,
+}
+
+/// A value in [0, 1) fixed by `(index, n)`: the same in every shard and
+/// every rerun, whatever order clients are built in (SplitMix64 finalizer).
+pub fn unit_hash(index: u64, n: u64) -> f64 {
+    let mut z = index
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(n.wrapping_mul(0xD1B5_4A32_D192_ED03))
+        .wrapping_add(0x632B_E59B_D9B4_E019);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Session {
+    /// The length of client `index`'s `n`-th session (0-based).
+    pub fn length(&self, index: u64, n: u64) -> Duration {
+        let u = unit_hash(index, n);
+        let d = match self.distribution {
+            Distribution::Fixed => self.mean,
+            Distribution::Uniform => {
+                let max = self.max.unwrap_or(self.min);
+                self.min + max.saturating_sub(self.min).mul_f64(u)
+            }
+            // Inverse CDF; 1 − u is in (0, 1], so the log is finite.
+            Distribution::Exponential => {
+                Duration::try_from_secs_f64(-self.mean.as_secs_f64() * (1.0 - u).ln())
+                    .unwrap_or(crate::scenario::MAX_DURATION)
+            }
+        };
+        let d = d.max(self.min);
+        // A zero-length session would leave before it joined.
+        let d = self.max.map_or(d, |m| d.min(m));
+        d.max(Duration::from_millis(1))
+    }
+}
+
+/// Churn: clients leave at `rate` per second over the group, round robin
+/// from client 0, each rejoining as a new session after `gap`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Churn {
+    /// Leaves per second over the group.
+    pub rate_per_s: f64,
+    /// Time away before the rejoin.
+    #[serde(rename = "gap_s", with = "crate::plan::secs")]
+    pub gap: Duration,
+}
+
+/// A group's turnover: how clients join (ramp-up or an arrival rate) and
+/// leave (never, after a session, or by churn). Exclusive with `stages`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Turnover {
+    /// Open arrival rate instead of `ramp_up`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<Arrival>,
+    /// Session lengths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+    /// Leave-and-rejoin rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Churn>,
+}
+
+impl Turnover {
+    /// True without arrival, session or churn.
+    pub fn is_empty(&self) -> bool {
+        self.arrival.is_none() && self.session.is_none() && self.churn.is_none()
+    }
+
+    /// When client `i` of `total` first joins: by the arrival rate, else
+    /// spread over `ramp_up` (`None`: it never arrives).
+    fn first_join(&self, i: u64, total: u64, ramp_up: Duration) -> Option<Duration> {
+        match self.arrival {
+            Some(a) => a.join(i),
+            None => Some(ramp_up.mul_f64(i as f64 / total as f64)),
+        }
+    }
+
+    /// When the last client has joined (churn starts there); in closed
+    /// form, since it is asked once per client.
+    fn all_joined(&self, total: u64, ramp_up: Duration) -> Duration {
+        let last = total.saturating_sub(1);
+        match self.arrival {
+            None => self.first_join(last, total, ramp_up).unwrap_or_default(),
+            Some(a) => {
+                let n = a
+                    .until
+                    .map_or(u64::MAX, |u| (u.as_secs_f64() * a.rate_per_s).ceil() as u64);
+                let last = last.min(n.saturating_sub(1));
+                // Float rounding at `until` may put `last` just past it.
+                a.join(last)
+                    .or_else(|| a.join(last.saturating_sub(1)))
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Every stay of client `i` (global number) of `total` that starts
+    /// before `horizon`: a pure function of the global number, so each
+    /// shard builds its own clients' stays and together they make the
+    /// single-process run's.
+    ///
+    /// - no session, no churn: one stay from its join on;
+    /// - session with an arrival rate (open model): one stay of one
+    ///   session, then the client is gone;
+    /// - session without one (closed model): sessions back to back, each
+    ///   a new stay, so the population stays and sessions turn over;
+    /// - churn: after every client has joined, leave `k` is at
+    ///   `(k + 1) / rate` and takes client `k mod total`, who rejoins `gap`
+    ///   later.
+    pub fn stays_of(&self, i: u64, total: u64, ramp_up: Duration, horizon: Duration) -> Vec<Stay> {
+        let Some(join) = self.first_join(i, total, ramp_up) else {
+            return Vec::new();
+        };
+        if join >= horizon {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let stay = |join, leave| Stay {
+            index: i,
+            join,
+            leave,
+        };
+        if let Some(c) = self.churn {
+            let origin = self.all_joined(total, ramp_up);
+            let mut from = join;
+            for m in 0u64.. {
+                let k = i + m * total;
+                let leave = origin + Duration::from_secs_f64((k + 1) as f64 / c.rate_per_s);
+                if leave >= horizon {
+                    break;
+                }
+                out.push(stay(from, Some(leave)));
+                from = leave + c.gap;
+                if from >= horizon {
+                    return out;
+                }
+            }
+            out.push(stay(from, None));
+        } else if let Some(s) = self.session {
+            let mut from = join;
+            for n in 0u64.. {
+                let leave = from + s.length(i, n);
+                if leave >= horizon {
+                    out.push(stay(from, None));
+                    break;
+                }
+                out.push(stay(from, Some(leave)));
+                if self.arrival.is_some() {
+                    break;
+                }
+                from = leave;
+            }
+        } else {
+            out.push(stay(join, None));
+        }
+        out
+    }
+
+    /// A label for the time series: `arrivals` until the last client has
+    /// arrived, then `churn` / `sessions` (or nothing to say).
+    pub fn label(&self, total: u64, ramp_up: Duration, t: Duration) -> Option<String> {
+        if self.arrival.is_some() && t < self.all_joined(total, ramp_up) {
+            return Some("arrivals".into());
+        }
+        if let Some(c) = self.churn {
+            return Some(format!("churn {}/s", c.rate_per_s));
+        }
+        self.session.map(|_| "sessions".into())
+    }
+}
+
 /// The stage running at `t` as a label: `ramp 1/3 to 5000`, `hold 2/3`,
 /// or `after` once every stage is over.
 pub fn stage_label(stages: &[Stage], t: Duration) -> String {
@@ -189,6 +407,184 @@ mod tests {
                 "t={ms} ms: {connected} connected, target {want}"
             );
         }
+    }
+
+    fn connected(all: &[Stay], t: Duration) -> usize {
+        all.iter()
+            .filter(|c| c.join <= t && c.leave.is_none_or(|l| l > t))
+            .count()
+    }
+
+    fn every(t: &Turnover, total: u64, ramp_up: Duration, horizon: Duration) -> Vec<Stay> {
+        (0..total)
+            .flat_map(|i| t.stays_of(i, total, ramp_up, horizon))
+            .collect()
+    }
+
+    #[test]
+    fn arrivals_join_at_the_rate_until_the_end() {
+        let t = Turnover {
+            arrival: Some(Arrival {
+                rate_per_s: 200.0,
+                until: Some(s(2)),
+            }),
+            ..Turnover::default()
+        };
+        let all = every(&t, 1000, s(30), s(60));
+        // 200/s for 2 s: 400 of the 1000 arrive, ramp_up is ignored.
+        assert_eq!(all.len(), 400);
+        for ms in (0..3000).step_by(13) {
+            let at = Duration::from_millis(ms);
+            let want = ((ms as f64 / 1000.0 * 200.0).floor() as usize + 1).min(400);
+            assert_eq!(connected(&all, at), want, "t={ms} ms");
+        }
+        assert_eq!(
+            t.label(1000, s(30), Duration::from_millis(500)).as_deref(),
+            Some("arrivals")
+        );
+        assert_eq!(t.label(1000, s(30), s(3)), None);
+        // Capped by `clients` without `until`.
+        let open = Turnover {
+            arrival: Some(Arrival {
+                rate_per_s: 10.0,
+                until: None,
+            }),
+            ..Turnover::default()
+        };
+        assert_eq!(
+            every(&open, 5, s(0), s(60)).last().map(|c| c.join),
+            Some(Duration::from_millis(400))
+        );
+    }
+
+    #[test]
+    fn sessions_are_fixed_per_global_client_and_follow_their_distribution() {
+        let exp = Session {
+            distribution: Distribution::Exponential,
+            mean: s(30),
+            min: Duration::ZERO,
+            max: None,
+        };
+        // Deterministic: the same client and session number, the same length.
+        assert_eq!(exp.length(17, 3), exp.length(17, 3));
+        assert_ne!(exp.length(17, 3), exp.length(18, 3));
+        let n = 20_000u64;
+        let mean = (0..n).map(|i| exp.length(i, 0).as_secs_f64()).sum::<f64>() / n as f64;
+        assert!((mean - 30.0).abs() < 1.0, "exponential mean {mean}");
+        // Exponential: P(X > mean) = 1/e.
+        let above = (0..n).filter(|&i| exp.length(i, 0) > s(30)).count() as f64 / n as f64;
+        assert!((above - (-1f64).exp()).abs() < 0.02, "{above}");
+        let capped = Session {
+            min: s(5),
+            max: Some(s(60)),
+            ..exp
+        };
+        assert!((0..n).all(|i| (s(5)..=s(60)).contains(&capped.length(i, 0))));
+        let uni = Session {
+            distribution: Distribution::Uniform,
+            mean: Duration::ZERO,
+            min: s(10),
+            max: Some(s(20)),
+        };
+        let mean = (0..n).map(|i| uni.length(i, 1).as_secs_f64()).sum::<f64>() / n as f64;
+        assert!((mean - 15.0).abs() < 0.2, "uniform mean {mean}");
+        assert!((0..n).all(|i| (s(10)..s(20)).contains(&uni.length(i, 1))));
+        let fixed = Session {
+            distribution: Distribution::Fixed,
+            ..exp
+        };
+        assert_eq!(fixed.length(3, 9), s(30));
+    }
+
+    #[test]
+    fn closed_sessions_turn_over_and_open_ones_leave() {
+        let fixed = Session {
+            distribution: Distribution::Fixed,
+            mean: s(4),
+            min: Duration::ZERO,
+            max: None,
+        };
+        let closed = Turnover {
+            session: Some(fixed),
+            ..Turnover::default()
+        };
+        let all = every(&closed, 10, s(1), s(10));
+        // Client 0: [0,4) [4,8) [8,∞).
+        let zero: Vec<_> = all
+            .iter()
+            .filter(|c| c.index == 0)
+            .map(|c| (c.join, c.leave))
+            .collect();
+        assert_eq!(
+            zero,
+            vec![(s(0), Some(s(4))), (s(4), Some(s(8))), (s(8), None)]
+        );
+        for ms in (1000..10_000).step_by(7) {
+            assert_eq!(connected(&all, Duration::from_millis(ms)), 10, "t={ms} ms");
+        }
+        let open = Turnover {
+            arrival: Some(Arrival {
+                rate_per_s: 10.0,
+                until: None,
+            }),
+            session: Some(fixed),
+            churn: None,
+        };
+        let all = every(&open, 100, s(0), s(20));
+        assert_eq!(all.len(), 100, "one session each");
+        // Little's law: 10/s × 4 s = 40 connected once arrivals settle.
+        for ms in (4000..9900).step_by(11) {
+            let n = connected(&all, Duration::from_millis(ms));
+            assert!((39..=41).contains(&n), "t={ms} ms: {n}");
+        }
+    }
+
+    #[test]
+    fn churn_keeps_the_count_while_sessions_turn_over() {
+        let t = Turnover {
+            churn: Some(Churn {
+                rate_per_s: 5.0,
+                gap: Duration::from_millis(500),
+            }),
+            ..Turnover::default()
+        };
+        let (total, ramp, horizon) = (20, s(2), s(30));
+        let all = every(&t, total, ramp, horizon);
+        // All joined at 1.9 s; then 5 leaves/s for 28.1 s: 140 leaves.
+        let leaves = all.iter().filter(|c| c.leave.is_some()).count();
+        assert_eq!(leaves, 140);
+        // Every leave rejoins, but the three in the last 0.5 s: too late.
+        assert_eq!(all.len(), 20 + 140 - 3);
+        // Leave k at 1.9 + (k+1)/5 s, back 0.5 s later: 2 or 3 away at once.
+        for ms in (2500..29_000).step_by(17) {
+            let n = connected(&all, Duration::from_millis(ms));
+            assert!((17..=18).contains(&n), "t={ms} ms: {n}");
+        }
+        let leave_times: Vec<Duration> = {
+            let mut v: Vec<_> = all.iter().filter_map(|c| c.leave).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(leave_times[0], Duration::from_millis(2100));
+        assert_eq!(leave_times[1] - leave_times[0], Duration::from_millis(200));
+        // Client 3 leaves 4th, and again a round (20 leaves, 4 s) later.
+        let three: Vec<_> = all.iter().filter(|c| c.index == 3).collect();
+        assert_eq!(three[0].leave, Some(Duration::from_millis(2700)));
+        assert_eq!(three[1].join, Duration::from_millis(3200));
+        assert_eq!(three[1].leave, Some(Duration::from_millis(6700)));
+        // A shard building only its own clients gets exactly their stays.
+        let odd: Vec<Stay> = (0..total)
+            .filter(|i| i % 2 == 1)
+            .flat_map(|i| t.stays_of(i, total, ramp, horizon))
+            .collect();
+        assert_eq!(
+            odd,
+            all.iter()
+                .filter(|c| c.index % 2 == 1)
+                .copied()
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(t.label(total, ramp, s(5)).as_deref(), Some("churn 5/s"));
     }
 
     #[test]

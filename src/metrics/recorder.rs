@@ -35,11 +35,15 @@ pub enum Latency {
     RequestUncorrected,
     /// TLS handshake, after TCP connect (`https://` / `wss://` targets).
     Tls,
+    /// `[storm]`: from the drop to the client's re-subscription.
+    StormReconnect,
+    /// `[storm]`: from the drop to the client's first event after it.
+    StormReceiving,
 }
 
 impl Latency {
     /// Every metric, in file order.
-    pub const ALL: [Latency; 7] = [
+    pub const ALL: [Latency; 9] = [
         Latency::Delivery,
         Latency::Connect,
         Latency::Subscribe,
@@ -47,6 +51,8 @@ impl Latency {
         Latency::Request,
         Latency::RequestUncorrected,
         Latency::Tls,
+        Latency::StormReconnect,
+        Latency::StormReceiving,
     ];
 
     /// Stable label (file names, tags).
@@ -59,15 +65,23 @@ impl Latency {
             Latency::Request => "request",
             Latency::RequestUncorrected => "request-uncorrected",
             Latency::Tls => "tls",
+            Latency::StormReconnect => "storm-reconnect",
+            Latency::StormReceiving => "storm-receiving",
         }
     }
 
     /// True for metrics summarized over the whole phase: connections are
-    /// made during the ramp, before the measured window.
+    /// made during the ramp, before the measured window (and a storm may
+    /// come during the warm-up).
     pub fn whole_phase(self) -> bool {
         matches!(
             self,
-            Latency::Connect | Latency::Subscribe | Latency::FirstEvent | Latency::Tls
+            Latency::Connect
+                | Latency::Subscribe
+                | Latency::FirstEvent
+                | Latency::Tls
+                | Latency::StormReconnect
+                | Latency::StormReceiving
         )
     }
 }

@@ -106,6 +106,12 @@ pub struct SummaryRow {
     pub errors_tls: u64,
     pub errors_other: u64,
     pub reconnects: u64,
+    pub storm_reconnected: Option<u64>,
+    pub storm_reconnect_p50_ms: Option<f64>,
+    pub storm_reconnect_p99_ms: Option<f64>,
+    pub storm_reconnect_max_ms: Option<f64>,
+    pub storm_receiving: Option<u64>,
+    pub storm_all_receiving_s: Option<f64>,
     pub latency_overflows: u64,
     pub measured_s: f64,
     pub client_cpu_s: f64,
@@ -369,6 +375,22 @@ impl GroupResult {
             errors_tls: err(ErrorKind::Tls),
             errors_other: err(ErrorKind::Other),
             reconnects: m.count(Count::Reconnects),
+            // From the storm histograms alone (empty without a storm), so
+            // `from_row` needs nothing more than the `.hlog` files.
+            storm_reconnected: {
+                let h = m.hist(Latency::StormReconnect);
+                (!h.is_empty()).then(|| h.len())
+            },
+            storm_reconnect_p50_ms: pct_ms(m.hist(Latency::StormReconnect), 0.5),
+            storm_reconnect_p99_ms: pct_ms(m.hist(Latency::StormReconnect), 0.99),
+            storm_reconnect_max_ms: pct_ms(m.hist(Latency::StormReconnect), 1.0),
+            storm_receiving: {
+                let h = m.hist(Latency::StormReceiving);
+                (!h.is_empty()).then(|| h.len())
+            },
+            // The last client to receive again.
+            storm_all_receiving_s: pct_ms(m.hist(Latency::StormReceiving), 1.0)
+                .map(|ms| round3(ms / 1000.0)),
             latency_overflows: m.count(Count::Overflows),
             measured_s: round3(self.measured_s),
             client_cpu_s: round3(self.client.cpu_s),

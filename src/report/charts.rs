@@ -338,12 +338,19 @@ fn phase_marks(runs: &[RunData]) -> (Vec<Band>, Vec<Mark>, String) {
             at: p.start_s,
             text: format!("phase {}: {}", p.index + 1, p.groups.join(", ")),
         });
+        if let Some(st) = &p.storm {
+            marks.push(Mark {
+                at: st.at_s,
+                text: format!("storm (via {})", st.via),
+            });
+        }
     }
     // Load stages (`stages` in a group): a line where a group's stage
     // changes, at the start of the interval that first shows it.
     let mut last: Vec<(&str, &str)> = Vec::new();
     for r in &trace.series {
-        let Some(stage) = r.stage.as_deref() else {
+        // The storm has its own mark, from run.json.
+        let Some(stage) = r.stage.as_deref().filter(|s| *s != "storm") else {
             continue;
         };
         match last.iter_mut().find(|(g, _)| *g == r.group) {
@@ -367,7 +374,7 @@ fn phase_marks(runs: &[RunData]) -> (Vec<Band>, Vec<Mark>, String) {
     };
     let note = format!(
         "Shaded: ramp-up and warm-up (not in summary.csv), then the drain after publishing \
-         stopped; vertical lines: phase starts and load-stage changes.{whose}"
+         stopped; vertical lines: phase starts, load-stage changes and storms.{whose}"
     );
     (bands, marks, note)
 }

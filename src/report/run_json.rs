@@ -60,6 +60,66 @@ pub struct PhaseInfo {
     /// The sweep value this phase ran, for a sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_value: Option<String>,
+    /// The phase's `[storm]`, when the scenario has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormInfo>,
+}
+
+/// A phase's reconnect storm and what each group measured of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StormInfo {
+    /// Seconds since the run start.
+    pub at_s: f64,
+    /// `client` or `target`.
+    pub via: String,
+    /// Why the target's drop failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Per subscribing group.
+    #[serde(default)]
+    pub groups: Vec<StormGroup>,
+}
+
+impl StormInfo {
+    /// Fills `groups` from the summary rows of the phase's groups that
+    /// measured the storm (so a merge can refill it from merged rows).
+    pub fn fill(&mut self, phase_groups: &[String], rows: &[crate::metrics::summary::SummaryRow]) {
+        self.groups = rows
+            .iter()
+            .filter(|r| phase_groups.contains(&r.group) && r.lost.is_some())
+            .map(|r| StormGroup {
+                group: r.group.clone(),
+                reconnected: r.storm_reconnected,
+                reconnect_p50_ms: r.storm_reconnect_p50_ms,
+                reconnect_p99_ms: r.storm_reconnect_p99_ms,
+                reconnect_max_ms: r.storm_reconnect_max_ms,
+                receiving: r.storm_receiving,
+                all_receiving_s: r.storm_all_receiving_s,
+                lost: r.lost,
+            })
+            .collect();
+    }
+}
+
+/// One group's storm figures (the `storm_*` summary columns, and `lost`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StormGroup {
+    /// Group.
+    pub group: String,
+    /// Clients subscribed again after the drop.
+    pub reconnected: Option<u64>,
+    /// Drop to re-subscription, p50.
+    pub reconnect_p50_ms: Option<f64>,
+    /// Drop to re-subscription, p99.
+    pub reconnect_p99_ms: Option<f64>,
+    /// Drop to re-subscription, slowest client.
+    pub reconnect_max_ms: Option<f64>,
+    /// Clients that received an event again.
+    pub receiving: Option<u64>,
+    /// Drop to the last client's first event after it.
+    pub all_receiving_s: Option<f64>,
+    /// Events lost in the measured window (the storm's gap included).
+    pub lost: Option<u64>,
 }
 
 /// The first error of each kind seen by a group.
