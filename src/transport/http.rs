@@ -96,16 +96,6 @@ impl Conn {
         .await
     }
 
-    /// Sends a ready request; the caller bounds the wait (request mode's
-    /// hot path: one deadline over head and body, the request built once).
-    pub async fn send_request(
-        &mut self,
-        req: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, Fault> {
-        self.sender.ready().await.map_err(Fault::from)?;
-        self.sender.send_request(req).await.map_err(Fault::from)
-    }
-
     /// Sends one request (the profile's headers included), waiting at most
     /// `timeout` for the response head.
     pub async fn send(

@@ -20,6 +20,7 @@ use crate::net::IoCounters;
 use crate::profile::Profile;
 
 pub mod echo;
+pub mod h1;
 mod http;
 pub mod long_poll;
 pub mod ndjson;

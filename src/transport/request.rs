@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::http::Conn;
+use super::h1::H1;
 use super::{RequestSample, SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -113,7 +113,7 @@ impl H2 {
 
 /// The connection of a request-mode client.
 enum Link {
-    Http1(Conn),
+    Http1(H1),
     Http2(H2),
 }
 
@@ -127,7 +127,8 @@ impl Link {
         Ok(if http2 {
             Link::Http2(H2::open(spec, io, sink).await?)
         } else {
-            Link::Http1(Conn::open(spec, io, sink).await?)
+            let stream = super::dial(spec, io, sink).await?;
+            Link::Http1(H1::new(stream, spec.params.limits.max_header_bytes))
         })
     }
 
@@ -170,38 +171,26 @@ pub struct Request {
     io: Arc<IoCounters>,
     conn: Option<Link>,
     next_url: usize,
-    /// HTTP/1.1 requests' targets and headers, parsed and checked once per
-    /// session instead of once per request (a measurable share of the hot
-    /// path at 100,000 requests a second).
-    uris: Vec<http::Uri>,
-    headers: http::HeaderMap,
+    /// Each URL's whole HTTP/1.1 request, serialized once per session.
+    requests: Vec<Vec<u8>>,
 }
 
-/// The HTTP/1.1 head every request of a session shares: `Host`, the
-/// profile's and group's headers, and `Connection: close` without
-/// keep-alive.
-fn shared_head(
-    spec: &SessionSpec,
-    plan: &RequestPlan,
-) -> Result<(Vec<http::Uri>, http::HeaderMap), Fault> {
-    let bad = |e: String| Fault::new(ErrorKind::Other, format!("bad request: {e}"));
-    let uris = plan
-        .urls
+/// Every URL's request as bytes: `Host`, the profile's and group's
+/// headers, `Connection: close` without keep-alive, and the body.
+fn serialized(spec: &SessionSpec, plan: &RequestPlan) -> Vec<Vec<u8>> {
+    plan.urls
         .iter()
-        .map(|u| u.parse::<http::Uri>().map_err(|e| bad(format!("{u}: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        header::HOST,
-        http::HeaderValue::from_str(&spec.authority).map_err(|e| bad(e.to_string()))?,
-    );
-    if !spec.params.keep_alive {
-        headers.insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-    }
-    for (name, value) in spec.headers.iter() {
-        headers.append(name, value.clone());
-    }
-    Ok((uris, headers))
+        .map(|u| {
+            super::h1::serialize(
+                &plan.method,
+                u,
+                &spec.authority,
+                &spec.headers,
+                !spec.params.keep_alive,
+                &plan.wire_body,
+            )
+        })
+        .collect()
 }
 
 impl Transport for Request {
@@ -216,15 +205,13 @@ impl Transport for Request {
             .request
             .as_ref()
             .ok_or_else(|| Fault::new(ErrorKind::Other, "a request group without requests"))?;
-        let (uris, headers) = shared_head(spec, plan)?;
         let conn = Link::open(spec, io, plan.http2, sink).await?;
         Ok(Request {
             spec: spec.clone(),
             io: io.clone(),
             conn: Some(conn),
             next_url: NEXT_START.fetch_add(1, Ordering::Relaxed),
-            uris,
-            headers,
+            requests: serialized(spec, plan),
         })
     }
 
@@ -269,20 +256,21 @@ impl Request {
         // One deadline over head and body: one timer per request.
         let deadline = tokio::time::Instant::from_std(sent + self.spec.params.request_timeout);
         let (status, wait) = tokio::time::timeout_at(deadline, async {
-            let resp = match conn {
+            match conn {
                 Link::Http1(c) => {
-                    let mut req = HttpRequest::new(Full::new(plan.wire_body.clone()));
-                    *req.method_mut() = plan.method.clone();
-                    *req.uri_mut() = self.uris[i].clone();
-                    *req.headers_mut() = self.headers.clone();
-                    c.send_request(req).await?
+                    let a = c
+                        .exchange(&self.requests[i], plan.method == http::Method::HEAD)
+                        .await?;
+                    Ok::<_, Fault>((a.status, a.retry_after))
                 }
-                Link::Http2(h) => h.send(&self.spec, plan, url).await?,
-            };
-            let status = resp.status().as_u16();
-            let wait = crate::fault::retry_after(resp.headers());
-            discard(resp.into_body()).await?;
-            Ok::<_, Fault>((status, wait))
+                Link::Http2(h) => {
+                    let resp = h.send(&self.spec, plan, url).await?;
+                    let status = resp.status().as_u16();
+                    let wait = crate::fault::retry_after(resp.headers());
+                    discard(resp.into_body()).await?;
+                    Ok((status, wait))
+                }
+            }
         })
         .await
         .map_err(|_| Fault::timeout("request"))??;

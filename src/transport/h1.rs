@@ -1,0 +1,461 @@
+//! A minimal HTTP/1.1 client for request mode's hot path: one request at a
+//! time on one connection, the request's bytes serialized once per session,
+//! the response head parsed in place with `httparse` (hyper's own parser)
+//! and the body skipped as it arrives (Content-Length, chunked, or until
+//! close).
+//!
+//! Written by hand because hyper's per-connection client costs a second
+//! task, a channel hop and a `HeaderMap` per request: against nginx's
+//! `return 200`, stampede used 1.9× wrk's CPU per request through hyper
+//! (`benches/vs-wrk.sh`; the README's Performance section has the numbers
+//! with this client). Polling and streaming transports keep hyper.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::fault::{ErrorKind, Fault};
+use crate::net::Stream;
+
+/// Read buffer: a response head must fit in it (or in `max_head`).
+const READ_CHUNK: usize = 8192;
+/// Headers parsed per response; more is a protocol error.
+const MAX_HEADERS: usize = 64;
+
+/// A response as request mode needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// `Retry-After` in seconds, when the server sent one.
+    pub retry_after: Option<Duration>,
+}
+
+/// One HTTP/1.1 connection.
+pub struct H1 {
+    stream: Stream,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already consumed.
+    start: usize,
+    closed: bool,
+    max_head: usize,
+}
+
+/// How the body of a response ends.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+impl H1 {
+    /// Wraps a connected stream; `max_head`: largest response head.
+    pub fn new(stream: Stream, max_head: usize) -> H1 {
+        H1 {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+            closed: false,
+            max_head: max_head.max(1024),
+        }
+    }
+
+    /// True once the server closed the connection (or asked to).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Sends `request` (a whole serialized request) and reads the response
+    /// to its end. `head_only`: a HEAD request (no body follows).
+    pub async fn exchange(&mut self, request: &[u8], head_only: bool) -> Result<Answer, Fault> {
+        self.stream.write_all(request).await?;
+        loop {
+            let (answer, framing, close) = self.read_head(head_only).await?;
+            if (100..200).contains(&answer.status) && answer.status != 101 {
+                // Informational (e.g. 100 Continue): the real head follows.
+                continue;
+            }
+            self.skip_body(framing).await?;
+            if close {
+                self.closed = true;
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// Reads more bytes; `false` at end of stream.
+    async fn fill(&mut self) -> Result<bool, Fault> {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > READ_CHUNK {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + READ_CHUNK, 0);
+        let n = match self.stream.read(&mut self.buf[len..]).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf.truncate(len);
+                self.closed = true;
+                return Err(e.into());
+            }
+        };
+        self.buf.truncate(len + n);
+        if n == 0 {
+            self.closed = true;
+        }
+        Ok(n > 0)
+    }
+
+    async fn read_head(&mut self, head_only: bool) -> Result<(Answer, Framing, bool), Fault> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf[self.start..]) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = resp.code.unwrap_or(0);
+                    let mut framing = Framing::UntilClose;
+                    let mut close = resp.version == Some(0);
+                    let mut retry_after = None;
+                    for h in resp.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("content-length") {
+                            let len = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse::<u64>().ok())
+                                .ok_or_else(|| {
+                                    Fault::new(ErrorKind::Protocol, "a bad Content-Length")
+                                })?;
+                            if !matches!(framing, Framing::Chunked) {
+                                framing = Framing::Length(len);
+                            }
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            if contains_token(h.value, b"chunked") {
+                                framing = Framing::Chunked;
+                            }
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            close |= contains_token(h.value, b"close");
+                        } else if h.name.eq_ignore_ascii_case("retry-after") {
+                            retry_after = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse::<u64>().ok())
+                                // Bounded like `fault::retry_after`.
+                                .map(|s| Duration::from_secs(s.min(3600)));
+                        }
+                    }
+                    if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+                        framing = Framing::None;
+                    }
+                    if matches!(framing, Framing::UntilClose) {
+                        close = true;
+                    }
+                    self.start += n;
+                    return Ok((
+                        Answer {
+                            status,
+                            retry_after,
+                        },
+                        framing,
+                        close,
+                    ));
+                }
+                Ok(httparse::Status::Partial) => {
+                    if self.buf.len() - self.start > self.max_head {
+                        self.closed = true;
+                        return Err(Fault::new(
+                            ErrorKind::Limit,
+                            format!("a response head over max_header_bytes ({})", self.max_head),
+                        ));
+                    }
+                }
+                Err(e) => {
+                    self.closed = true;
+                    return Err(Fault::new(
+                        ErrorKind::Protocol,
+                        format!("a malformed HTTP response head: {e}"),
+                    ));
+                }
+            }
+            if !self.fill().await? {
+                return Err(Fault::new(
+                    ErrorKind::Reset,
+                    "the connection closed before a complete response head",
+                ));
+            }
+        }
+    }
+
+    /// Consumes up to `n` buffered bytes; returns how many it took.
+    fn take(&mut self, n: u64) -> u64 {
+        let have = (self.buf.len() - self.start) as u64;
+        let k = have.min(n);
+        self.start += k as usize;
+        k
+    }
+
+    async fn skip_body(&mut self, framing: Framing) -> Result<(), Fault> {
+        match framing {
+            Framing::None => Ok(()),
+            Framing::Length(mut left) => {
+                while left > 0 {
+                    left -= self.take(left);
+                    if left > 0 && !self.fill().await? {
+                        return Err(Fault::new(
+                            ErrorKind::Reset,
+                            "the connection closed in the middle of a response body",
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Framing::UntilClose => {
+                let _ = self.take(u64::MAX);
+                while self.fill().await? {
+                    let _ = self.take(u64::MAX);
+                }
+                Ok(())
+            }
+            Framing::Chunked => loop {
+                let size = self.chunk_size().await?;
+                // The chunk's data and its CRLF (the last chunk: trailers
+                // then an empty line).
+                if size == 0 {
+                    loop {
+                        let line = self.line().await?;
+                        if line == 0 {
+                            return Ok(());
+                        }
+                    }
+                }
+                let mut left = size + 2;
+                while left > 0 {
+                    left -= self.take(left);
+                    if left > 0 && !self.fill().await? {
+                        return Err(Fault::new(
+                            ErrorKind::Reset,
+                            "the connection closed in the middle of a chunk",
+                        ));
+                    }
+                }
+            },
+        }
+    }
+
+    /// Consumes one CRLF-terminated line; returns its length without CRLF.
+    async fn line(&mut self) -> Result<usize, Fault> {
+        loop {
+            if let Some(i) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
+                let len = i.saturating_sub(1);
+                self.start += i + 1;
+                return Ok(len);
+            }
+            if self.buf.len() - self.start > self.max_head {
+                self.closed = true;
+                return Err(Fault::new(
+                    ErrorKind::Limit,
+                    "a chunk line over max_header_bytes",
+                ));
+            }
+            if !self.fill().await? {
+                return Err(Fault::new(
+                    ErrorKind::Reset,
+                    "the connection closed in the middle of a chunked body",
+                ));
+            }
+        }
+    }
+
+    async fn chunk_size(&mut self) -> Result<u64, Fault> {
+        loop {
+            if let Some(i) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
+                let line = &self.buf[self.start..self.start + i];
+                let hex = line
+                    .split(|b| *b == b';' || *b == b'\r')
+                    .next()
+                    .unwrap_or_default();
+                let size = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
+                let Some(size) = size else {
+                    self.closed = true;
+                    return Err(Fault::new(ErrorKind::Protocol, "a bad chunk size line"));
+                };
+                self.start += i + 1;
+                return Ok(size);
+            }
+            if self.buf.len() - self.start > self.max_head {
+                self.closed = true;
+                return Err(Fault::new(
+                    ErrorKind::Limit,
+                    "a chunk line over max_header_bytes",
+                ));
+            }
+            if !self.fill().await? {
+                return Err(Fault::new(
+                    ErrorKind::Reset,
+                    "the connection closed in the middle of a chunked body",
+                ));
+            }
+        }
+    }
+}
+
+/// True when the comma-separated header value holds `token` (any case).
+fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Serializes a request: request line, `Host`, the extra headers, and the
+/// body with its length.
+pub fn serialize(
+    method: &http::Method,
+    path: &str,
+    authority: &str,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    close: bool,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + body.len());
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(authority.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        if name == http::header::HOST {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    if !body.is_empty() || !matches!(*method, http::Method::GET | http::Method::HEAD) {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_a_request() {
+        let r = serialize(
+            &http::Method::POST,
+            "/a?b=1",
+            "h:1",
+            &[(
+                http::HeaderName::from_static("x-k"),
+                http::HeaderValue::from_static("v"),
+            )],
+            true,
+            b"hi",
+        );
+        assert_eq!(
+            String::from_utf8(r).unwrap(),
+            "POST /a?b=1 HTTP/1.1\r\nhost: h:1\r\nx-k: v\r\nconnection: close\r\ncontent-length: 2\r\n\r\nhi"
+        );
+        let g = serialize(&http::Method::GET, "/", "h", &[], false, b"");
+        assert_eq!(
+            String::from_utf8(g).unwrap(),
+            "GET / HTTP/1.1\r\nhost: h\r\n\r\n"
+        );
+    }
+
+    /// A real server on a loopback socket answering each request with the
+    /// next scripted response; returns the client side.
+    async fn scripted(responses: Vec<&'static [u8]>) -> H1 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            for r in responses {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                // Written in two parts, so the client parses across reads.
+                let (a, b) = r.split_at(r.len() / 2);
+                s.write_all(a).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                s.write_all(b).await.unwrap();
+            }
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let counted = crate::net::Counting::new(tcp, Default::default());
+        H1::new(Stream::Plain(counted), 65536)
+    }
+
+    #[tokio::test]
+    async fn reads_every_framing_on_one_connection() {
+        let mut c = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.1 429 Too Many\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+        ])
+        .await;
+        let req = serialize(&http::Method::GET, "/", "h", &[], false, b"");
+        let a = c.exchange(&req, false).await.unwrap();
+        assert_eq!(a.status, 200);
+        let a = c.exchange(&req, false).await.unwrap();
+        assert_eq!(a.status, 201);
+        let a = c.exchange(&req, false).await.unwrap();
+        assert_eq!(
+            (a.status, a.retry_after),
+            (429, Some(Duration::from_secs(7)))
+        );
+        assert_eq!(c.exchange(&req, false).await.unwrap().status, 204);
+        assert!(!c.is_closed());
+        assert_eq!(c.exchange(&req, false).await.unwrap().status, 200);
+        assert!(c.is_closed());
+    }
+
+    #[tokio::test]
+    async fn bad_responses_are_faults_of_their_kind() {
+        let req = serialize(&http::Method::GET, "/", "h", &[], false, b"");
+        let mut c = scripted(vec![b"NOT HTTP AT ALL\r\n\r\n"]).await;
+        assert_eq!(
+            c.exchange(&req, false).await.unwrap_err().kind,
+            ErrorKind::Protocol
+        );
+        let mut c = scripted(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
+        assert_eq!(
+            c.exchange(&req, false).await.unwrap_err().kind,
+            ErrorKind::Reset
+        );
+        let mut c = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ])
+        .await;
+        assert_eq!(
+            c.exchange(&req, false).await.unwrap_err().kind,
+            ErrorKind::Protocol
+        );
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(contains_token(b"gzip, Chunked", b"chunked"));
+        assert!(!contains_token(b"keep-alive", b"close"));
+    }
+}
