@@ -93,17 +93,15 @@ impl H1 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
-        let n = match self.stream.read(&mut self.buf[len..]).await {
+        // Into spare capacity: no zero-filling of the buffer per read.
+        self.buf.reserve(READ_CHUNK);
+        let n = match self.stream.read_buf(&mut self.buf).await {
             Ok(n) => n,
             Err(e) => {
-                self.buf.truncate(len);
                 self.closed = true;
                 return Err(e.into());
             }
         };
-        self.buf.truncate(len + n);
         if n == 0 {
             self.closed = true;
         }
