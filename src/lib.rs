@@ -220,14 +220,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     let outcome = outcome?;
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
-        let _ = report::print_table(&outcome.rows, &mut stdout);
-        if !outcome.thresholds.is_empty() {
-            let _ = writeln!(
-                stdout,
-                "\n{}",
-                gate::output::table(&outcome.thresholds, &[]).trim_end()
-            );
-        }
+        print_results(&outcome.rows, &outcome.thresholds, &mut stdout);
         if let Some(reason) = &outcome.stop {
             let why = match reason {
                 StopReason::Interrupted => "interrupted".to_string(),
@@ -246,18 +239,23 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     Ok(outcome.exit_code)
 }
 
+/// The summary table and, when there are thresholds, their results.
+pub(crate) fn print_results(
+    rows: &[metrics::summary::SummaryRow],
+    thresholds: &[gate::threshold::ThresholdResult],
+    out: &mut impl Write,
+) {
+    let _ = report::print_table(rows, out);
+    if !thresholds.is_empty() {
+        let _ = writeln!(out, "\n{}", gate::output::table(thresholds, &[]).trim_end());
+    }
+}
+
 fn merge_command(args: cli::MergeArgs) -> Result<i32> {
     let merged = merge::merge(&args.runs, &args.out)?;
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
-        let _ = report::print_table(&merged.rows, &mut stdout);
-        if !merged.thresholds.is_empty() {
-            let _ = writeln!(
-                stdout,
-                "\n{}",
-                gate::output::table(&merged.thresholds, &[]).trim_end()
-            );
-        }
+        print_results(&merged.rows, &merged.thresholds, &mut stdout);
     }
     if !args.no_report {
         merge::write_report(&merged.dir);

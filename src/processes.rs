@@ -168,14 +168,7 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
     let merged = merge::merge(&dirs, &dir)?;
     let mut stdout = std::io::stdout().lock();
     if !args.quiet {
-        let _ = report::print_table(&merged.rows, &mut stdout);
-        if !merged.thresholds.is_empty() {
-            let _ = writeln!(
-                stdout,
-                "\n{}",
-                crate::gate::output::table(&merged.thresholds, &[]).trim_end()
-            );
-        }
+        crate::print_results(&merged.rows, &merged.thresholds, &mut stdout);
         if interrupts > 0 {
             eprintln!("stampede: run stopped early (interrupted); partial results written");
         }

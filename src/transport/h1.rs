@@ -221,8 +221,8 @@ impl H1 {
                 // then an empty line).
                 if size == 0 {
                     loop {
-                        let line = self.line().await?;
-                        if line == 0 {
+                        let (_, len) = self.line().await?;
+                        if len == 0 {
                             return Ok(());
                         }
                     }
@@ -241,13 +241,19 @@ impl H1 {
         }
     }
 
-    /// Consumes one CRLF-terminated line; returns its length without CRLF.
-    async fn line(&mut self) -> Result<usize, Fault> {
+    /// Consumes one LF-terminated line; returns where it starts in `buf`
+    /// and its length without the line end.
+    async fn line(&mut self) -> Result<(usize, usize), Fault> {
         loop {
             if let Some(i) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
-                let len = i.saturating_sub(1);
+                let at = self.start;
+                let len = if i > 0 && self.buf[at + i - 1] == b'\r' {
+                    i - 1
+                } else {
+                    i
+                };
                 self.start += i + 1;
-                return Ok(len);
+                return Ok((at, len));
             }
             if self.buf.len() - self.start > self.max_head {
                 self.closed = true;
@@ -266,37 +272,16 @@ impl H1 {
     }
 
     async fn chunk_size(&mut self) -> Result<u64, Fault> {
-        loop {
-            if let Some(i) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
-                let line = &self.buf[self.start..self.start + i];
-                let hex = line
-                    .split(|b| *b == b';' || *b == b'\r')
-                    .next()
-                    .unwrap_or_default();
-                let size = std::str::from_utf8(hex)
-                    .ok()
-                    .and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
-                let Some(size) = size else {
-                    self.closed = true;
-                    return Err(Fault::new(ErrorKind::Protocol, "a bad chunk size line"));
-                };
-                self.start += i + 1;
-                return Ok(size);
-            }
-            if self.buf.len() - self.start > self.max_head {
-                self.closed = true;
-                return Err(Fault::new(
-                    ErrorKind::Limit,
-                    "a chunk line over max_header_bytes",
-                ));
-            }
-            if !self.fill().await? {
-                return Err(Fault::new(
-                    ErrorKind::Reset,
-                    "the connection closed in the middle of a chunked body",
-                ));
-            }
-        }
+        let (at, len) = self.line().await?;
+        let line = &self.buf[at..at + len];
+        let hex = line.split(|b| *b == b';').next().unwrap_or_default();
+        let size = std::str::from_utf8(hex)
+            .ok()
+            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
+        size.ok_or_else(|| {
+            self.closed = true;
+            Fault::new(ErrorKind::Protocol, "a bad chunk size line")
+        })
     }
 }
 
