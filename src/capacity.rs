@@ -345,6 +345,18 @@ pub async fn search(
 ) -> Result<Outcome> {
     // The scenario as written must plan on its own: its errors keep their places.
     let whole = plan::build(sc, src, &opts.overrides)?;
+    // A rate search sets `publisher.rate`, which stages would override
+    // after their first instant: the steps would not measure their rate.
+    if settings.vary == Vary::Rate
+        && whole
+            .publisher
+            .as_ref()
+            .is_some_and(|p| !p.stages.is_empty())
+    {
+        return Err(Error::Usage(
+            "capacity: vary = \"rate\" sets publisher.rate, and [publisher] stages would override it; remove the stages for a rate search".into(),
+        ));
+    }
     let mut table: toml::Table = toml::from_str(&src.text).map_err(|e| Error::Scenario {
         at: src.path.clone(),
         message: e.message().trim().to_string(),

@@ -77,6 +77,16 @@ pub struct PublisherPlan {
     pub channels: u32,
     /// Channel name prefix (None: unique per run).
     pub channel_prefix: Option<String>,
+    /// Publish-rate stages from the phase start (empty: `rate` throughout).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<crate::load::rate::RateStage>,
+}
+
+impl PublisherPlan {
+    /// The publish schedule: `rate`, then the stages.
+    pub fn schedule(&self) -> crate::load::rate::RateSchedule {
+        crate::load::rate::RateSchedule::new(self.rate_per_s, &self.stages)
+    }
 }
 
 /// How a storm drops connections.
@@ -986,7 +996,67 @@ fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<Publis
         payload_bytes,
         channels,
         channel_prefix,
+        stages: rate_stages_plan(p, src)?,
     })
+}
+
+/// `[publisher] stages`: each one steady (`rate`, `for`), burst (`burst`,
+/// `for`) or ramp (`to`, `over`); rates bounded like `publisher.rate` (a
+/// rate of 0 would never reach the next event), lengths above zero.
+fn rate_stages_plan(
+    p: &crate::scenario::Publisher,
+    src: &Source,
+) -> Result<Vec<crate::load::rate::RateStage>> {
+    use crate::load::rate::RateStage;
+    let Some(list) = &p.stages else {
+        return Ok(Vec::new());
+    };
+    if list.get_ref().is_empty() {
+        return Err(src.error(list.span(), "publisher.stages", "give at least one stage"));
+    }
+    let key = "publisher.stages";
+    let rate = |r: &toml::Spanned<f64>| {
+        let v = *r.get_ref();
+        if v.is_finite() && (0.001..=1_000_000.0).contains(&v) {
+            Ok(v)
+        } else {
+            Err(src.error(r.span(), key, "a rate must be in [0.001, 1000000] events/s"))
+        }
+    };
+    let len = |d: &toml::Spanned<crate::scenario::Dur>| {
+        if d.get_ref().0.is_zero() {
+            Err(src.error(d.span(), key, "a stage must last longer than 0s"))
+        } else {
+            Ok(d.get_ref().0)
+        }
+    };
+    let mut out = Vec::new();
+    for st in list.get_ref() {
+        let s = st.get_ref();
+        let stage = match (&s.rate, &s.burst, &s.to, &s.for_, &s.over) {
+            (Some(r), None, None, Some(d), None) => RateStage::Steady {
+                rate: rate(r)?,
+                len: len(d)?,
+            },
+            (None, Some(r), None, Some(d), None) => RateStage::Burst {
+                rate: rate(r)?,
+                len: len(d)?,
+            },
+            (None, None, Some(r), None, Some(d)) => RateStage::Ramp {
+                to: rate(r)?,
+                len: len(d)?,
+            },
+            _ => {
+                return Err(src.error(
+                    st.span(),
+                    key,
+                    "write { rate = 50, for = \"10s\" }, { burst = 500, for = \"2s\" } or { to = 100, over = \"10s\" }",
+                ))
+            }
+        };
+        out.push(stage);
+    }
+    Ok(out)
 }
 
 /// `[storm]`: inside the phase's hold; `via = "target"` needs the built-in

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::fault::{ErrorKind, Fault};
-use crate::load::pacer::Pacer;
+use crate::load::rate::RateSchedule;
 use crate::metrics::ledger::{ChannelLog, PublishLog};
 use crate::metrics::recorder::new_histogram;
 use crate::profile::{PublishMethod, PublishProfile};
@@ -56,8 +56,8 @@ pub struct PublishSpec {
     pub profile: PublishProfile,
     /// Extra headers (secrets expanded).
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
-    /// Events per second over all channels.
-    pub rate_per_s: f64,
+    /// When each event is due (rate and stages over all channels).
+    pub schedule: RateSchedule,
     /// Payload size.
     pub payload_bytes: usize,
     /// TLS to an `https://` / `wss://` target.
@@ -141,18 +141,16 @@ async fn channel_loop(
     stop: CancellationToken,
     shutdown: Shutdown,
 ) -> ChannelResult {
-    let channels = f64::from(spec.total_channels.max(1));
     let path = format!(
         "{}{}",
         spec.base_path,
         crate::profile::fill(&spec.profile.url, &spec.channels[ch])
     );
-    let period = Duration::from_secs_f64(channels / spec.rate_per_s);
-    // Channels are staggered so the aggregate stream is evenly spaced; a
-    // shard keeps each channel's place in the scenario's schedule.
+    // Channels take turns (event k goes to channel k mod channels) so the
+    // aggregate stream follows the rate evenly; a shard keeps each
+    // channel's place in the scenario's schedule by its global id.
     let id = spec.channel_ids.get(ch).copied().unwrap_or(ch as u32);
-    let offset = Duration::from_secs_f64(f64::from(id) / spec.rate_per_s);
-    let mut pacer = Pacer::new(start + offset, period);
+    let mut due = spec.schedule.events_of(id, spec.total_channels);
     let mut out = ChannelResult {
         log: ChannelLog::default(),
         latency: new_histogram(),
@@ -163,8 +161,7 @@ async fn channel_loop(
     let mut conn: Option<Sender> = None;
     let mut last_ok = Instant::now();
     let mut failures_in_row = 0u32;
-    loop {
-        let intended = pacer.next_at();
+    while let Some(intended) = due.next().map(|d| start + d) {
         if intended >= until {
             break;
         }

@@ -651,7 +651,8 @@ async fn run_with_target(
 
 /// The `stage` cell of a tick: `storm` for the interval holding a storm's
 /// instant, else the group's load stage in the interval's middle (one
-/// ending on a stage edge belongs to the stage it covered).
+/// ending on a stage edge belongs to the stage it covered), else the
+/// publisher's rate stage.
 fn stage_label(
     plan: &Plan,
     g: &crate::plan::GroupPlan,
@@ -666,7 +667,21 @@ fn stage_label(
     }
     let mid = since(tick.start_ns / 2 + tick.end_ns / 2);
     if g.stages.is_empty() {
-        return g.turnover.label(g.total_clients(), plan.ramp_up, mid);
+        // A group with no shape of its own shows the publisher's stage, the
+        // load that is changing under it.
+        return g
+            .turnover
+            .label(g.total_clients(), plan.ramp_up, mid)
+            .or_else(|| {
+                let p = plan
+                    .publisher
+                    .as_ref()
+                    .filter(|_| g.transport.subscribes())?;
+                if p.stages.is_empty() {
+                    return None;
+                }
+                p.schedule().label(mid)
+            });
     }
     Some(shape::stage_label(&g.stages, mid))
 }

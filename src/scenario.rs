@@ -230,6 +230,32 @@ pub struct Publisher {
     /// is unique per run, so no run sees another's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_prefix: Option<Spanned<String>>,
+    /// Publish-rate stages from the phase start: `{ rate = 50, for = "10s" }`,
+    /// `{ burst = 500, for = "2s" }`, `{ to = 100, over = "10s" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Spanned<Vec<Spanned<RateStageSpec>>>>,
+}
+
+/// One publish-rate stage as written: steady `{ rate = R, for = D }`, burst
+/// `{ burst = R, for = D }` or ramp `{ to = R, over = D }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateStageSpec {
+    /// A steady rate (events/s) that stays after the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Spanned<f64>>,
+    /// A burst rate (events/s); the rate before it resumes afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Spanned<f64>>,
+    /// The rate (events/s) a ramp ends at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Spanned<f64>>,
+    /// Length of a steady or burst stage.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<Spanned<Dur>>,
+    /// Length of a ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<Spanned<Dur>>,
 }
 
 /// One client group: N clients of one transport.

@@ -60,6 +60,26 @@ fn errors_name_the_place_and_the_key() {
         ("rate = 10", "rate = -1", &["5:8", "publisher.rate"]),
         ("rate = 10", "rate = 10\nburst = 3", &["6:1", "burst"]),
         (
+            "rate = 10",
+            "rate = 10\nstages = [{ rate = 0, for = \"1s\" }]",
+            &["6:20", "publisher.stages", "rate must be in"],
+        ),
+        (
+            "rate = 10",
+            "rate = 10\nstages = [{ burst = 500, for = \"0s\" }]",
+            &["6:32", "publisher.stages", "longer than 0s"],
+        ),
+        (
+            "rate = 10",
+            "rate = 10\nstages = [{ rate = 5, for = \"1s\" }, { to = 5, for = \"1s\" }]",
+            &["6:37", "publisher.stages", "{ to = 100, over"],
+        ),
+        (
+            "rate = 10",
+            "rate = 10\nstages = []",
+            &["6:10", "publisher.stages", "at least one"],
+        ),
+        (
             "name = \"x\"",
             "name = \"x\"\ntarget = \"ftp://example\"",
             &["2:10", "target", "ftp"],

@@ -5,5 +5,6 @@
 
 pub mod client;
 pub mod pacer;
+pub mod rate;
 pub mod runner;
 pub mod shape;

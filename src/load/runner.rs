@@ -239,7 +239,7 @@ pub async fn run_phase(
                 base_path: spec.base_path.clone(),
                 profile: plan.profile.publish.clone(),
                 headers: plan.profile_headers.clone(),
-                rate_per_s: p.rate_per_s,
+                schedule: p.schedule(),
                 payload_bytes: p.payload_bytes,
                 tls: plan.tls_client.clone(),
             },
