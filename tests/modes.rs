@@ -35,7 +35,9 @@ async fn request_and_echo_groups_measure_round_trips() {
     assert_eq!(mixed.reconnects, 0);
 
     let echo = row("echo");
-    assert!((150..=210).contains(&echo.requests), "{echo:?}");
+    // 2 s at 100/s is 200 sends, plus each client's tick at the hold's
+    // first and last instants (5 clients); fewer on a busy machine.
+    assert!((150..=210 + 5).contains(&echo.requests), "{echo:?}");
     assert_eq!(echo.errors, 0, "{echo:?}");
     assert!(echo.request_p50_ms.is_some() && echo.request_uncorrected_p99_ms.is_some());
     // No HTTP statuses, no event stream: those cells stay empty.
