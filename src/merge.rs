@@ -309,24 +309,18 @@ fn add_results(
     a.measured_s = a.measured_s.max(b.measured_s);
     a.client.cpu_s += b.client.cpu_s;
     a.client.rss_peak_bytes += b.client.rss_peak_bytes;
-    // Each load generator's health is its own: the merged run was limited
-    // by its load generators if any one of them was.
-    a.health = if b.health.saturated() && !a.health.saturated() && !same_host {
-        b.health
-    } else if a.health.saturated() == b.health.saturated() || same_host {
-        crate::metrics::health::Health {
-            // Processes on one machine share its cores.
-            cpu_pct: if same_host {
-                a.health.cpu_pct + b.health.cpu_pct
-            } else {
-                a.health.cpu_pct.max(b.health.cpu_pct)
-            },
-            cores: a.health.cores.max(b.health.cores),
-            lag_p99_ms: max_opt(a.health.lag_p99_ms, b.health.lag_p99_ms),
-            slip_p99_ms: max_opt(a.health.slip_p99_ms, b.health.slip_p99_ms),
-        }
-    } else {
-        a.health
+    // The merged run was limited by its load generators if any one was:
+    // the worst lag and slip; CPU adds up on one machine (shared cores)
+    // and is each host's own across machines.
+    a.health = crate::metrics::health::Health {
+        cpu_pct: if same_host {
+            a.health.cpu_pct + b.health.cpu_pct
+        } else {
+            a.health.cpu_pct.max(b.health.cpu_pct)
+        },
+        cores: a.health.cores.max(b.health.cores),
+        lag_p99_ms: max_opt(a.health.lag_p99_ms, b.health.lag_p99_ms),
+        slip_p99_ms: max_opt(a.health.slip_p99_ms, b.health.slip_p99_ms),
     };
     a.target = match (a.target, b.target) {
         (Some(mut t), Some(u)) => {

@@ -78,6 +78,15 @@ struct Target {
     child_done: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
+/// One connect before anything runs, so an unreachable target is one clear
+/// error (exit 3), not a run of connect failures.
+async fn reachable(addr: SocketAddr, url: &str, plan: &Plan) -> Result<()> {
+    crate::net::connect(addr, plan.connect_timeout)
+        .await
+        .map(|_| ())
+        .map_err(|f| Error::TargetUnreachable(format!("{url}: {}", f.detail)))
+}
+
 async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Result<Target> {
     match &plan.target {
         TargetPlan::Builtin if opts.attach_builtin.is_some() => {
@@ -88,9 +97,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 .ok_or_else(|| {
                     Error::Usage(format!("--attach-builtin: {url:?} is not http://IP:PORT"))
                 })?;
-            crate::net::connect(addr, plan.connect_timeout)
-                .await
-                .map_err(|f| Error::TargetUnreachable(format!("{url}: {}", f.detail)))?;
+            reachable(addr, &url, plan).await?;
             Ok(Target {
                 addr,
                 authority: addr.to_string(),
@@ -144,9 +151,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                 .ok_or_else(|| {
                     Error::TargetUnreachable(format!("{url}: {authority} has no address"))
                 })?;
-            crate::net::connect(addr, plan.connect_timeout)
-                .await
-                .map_err(|f| Error::TargetUnreachable(format!("{url}: {}", f.detail)))?;
+            reachable(addr, url, plan).await?;
             Ok(Target {
                 addr,
                 authority: authority.clone(),
@@ -191,8 +196,6 @@ pub async fn run(plan: Plan, opts: RunOptions, shutdown: Shutdown) -> Result<Run
     check_capacity(&plan, nofile)?;
     let mut progress = Progress::new(opts.display);
     let mut target = start_target(&plan, &opts, &shutdown).await?;
-    let sources = Sources::for_target(target.addr, &plan.local_addrs);
-    check_ports(&plan, &sources)?;
     let late_by = match opts.start_at {
         Some(at) => wait_until(at, &shutdown).await,
         None => None,
@@ -228,6 +231,10 @@ async fn run_with_target(
     progress: &mut Progress,
     late_by: Option<Duration>,
 ) -> Result<RunOutcome> {
+    // Here, not before the target starts: an early return still stops a
+    // built-in target, and no run folder is left empty.
+    let sources = Arc::new(Sources::for_target(target.addr, &plan.local_addrs));
+    check_ports(plan, &sources)?;
     let started = SystemTime::now();
     let dir = opts
         .out
@@ -318,7 +325,6 @@ async fn run_with_target(
         group_offset += step.groups.len();
     }
     let total_phases = jobs.len();
-    let sources = Arc::new(Sources::for_target(target.addr, &plan.local_addrs));
     let shard = plan.shard.unwrap_or(Shard::WHOLE);
     // Every shard of a run shares `channel_prefix` (it comes from the
     // shared start time or the scenario), so shards tag their channels.
