@@ -1,14 +1,17 @@
-//! A minimal HTTP/1.1 client for request mode's hot path: one request at a
-//! time on one connection, the request's bytes serialized once per session,
-//! the response head parsed in place with `httparse` (hyper's own parser)
-//! and the body skipped as it arrives (Content-Length, chunked, or until
-//! close).
+//! A minimal HTTP/1.1 client for request mode's hot path and for streaming
+//! responses (SSE, NDJSON): one request at a time on one connection, the
+//! request's bytes serialized once per session, the response head parsed in
+//! place with `httparse` (hyper's own parser) and the body skipped or handed
+//! out as it arrives (Content-Length, chunked, or until close).
 //!
 //! Written by hand because hyper's per-connection client costs a second
 //! task, a channel hop and a `HeaderMap` per request: against nginx's
 //! `return 200`, stampede used 1.9× wrk's CPU per request through hyper
 //! (`benches/vs-wrk.sh`; the README's Performance section has the numbers
-//! with this client). Polling and streaming transports keep hyper.
+//! with this client). A held stream through hyper also cost about 19 KiB
+//! per idle connection (its driver task, an 8 KiB write buffer kept for
+//! the connection's life, the body channel), against the 12 KiB budget
+//! `benches/hold.sh` measures. Polling transports keep hyper.
 
 use std::time::Duration;
 
@@ -17,8 +20,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::Stream;
 
-/// Read buffer: a response head must fit in it (or in `max_head`).
+/// Read size in request mode; a response head may grow the buffer up to
+/// `max_head`.
 const READ_CHUNK: usize = 8192;
+/// Read size of a streaming response: it is held for the stream's whole
+/// life, so it is most of an idle stream's memory.
+pub const STREAM_CHUNK: usize = 2048;
 /// Headers parsed per response; more is a protocol error.
 const MAX_HEADERS: usize = 64;
 
@@ -39,9 +46,14 @@ pub struct H1 {
     start: usize,
     closed: bool,
     max_head: usize,
+    /// Bytes asked of each read.
+    chunk: usize,
+    /// Where `body_data` is in the current response's body.
+    body: BodyState,
 }
 
 /// How the body of a response ends.
+#[derive(Clone, Copy)]
 enum Framing {
     None,
     Length(u64),
@@ -49,15 +61,43 @@ enum Framing {
     UntilClose,
 }
 
+/// Progress through a body handed out by `body_data`.
+#[derive(Clone, Copy)]
+enum BodyState {
+    Done,
+    Length(u64),
+    /// Before a chunk-size line.
+    ChunkSize,
+    /// Inside a chunk's data, with this many bytes left (0: its CRLF next).
+    ChunkData(u64),
+    UntilClose,
+}
+
+/// The head of a streaming response.
+#[derive(Debug, Clone)]
+pub struct StreamHead {
+    /// Status and `Retry-After`.
+    pub answer: Answer,
+    /// The `Content-Type` value, if any (lossy UTF-8).
+    pub content_type: Option<String>,
+}
+
 impl H1 {
     /// Wraps a connected stream; `max_head`: largest response head.
     pub fn new(stream: Stream, max_head: usize) -> H1 {
+        H1::with_chunk(stream, max_head, READ_CHUNK)
+    }
+
+    /// As [`H1::new`], reading `chunk` bytes at a time.
+    pub fn with_chunk(stream: Stream, max_head: usize, chunk: usize) -> H1 {
         H1 {
             stream,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::with_capacity(chunk),
             start: 0,
             closed: false,
             max_head: max_head.max(1024),
+            chunk: chunk.max(512),
+            body: BodyState::Done,
         }
     }
 
@@ -71,7 +111,7 @@ impl H1 {
     pub async fn exchange(&mut self, request: &[u8], head_only: bool) -> Result<Answer, Fault> {
         self.stream.write_all(request).await?;
         loop {
-            let (answer, framing, close) = self.read_head(head_only).await?;
+            let (answer, framing, close, _) = self.read_head(head_only, false).await?;
             if (100..200).contains(&answer.status) && answer.status != 101 {
                 // Informational (e.g. 100 Continue): the real head follows.
                 continue;
@@ -84,17 +124,112 @@ impl H1 {
         }
     }
 
+    /// Sends `request` and reads the response head; the body then comes
+    /// from [`H1::body_data`].
+    pub async fn begin(&mut self, request: &[u8]) -> Result<StreamHead, Fault> {
+        self.stream.write_all(request).await?;
+        loop {
+            let (answer, framing, close, content_type) = self.read_head(false, true).await?;
+            if (100..200).contains(&answer.status) && answer.status != 101 {
+                continue;
+            }
+            if close {
+                self.closed = true;
+            }
+            self.body = match framing {
+                Framing::None => BodyState::Done,
+                Framing::Length(n) => BodyState::Length(n),
+                Framing::Chunked => BodyState::ChunkSize,
+                Framing::UntilClose => BodyState::UntilClose,
+            };
+            // A long head may have grown the buffer: the stream that
+            // follows keeps only its read size.
+            if self.buf.capacity() > 2 * self.chunk && self.buf.len() - self.start <= self.chunk {
+                self.buf.drain(..self.start);
+                self.start = 0;
+                self.buf.shrink_to(self.chunk);
+            }
+            return Ok(StreamHead {
+                answer,
+                content_type,
+            });
+        }
+    }
+
+    /// The next bytes of the body [`H1::begin`] started, as they arrive;
+    /// `None` at its end. A connection that ends early is a `reset` fault.
+    pub async fn body_data(&mut self) -> Result<Option<&[u8]>, Fault> {
+        loop {
+            match self.body {
+                BodyState::Done => return Ok(None),
+                BodyState::Length(left) | BodyState::ChunkData(left) if left > 0 => {
+                    if self.start == self.buf.len() && !self.fill().await? {
+                        self.body = BodyState::Done;
+                        return Err(Fault::new(
+                            ErrorKind::Reset,
+                            "the connection closed in the middle of a response body",
+                        ));
+                    }
+                    let at = self.start;
+                    let k = self.take(left);
+                    self.body = match self.body {
+                        BodyState::Length(_) => BodyState::Length(left - k),
+                        _ => BodyState::ChunkData(left - k),
+                    };
+                    return Ok(Some(&self.buf[at..at + k as usize]));
+                }
+                BodyState::Length(_) => self.body = BodyState::Done,
+                BodyState::ChunkData(_) => {
+                    let (_, len) = self.line().await?;
+                    if len != 0 {
+                        self.closed = true;
+                        self.body = BodyState::Done;
+                        return Err(Fault::new(
+                            ErrorKind::Protocol,
+                            "chunk data longer than its size line",
+                        ));
+                    }
+                    self.body = BodyState::ChunkSize;
+                }
+                BodyState::ChunkSize => {
+                    let size = self.chunk_size().await?;
+                    if size == 0 {
+                        // Trailers, then an empty line.
+                        loop {
+                            let (_, len) = self.line().await?;
+                            if len == 0 {
+                                break;
+                            }
+                        }
+                        self.body = BodyState::Done;
+                    } else {
+                        self.body = BodyState::ChunkData(size);
+                    }
+                }
+                BodyState::UntilClose => {
+                    if self.start == self.buf.len() && !self.fill().await? {
+                        self.body = BodyState::Done;
+                        return Ok(None);
+                    }
+                    let at = self.start;
+                    let k = self.take(u64::MAX);
+                    return Ok(Some(&self.buf[at..at + k as usize]));
+                }
+            }
+        }
+    }
+
     /// Reads more bytes; `false` at end of stream.
     async fn fill(&mut self) -> Result<bool, Fault> {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > READ_CHUNK {
+        if self.start > 0 {
+            // What is left is a partial head or line: short, cheap to move.
             self.buf.drain(..self.start);
             self.start = 0;
         }
         // Into spare capacity: no zero-filling of the buffer per read.
-        self.buf.reserve(READ_CHUNK);
+        if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
+            self.buf.reserve(self.chunk);
+        }
         let n = match self.stream.read_buf(&mut self.buf).await {
             Ok(n) => n,
             Err(e) => {
@@ -108,7 +243,13 @@ impl H1 {
         Ok(n > 0)
     }
 
-    async fn read_head(&mut self, head_only: bool) -> Result<(Answer, Framing, bool), Fault> {
+    /// Parses the next response head; `want_type`: also return its
+    /// `Content-Type`.
+    async fn read_head(
+        &mut self,
+        head_only: bool,
+        want_type: bool,
+    ) -> Result<(Answer, Framing, bool, Option<String>), Fault> {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut headers);
@@ -118,6 +259,7 @@ impl H1 {
                     let mut framing = Framing::UntilClose;
                     let mut close = resp.version == Some(0);
                     let mut retry_after = None;
+                    let mut content_type = None;
                     for h in resp.headers.iter() {
                         if h.name.eq_ignore_ascii_case("content-length") {
                             let len = std::str::from_utf8(h.value)
@@ -141,6 +283,8 @@ impl H1 {
                                 .and_then(|v| v.trim().parse::<u64>().ok())
                                 // Bounded like `fault::retry_after`.
                                 .map(|s| Duration::from_secs(s.min(3600)));
+                        } else if want_type && h.name.eq_ignore_ascii_case("content-type") {
+                            content_type = Some(String::from_utf8_lossy(h.value).into_owned());
                         }
                     }
                     if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
@@ -157,6 +301,7 @@ impl H1 {
                         },
                         framing,
                         close,
+                        content_type,
                     ));
                 }
                 Ok(httparse::Status::Partial) => {
@@ -434,6 +579,83 @@ mod tests {
             c.exchange(&req, false).await.unwrap_err().kind,
             ErrorKind::Protocol
         );
+    }
+
+    /// Reads a streaming body to its end, or to its fault.
+    async fn body_of(c: &mut H1) -> Result<Vec<u8>, Fault> {
+        let mut got = Vec::new();
+        while let Some(d) = c.body_data().await? {
+            got.extend_from_slice(d);
+        }
+        Ok(got)
+    }
+
+    #[tokio::test]
+    async fn streams_every_framing() {
+        let req = serialize(&http::Method::GET, "/", "h", &[], false, b"");
+        let mut c = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\ndata:\r\n4;e=1\r\n x\n\n\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabcdef",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end",
+        ])
+        .await;
+        let head = c.begin(&req).await.unwrap();
+        assert_eq!(head.answer.status, 200);
+        assert_eq!(head.content_type.as_deref(), Some("text/event-stream"));
+        assert_eq!(body_of(&mut c).await.unwrap(), b"data: x\n\n");
+        let head = c.begin(&req).await.unwrap();
+        assert_eq!(head.content_type, None);
+        assert_eq!(body_of(&mut c).await.unwrap(), b"abcdef");
+        c.begin(&req).await.unwrap();
+        assert_eq!(body_of(&mut c).await.unwrap(), b"to the end");
+        assert!(c.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_short_is_a_reset_and_bad_chunks_a_protocol_fault() {
+        let req = serialize(&http::Method::GET, "/", "h", &[], false, b"");
+        let mut c = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        ])
+        .await;
+        c.begin(&req).await.unwrap();
+        assert_eq!(body_of(&mut c).await.unwrap_err().kind, ErrorKind::Reset);
+        let mut c = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+        ])
+        .await;
+        c.begin(&req).await.unwrap();
+        assert_eq!(
+            body_of(&mut c).await.unwrap_err().kind,
+            ErrorKind::Protocol
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_head_grows_the_stream_buffer_then_it_shrinks() {
+        let req = serialize(&http::Method::GET, "/", "h", &[], false, b"");
+        let long: &'static [u8] = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nX-Pad: {}\r\nContent-Length: 2\r\n\r\nok",
+                "p".repeat(20_000)
+            )
+            .into_bytes()
+            .into_boxed_slice(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(long).await.unwrap();
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let counted = crate::net::Counting::new(tcp, Default::default());
+        let mut c = H1::with_chunk(Stream::Plain(counted), 65536, STREAM_CHUNK);
+        c.begin(&req).await.unwrap();
+        assert!(c.buf.capacity() <= 2 * STREAM_CHUNK, "{}", c.buf.capacity());
+        assert_eq!(body_of(&mut c).await.unwrap(), b"ok");
     }
 
     #[test]

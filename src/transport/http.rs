@@ -1,18 +1,20 @@
 //! HTTP/1.1 plumbing shared by the HTTP transports: one hyper client
-//! connection per simulated client over a byte-counting socket, and the
-//! cursor-poll exchange that interval and long polling share.
+//! connection per simulated client over a byte-counting socket, the
+//! cursor-poll exchange that interval and long polling share, and the
+//! opening of a streaming response (on [`H1`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes};
-use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
+use super::h1::{serialize, H1, STREAM_CHUNK};
 use super::{RequestSample, SessionSpec, Sink};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -37,32 +39,11 @@ impl Conn {
         io: &Arc<IoCounters>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        Self::open_with(spec, io, sink, false).await
-    }
-
-    /// As [`Conn::open`]; `stream`: a long-lived streaming response, read
-    /// through a fixed [`STREAM_READ_BUF`] buffer.
-    async fn open_with<S: Sink>(
-        spec: &SessionSpec,
-        io: &Arc<IoCounters>,
-        sink: &mut S,
-        stream: bool,
-    ) -> Result<Self, Fault> {
         let tcp = TokioIo::new(super::dial(spec, io, sink).await?);
         let mut builder = hyper::client::conn::http1::Builder::new();
-        if stream {
-            // hyper's adaptive read buffer never shrinks below 8 KiB, and a
-            // stream that runs for minutes writes all of it: per idle
-            // connection that was half the client's memory. The head must
-            // then fit in the buffer too.
-            builder.read_buf_exact_size(Some(
-                spec.params.limits.max_header_bytes.min(STREAM_READ_BUF),
-            ));
-        } else {
-            // hyper's read buffer bounds the response head: a larger head is
-            // a `limit` fault (hyper refuses a buffer under 8 KiB).
-            builder.max_buf_size(spec.params.limits.max_header_bytes.max(8192));
-        }
+        // hyper's read buffer bounds the response head: a larger head is a
+        // `limit` fault (hyper refuses a buffer under 8 KiB).
+        builder.max_buf_size(spec.params.limits.max_header_bytes.max(8192));
         let (sender, conn) = builder.handshake(tcp).await?;
         let driver = tokio::spawn(async move {
             // Errors surface through the request that hit them.
@@ -506,12 +487,10 @@ pub fn json_message<'a>(item: &'a serde_json::Value, field: &str) -> Result<&'a 
     }
 }
 
-/// Read buffer of a streaming response (SSE, NDJSON).
-pub const STREAM_READ_BUF: usize = 4096;
-
-/// Opens a streaming GET (SSE or NDJSON): connects, sends the request and
-/// checks the status and content type. Returns the connection (keep it alive
-/// for as long as the body is read) and the body.
+/// Opens a streaming GET (SSE or NDJSON) on stampede's own HTTP/1.1
+/// client: connects, sends the request and checks the status and content
+/// type within `request_timeout`. The body then comes from
+/// [`H1::body_data`].
 pub async fn open_stream<S: Sink>(
     spec: &SessionSpec,
     io: &Arc<IoCounters>,
@@ -519,40 +498,52 @@ pub async fn open_stream<S: Sink>(
     headers: &[(HeaderName, HeaderValue)],
     content_type: &str,
     sink: &mut S,
-) -> Result<(Conn, Incoming), Fault> {
-    let mut conn = Conn::open_with(spec, io, sink, true).await?;
+) -> Result<H1, Fault> {
+    let stream = super::dial(spec, io, sink).await?;
+    let mut conn = H1::with_chunk(stream, spec.params.limits.max_header_bytes, STREAM_CHUNK);
     let connected = Instant::now();
-    let resp = match conn
-        .get(spec, path_and_query, headers, spec.params.request_timeout)
-        .await
+    let all: Vec<(HeaderName, HeaderValue)> =
+        spec.headers.iter().chain(headers).cloned().collect();
+    let request = serialize(
+        &Method::GET,
+        path_and_query,
+        &spec.authority,
+        &all,
+        !spec.params.keep_alive,
+        b"",
+    );
+    let head = match tokio::time::timeout(spec.params.request_timeout, conn.begin(&request)).await
     {
-        Ok(r) => r,
-        Err(f) => {
+        Ok(Ok(head)) => head,
+        Ok(Err(f)) => {
             sink.disconnected();
             return Err(f);
         }
+        Err(_) => {
+            sink.disconnected();
+            return Err(Fault::timeout("request"));
+        }
     };
-    let ok_type = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    let status = head.answer.status;
+    let ok_type = head
+        .content_type
+        .as_deref()
         .is_some_and(|v| v.starts_with(content_type));
-    if resp.status() != StatusCode::OK || !ok_type {
+    if status != 200 || !ok_type {
         sink.disconnected();
         let detail = format!(
-            "GET {} answered {} ({:?}), expected 200 {content_type}",
-            spec.path,
-            resp.status(),
-            resp.headers().get(header::CONTENT_TYPE)
+            "GET {} answered {status} ({:?}), expected 200 {content_type}",
+            spec.path, head.content_type
         );
-        return Err(if resp.status() != StatusCode::OK {
-            Fault::of_status(resp.status().as_u16(), resp.headers(), detail)
+        return Err(if status != 200 {
+            Fault::of_status(status, &http::HeaderMap::new(), detail)
+                .with_retry_after(head.answer.retry_after)
         } else {
             Fault::new(ErrorKind::Protocol, detail)
         });
     }
     sink.subscribed(connected.elapsed());
-    Ok((conn, resp.into_body()))
+    Ok(conn)
 }
 
 #[cfg(test)]

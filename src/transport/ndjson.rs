@@ -7,18 +7,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::http::{json_message, open_stream, percent_encode_into, Conn};
+use super::h1::H1;
+use super::http::{json_message, open_stream, percent_encode_into};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 use bytes::{Buf, BytesMut};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 /// An NDJSON streaming session.
 pub struct Ndjson {
-    _conn: Conn,
-    body: Incoming,
+    conn: H1,
     buf: BytesMut,
     last_id: Option<String>,
     data_field: String,
@@ -46,10 +44,9 @@ impl Transport for Ndjson {
             }
             _ => spec.path.clone(),
         };
-        let (conn, body) = open_stream(spec, io, &path, &[], "application/x-ndjson", sink).await?;
+        let conn = open_stream(spec, io, &path, &[], "application/x-ndjson", sink).await?;
         Ok(Ndjson {
-            _conn: conn,
-            body,
+            conn,
             buf: BytesMut::new(),
             last_id,
             data_field: profile.data_field.clone(),
@@ -61,17 +58,14 @@ impl Transport for Ndjson {
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
             // A silent stream for read_timeout is a dead connection.
-            let frame = tokio::time::timeout(self.limits.read_timeout, self.body.frame())
+            let data = tokio::time::timeout(self.limits.read_timeout, self.conn.body_data())
                 .await
-                .map_err(|_| Fault::timeout("NDJSON read (no byte within read_timeout)"))?;
-            let Some(frame) = frame else {
+                .map_err(|_| Fault::timeout("NDJSON read (no byte within read_timeout)"))??;
+            let Some(data) = data else {
                 return Ok(Step::Ended);
             };
-            let Ok(data) = frame?.into_data() else {
-                continue;
-            };
             let at = Instant::now();
-            self.buf.extend_from_slice(&data);
+            self.buf.extend_from_slice(data);
             let mut any = false;
             while let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
                 let line = self.buf.split_to(nl + 1);

@@ -7,19 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue, ACCEPT};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use sse_parse::SseParser;
 
-use super::http::{open_stream, Conn};
+use super::h1::H1;
+use super::http::open_stream;
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 
 /// An SSE session.
 pub struct Sse {
-    _conn: Conn,
-    body: Incoming,
+    conn: H1,
     parser: SseParser,
     limits: crate::transport::Limits,
 }
@@ -44,7 +42,7 @@ impl Transport for Sse {
                 headers.push((HeaderName::from_static("last-event-id"), v));
             }
         }
-        let (conn, body) =
+        let conn =
             open_stream(spec, io, &spec.path, &headers, "text/event-stream", sink).await?;
         let parser = match cursor {
             Some(id) => SseParser::with_last_event_id(id),
@@ -54,8 +52,7 @@ impl Transport for Sse {
         // (and counted below), so memory stays bounded.
         .max_buffer(spec.params.limits.max_sse_line_bytes);
         Ok(Sse {
-            _conn: conn,
-            body,
+            conn,
             parser,
             limits: spec.params.limits,
         })
@@ -65,19 +62,16 @@ impl Transport for Sse {
         loop {
             // A stream that goes silent (no event, no keep-alive comment)
             // for read_timeout is a dead connection.
-            let frame = tokio::time::timeout(self.limits.read_timeout, self.body.frame())
+            let data = tokio::time::timeout(self.limits.read_timeout, self.conn.body_data())
                 .await
-                .map_err(|_| Fault::timeout("SSE read (no byte within read_timeout)"))?;
-            let Some(frame) = frame else {
+                .map_err(|_| Fault::timeout("SSE read (no byte within read_timeout)"))??;
+            let Some(data) = data else {
                 self.parser.finish();
                 return Ok(Step::Ended);
             };
-            let Ok(data) = frame?.into_data() else {
-                continue;
-            };
             let at = Instant::now();
             let overflows = self.parser.overflows();
-            self.parser.feed(&data);
+            self.parser.feed(data);
             if self.parser.overflows() > overflows {
                 sink.fault(Fault::new(
                     ErrorKind::Limit,
