@@ -73,13 +73,13 @@ enum BodyState {
     UntilClose,
 }
 
-/// The head of a streaming response.
+/// The head of a streaming response (or of a WebSocket upgrade).
 #[derive(Debug, Clone)]
 pub struct StreamHead {
     /// Status and `Retry-After`.
     pub answer: Answer,
-    /// The `Content-Type` value, if any (lossy UTF-8).
-    pub content_type: Option<String>,
+    /// Every header (once per session, so a `HeaderMap` is affordable).
+    pub headers: http::HeaderMap,
 }
 
 impl H1 {
@@ -129,7 +129,7 @@ impl H1 {
     pub async fn begin(&mut self, request: &[u8]) -> Result<StreamHead, Fault> {
         self.stream.write_all(request).await?;
         loop {
-            let (answer, framing, close, content_type) = self.read_head(false, true).await?;
+            let (answer, framing, close, headers) = self.read_head(false, true).await?;
             if (100..200).contains(&answer.status) && answer.status != 101 {
                 continue;
             }
@@ -149,10 +149,7 @@ impl H1 {
                 self.start = 0;
                 self.buf.shrink_to(self.chunk);
             }
-            return Ok(StreamHead {
-                answer,
-                content_type,
-            });
+            return Ok(StreamHead { answer, headers });
         }
     }
 
@@ -219,6 +216,17 @@ impl H1 {
         }
     }
 
+    /// The connection and the bytes read past the last response head (a
+    /// WebSocket's first frames may come with its upgrade).
+    pub fn into_parts(self) -> (Stream, Vec<u8>) {
+        let rest = if self.start < self.buf.len() {
+            self.buf[self.start..].to_vec()
+        } else {
+            Vec::new()
+        };
+        (self.stream, rest)
+    }
+
     /// Reads more bytes; `false` at end of stream.
     async fn fill(&mut self) -> Result<bool, Fault> {
         if self.start > 0 {
@@ -243,13 +251,13 @@ impl H1 {
         Ok(n > 0)
     }
 
-    /// Parses the next response head; `want_type`: also return its
-    /// `Content-Type`.
+    /// Parses the next response head; `want_headers`: also return all its
+    /// headers (request mode's hot path does not).
     async fn read_head(
         &mut self,
         head_only: bool,
-        want_type: bool,
-    ) -> Result<(Answer, Framing, bool, Option<String>), Fault> {
+        want_headers: bool,
+    ) -> Result<(Answer, Framing, bool, http::HeaderMap), Fault> {
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut headers);
@@ -259,8 +267,17 @@ impl H1 {
                     let mut framing = Framing::UntilClose;
                     let mut close = resp.version == Some(0);
                     let mut retry_after = None;
-                    let mut content_type = None;
+                    let mut all = http::HeaderMap::new();
                     for h in resp.headers.iter() {
+                        if want_headers {
+                            // httparse checked the name's and value's bytes.
+                            if let (Ok(name), Ok(value)) = (
+                                http::HeaderName::from_bytes(h.name.as_bytes()),
+                                http::HeaderValue::from_bytes(h.value),
+                            ) {
+                                all.append(name, value);
+                            }
+                        }
                         if h.name.eq_ignore_ascii_case("content-length") {
                             let len = std::str::from_utf8(h.value)
                                 .ok()
@@ -283,8 +300,6 @@ impl H1 {
                                 .and_then(|v| v.trim().parse::<u64>().ok())
                                 // Bounded like `fault::retry_after`.
                                 .map(|s| Duration::from_secs(s.min(3600)));
-                        } else if want_type && h.name.eq_ignore_ascii_case("content-type") {
-                            content_type = Some(String::from_utf8_lossy(h.value).into_owned());
                         }
                     }
                     if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
@@ -301,7 +316,7 @@ impl H1 {
                         },
                         framing,
                         close,
-                        content_type,
+                        all,
                     ));
                 }
                 Ok(httparse::Status::Partial) => {
@@ -431,7 +446,7 @@ impl H1 {
 }
 
 /// True when the comma-separated header value holds `token` (any case).
-fn contains_token(value: &[u8], token: &[u8]) -> bool {
+pub(crate) fn contains_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|b| *b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
@@ -601,10 +616,13 @@ mod tests {
         .await;
         let head = c.begin(&req).await.unwrap();
         assert_eq!(head.answer.status, 200);
-        assert_eq!(head.content_type.as_deref(), Some("text/event-stream"));
+        assert_eq!(
+            head.headers.get(http::header::CONTENT_TYPE).unwrap(),
+            "text/event-stream"
+        );
         assert_eq!(body_of(&mut c).await.unwrap(), b"data: x\n\n");
         let head = c.begin(&req).await.unwrap();
-        assert_eq!(head.content_type, None);
+        assert_eq!(head.headers.len(), 1);
         assert_eq!(body_of(&mut c).await.unwrap(), b"abcdef");
         c.begin(&req).await.unwrap();
         assert_eq!(body_of(&mut c).await.unwrap(), b"to the end");
@@ -625,10 +643,7 @@ mod tests {
         ])
         .await;
         c.begin(&req).await.unwrap();
-        assert_eq!(
-            body_of(&mut c).await.unwrap_err().kind,
-            ErrorKind::Protocol
-        );
+        assert_eq!(body_of(&mut c).await.unwrap_err().kind, ErrorKind::Protocol);
     }
 
     #[tokio::test]

@@ -502,8 +502,7 @@ pub async fn open_stream<S: Sink>(
     let stream = super::dial(spec, io, sink).await?;
     let mut conn = H1::with_chunk(stream, spec.params.limits.max_header_bytes, STREAM_CHUNK);
     let connected = Instant::now();
-    let all: Vec<(HeaderName, HeaderValue)> =
-        spec.headers.iter().chain(headers).cloned().collect();
+    let all: Vec<(HeaderName, HeaderValue)> = spec.headers.iter().chain(headers).cloned().collect();
     let request = serialize(
         &Method::GET,
         path_and_query,
@@ -512,8 +511,7 @@ pub async fn open_stream<S: Sink>(
         !spec.params.keep_alive,
         b"",
     );
-    let head = match tokio::time::timeout(spec.params.request_timeout, conn.begin(&request)).await
-    {
+    let head = match tokio::time::timeout(spec.params.request_timeout, conn.begin(&request)).await {
         Ok(Ok(head)) => head,
         Ok(Err(f)) => {
             sink.disconnected();
@@ -525,19 +523,18 @@ pub async fn open_stream<S: Sink>(
         }
     };
     let status = head.answer.status;
-    let ok_type = head
-        .content_type
-        .as_deref()
+    let got_type = head.headers.get(header::CONTENT_TYPE);
+    let ok_type = got_type
+        .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with(content_type));
     if status != 200 || !ok_type {
         sink.disconnected();
         let detail = format!(
-            "GET {} answered {status} ({:?}), expected 200 {content_type}",
-            spec.path, head.content_type
+            "GET {} answered {status} ({got_type:?}), expected 200 {content_type}",
+            spec.path
         );
         return Err(if status != 200 {
-            Fault::of_status(status, &http::HeaderMap::new(), detail)
-                .with_retry_after(head.answer.retry_after)
+            Fault::of_status(status, &head.headers, detail)
         } else {
             Fault::new(ErrorKind::Protocol, detail)
         });

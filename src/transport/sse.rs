@@ -42,8 +42,7 @@ impl Transport for Sse {
                 headers.push((HeaderName::from_static("last-event-id"), v));
             }
         }
-        let conn =
-            open_stream(spec, io, &spec.path, &headers, "text/event-stream", sink).await?;
+        let conn = open_stream(spec, io, &spec.path, &headers, "text/event-stream", sink).await?;
         let parser = match cursor {
             Some(id) => SseParser::with_last_event_id(id),
             None => SseParser::new(),

@@ -8,23 +8,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use http::HeaderValue;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use http::{header, HeaderName, HeaderValue, Method};
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::h1::{contains_token, serialize, StreamHead, H1, STREAM_CHUNK};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 
 /// Small buffers: tungstenite's 128 KiB default read buffer would cost
-/// 13 GiB at 100k connections (ecosystem notes, pitfall 1). A frame or
-/// message over `max_message_bytes` is a `limit` fault before it is read.
+/// 13 GiB at 100k connections (ecosystem notes, pitfall 1), and it
+/// zero-fills the buffer before each read, so all of it is resident. A
+/// larger frame still arrives whole (the buffer grows to the frame's
+/// length). A frame or message over `max_message_bytes` is a `limit` fault
+/// before it is read.
 fn config(limits: &crate::transport::Limits) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(2048)
         .write_buffer_size(0)
         .max_write_buffer_size(64 << 10)
         .max_message_size(Some(limits.max_message_bytes))
@@ -46,6 +51,12 @@ pub type Ws = WebSocketStream<crate::net::Stream>;
 
 /// Connects and upgrades to `path` with the profile's headers and
 /// `subprotocol`, reporting TCP connect and upgrade times.
+///
+/// The upgrade goes through stampede's own HTTP/1.1 client rather than
+/// tungstenite's handshake: tungstenite hands its 4 KiB handshake buffer on
+/// as the connection's read buffer for good, whatever `read_buffer_size`
+/// says, and with the handshake's request and response maps that was a
+/// quarter of an idle client's memory (`benches/hold.sh`).
 pub async fn connect<S: Sink>(
     spec: &SessionSpec,
     io: &Arc<IoCounters>,
@@ -53,36 +64,114 @@ pub async fn connect<S: Sink>(
     subprotocol: Option<&str>,
     sink: &mut S,
 ) -> Result<Ws, Fault> {
-    let url = format!("ws://{}{}", spec.authority, path);
-    let mut req = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| Fault::new(ErrorKind::Other, format!("bad WebSocket URL {url}: {e}")))?;
-    for (name, value) in spec.headers.iter() {
-        req.headers_mut().insert(name.clone(), value.clone());
-    }
+    let key = generate_key();
+    let mut headers: Vec<(HeaderName, HeaderValue)> = spec
+        .headers
+        .iter()
+        .filter(|(name, _)| !UPGRADE_HEADERS.contains(name))
+        .cloned()
+        .collect();
+    headers.extend([
+        (header::UPGRADE, HeaderValue::from_static("websocket")),
+        (header::CONNECTION, HeaderValue::from_static("Upgrade")),
+        (
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        ),
+    ]);
+    headers.push((
+        header::SEC_WEBSOCKET_KEY,
+        HeaderValue::from_str(&key)
+            .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket key"))?,
+    ));
     if let Some(p) = subprotocol {
         let v = HeaderValue::from_str(p)
             .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
-        req.headers_mut().insert("sec-websocket-protocol", v);
+        headers.push((header::SEC_WEBSOCKET_PROTOCOL, v));
     }
+    let request = serialize(&Method::GET, path, &spec.authority, &headers, false, b"");
+    drop(headers);
     let stream = super::dial(spec, io, sink).await?;
     let started = Instant::now();
-    let upgrade =
-        tokio_tungstenite::client_async_with_config(req, stream, Some(config(&spec.params.limits)));
-    let (ws, _resp) = match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => {
+    let mut conn = H1::with_chunk(stream, spec.params.limits.max_header_bytes, STREAM_CHUNK);
+    let upgrade = async {
+        let head = conn.begin(&request).await?;
+        check_upgrade(&head, &key, subprotocol)
+    };
+    match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
+        Ok(Ok(())) => {}
+        Ok(Err(f)) => {
             sink.disconnected();
-            return Err(e.into());
+            return Err(f);
         }
         Err(_) => {
             sink.disconnected();
             return Err(Fault::timeout("WebSocket upgrade"));
         }
-    };
+    }
+    let (stream, early) = conn.into_parts();
+    let ws = WebSocketStream::from_partially_read(
+        stream,
+        early,
+        Role::Client,
+        Some(config(&spec.params.limits)),
+    )
+    .await;
     sink.subscribed(started.elapsed());
     Ok(ws)
+}
+
+/// Headers the upgrade sets itself; a scenario's copies are dropped.
+const UPGRADE_HEADERS: [HeaderName; 5] = [
+    header::UPGRADE,
+    header::CONNECTION,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_PROTOCOL,
+];
+
+/// Checks an upgrade's answer as RFC 6455 section 4.1 asks of a client:
+/// 101, `Upgrade: websocket`, `Connection: upgrade`, the accept key derived
+/// from ours, and no subprotocol but the one asked for.
+fn check_upgrade(head: &StreamHead, key: &str, subprotocol: Option<&str>) -> Result<(), Fault> {
+    let status = head.answer.status;
+    if status != 101 {
+        return Err(Fault::of_status(
+            status,
+            &head.headers,
+            format!("the WebSocket upgrade was answered {status}"),
+        ));
+    }
+    let has = |name: HeaderName, token: &[u8]| {
+        head.headers
+            .get_all(name)
+            .iter()
+            .any(|v| contains_token(v.as_bytes(), token))
+    };
+    let fail = |what: String| Err(Fault::new(ErrorKind::Protocol, what));
+    if !has(header::UPGRADE, b"websocket") {
+        return fail("the upgrade's answer has no `Upgrade: websocket`".into());
+    }
+    if !has(header::CONNECTION, b"upgrade") {
+        return fail("the upgrade's answer has no `Connection: upgrade`".into());
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    if head
+        .headers
+        .get(header::SEC_WEBSOCKET_ACCEPT)
+        .map(|v| v.as_bytes())
+        != Some(accept.as_bytes())
+    {
+        return fail("the upgrade's Sec-WebSocket-Accept does not match the key".into());
+    }
+    let chosen = head.headers.get(header::SEC_WEBSOCKET_PROTOCOL);
+    match (subprotocol, chosen) {
+        (None, None) => Ok(()),
+        (Some(want), Some(got)) if got.as_bytes() == want.as_bytes() => Ok(()),
+        (want, got) => fail(format!(
+            "subprotocol {want:?} asked for, the server chose {got:?}"
+        )),
+    }
 }
 
 /// What a close frame from the server means: a normal end, or a fault
@@ -194,5 +283,59 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::h1::Answer;
+
+    fn head(status: u16, headers: &[(&'static str, &str)]) -> StreamHead {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            map.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        StreamHead {
+            answer: Answer {
+                status,
+                retry_after: None,
+            },
+            headers: map,
+        }
+    }
+
+    #[test]
+    fn an_upgrade_answer_is_checked_as_rfc_6455_asks() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        // The RFC's own example key and answer.
+        let accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+        let good = [
+            ("upgrade", "WebSocket"),
+            ("connection", "keep-alive, Upgrade"),
+            ("sec-websocket-accept", accept),
+        ];
+        assert!(check_upgrade(&head(101, &good), key, None).is_ok());
+        let kind = |h: StreamHead, sub: Option<&str>| check_upgrade(&h, key, sub).unwrap_err().kind;
+        assert_eq!(kind(head(503, &good), None), ErrorKind::Status);
+        assert_eq!(kind(head(429, &good), None), ErrorKind::RateLimited);
+        assert_eq!(kind(head(101, &good[1..]), None), ErrorKind::Protocol);
+        assert_eq!(
+            kind(head(101, &[good[0], good[2]]), None),
+            ErrorKind::Protocol
+        );
+        let wrong_key = [good[0], good[1], ("sec-websocket-accept", "bogus")];
+        assert_eq!(kind(head(101, &wrong_key), None), ErrorKind::Protocol);
+        // Subprotocols: only the one asked for, and none unasked.
+        let chose = |p: &'static str| {
+            let mut h = head(101, &good);
+            h.headers
+                .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+            h
+        };
+        assert!(check_upgrade(&chose("mqtt"), key, Some("mqtt")).is_ok());
+        assert_eq!(kind(chose("other"), Some("mqtt")), ErrorKind::Protocol);
+        assert_eq!(kind(chose("mqtt"), None), ErrorKind::Protocol);
+        assert_eq!(kind(head(101, &good), Some("mqtt")), ErrorKind::Protocol);
     }
 }
