@@ -8,14 +8,21 @@
 # events.
 #
 #   bash benches/hold.sh [N]          # default N = 15000
+#   STAMPEDE=/path/to/stampede bash benches/hold.sh   # skip the build
+#   (e.g. an older build, for a same-machine before/after)
+# HOLD, RAMP and TRANSPORTS ("websocket sse") shorten or narrow a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-15000}
 HOLD=${HOLD:-20s}
 RAMP=${RAMP:-15s}
 TRANSPORTS=${TRANSPORTS:-websocket sse}
-cargo build --release --quiet
-BIN=target/release/stampede
+if [ -n "${STAMPEDE:-}" ]; then
+    BIN=$STAMPEDE
+else
+    cargo build --release --quiet
+    BIN=target/release/stampede
+fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
