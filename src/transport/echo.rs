@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::h1::STREAM_CHUNK;
 use super::websocket::{self, closed_by_server, Ws};
 use super::{RequestSample, SessionSpec, Sink, Step, Transport};
 use crate::envelope::Envelope;
@@ -32,11 +33,15 @@ impl Transport for Echo {
         _cursor: Option<String>,
         sink: &mut S,
     ) -> Result<Self, Fault> {
-        let ws = websocket::connect(spec, io, &spec.path, None, sink).await?;
+        let size = spec.params.message_bytes.unwrap_or(64);
+        // One read per echo where it fits (a frame header is at most 14
+        // bytes); bounded, as a subscriber's is, for memory.
+        let read_size = (size + 14).clamp(STREAM_CHUNK, 64 << 10);
+        let ws = websocket::connect(spec, io, &spec.path, None, read_size, sink).await?;
         Ok(Echo {
             ws,
             seq: 0,
-            size: spec.params.message_bytes.unwrap_or(64),
+            size,
             opened: Instant::now(),
             timeout: spec.params.request_timeout,
         })

@@ -27,9 +27,9 @@ use crate::net::IoCounters;
 /// larger frame still arrives whole (the buffer grows to the frame's
 /// length). A frame or message over `max_message_bytes` is a `limit` fault
 /// before it is read.
-fn config(limits: &crate::transport::Limits) -> WebSocketConfig {
+fn config(limits: &crate::transport::Limits, read_size: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(2048)
+        .read_buffer_size(read_size)
         .write_buffer_size(0)
         .max_write_buffer_size(64 << 10)
         .max_message_size(Some(limits.max_message_bytes))
@@ -50,7 +50,9 @@ pub struct WebSocket {
 pub type Ws = WebSocketStream<crate::net::Stream>;
 
 /// Connects and upgrades to `path` with the profile's headers and
-/// `subprotocol`, reporting TCP connect and upgrade times.
+/// `subprotocol`, reporting TCP connect and upgrade times. `read_size`:
+/// the most one read takes (what an idle subscriber holds; an echo client
+/// sizes it to its messages).
 ///
 /// The upgrade goes through stampede's own HTTP/1.1 client rather than
 /// tungstenite's handshake: tungstenite hands its 4 KiB handshake buffer on
@@ -62,6 +64,7 @@ pub async fn connect<S: Sink>(
     io: &Arc<IoCounters>,
     path: &str,
     subprotocol: Option<&str>,
+    read_size: usize,
     sink: &mut S,
 ) -> Result<Ws, Fault> {
     let key = generate_key();
@@ -114,7 +117,7 @@ pub async fn connect<S: Sink>(
         stream,
         early,
         Role::Client,
-        Some(config(&spec.params.limits)),
+        Some(config(&spec.params.limits, read_size)),
     )
     .await;
     sink.subscribed(started.elapsed());
@@ -204,7 +207,15 @@ impl Transport for WebSocket {
                 "the target profile has no websocket section",
             )
         })?;
-        let mut ws = connect(spec, io, &spec.path, profile.subprotocol.as_deref(), sink).await?;
+        let mut ws = connect(
+            spec,
+            io,
+            &spec.path,
+            profile.subprotocol.as_deref(),
+            STREAM_CHUNK,
+            sink,
+        )
+        .await?;
         if let Some(m) = &profile.subscribe_message {
             let text = crate::profile::fill(m, &spec.channel);
             if let Err(e) = ws.send(Message::text(text)).await {
