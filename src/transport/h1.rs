@@ -110,46 +110,48 @@ impl H1 {
     /// to its end. `head_only`: a HEAD request (no body follows).
     pub async fn exchange(&mut self, request: &[u8], head_only: bool) -> Result<Answer, Fault> {
         self.stream.write_all(request).await?;
-        loop {
-            let (answer, framing, close, _) = self.read_head(head_only, false).await?;
-            if (100..200).contains(&answer.status) && answer.status != 101 {
-                // Informational (e.g. 100 Continue): the real head follows.
-                continue;
-            }
-            self.skip_body(framing).await?;
-            if close {
-                self.closed = true;
-            }
-            return Ok(answer);
-        }
+        let (answer, framing, _) = self.final_head(head_only, false).await?;
+        self.skip_body(framing).await?;
+        Ok(answer)
     }
 
     /// Sends `request` and reads the response head; the body then comes
     /// from [`H1::body_data`].
     pub async fn begin(&mut self, request: &[u8]) -> Result<StreamHead, Fault> {
         self.stream.write_all(request).await?;
+        let (answer, framing, headers) = self.final_head(false, true).await?;
+        self.body = match framing {
+            Framing::None => BodyState::Done,
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::ChunkSize,
+            Framing::UntilClose => BodyState::UntilClose,
+        };
+        // A long head may have grown the buffer: the stream that follows
+        // keeps only its read size.
+        if self.buf.capacity() > 2 * self.chunk && self.buf.len() - self.start <= self.chunk {
+            self.buf.drain(..self.start);
+            self.start = 0;
+            self.buf.shrink_to(self.chunk);
+        }
+        Ok(StreamHead { answer, headers })
+    }
+
+    /// The response's head after any informational ones (e.g. 100
+    /// Continue; 101 is final), noting whether the connection ends.
+    async fn final_head(
+        &mut self,
+        head_only: bool,
+        want_headers: bool,
+    ) -> Result<(Answer, Framing, http::HeaderMap), Fault> {
         loop {
-            let (answer, framing, close, headers) = self.read_head(false, true).await?;
+            let (answer, framing, close, headers) = self.read_head(head_only, want_headers).await?;
             if (100..200).contains(&answer.status) && answer.status != 101 {
                 continue;
             }
             if close {
                 self.closed = true;
             }
-            self.body = match framing {
-                Framing::None => BodyState::Done,
-                Framing::Length(n) => BodyState::Length(n),
-                Framing::Chunked => BodyState::ChunkSize,
-                Framing::UntilClose => BodyState::UntilClose,
-            };
-            // A long head may have grown the buffer: the stream that
-            // follows keeps only its read size.
-            if self.buf.capacity() > 2 * self.chunk && self.buf.len() - self.start <= self.chunk {
-                self.buf.drain(..self.start);
-                self.start = 0;
-                self.buf.shrink_to(self.chunk);
-            }
-            return Ok(StreamHead { answer, headers });
+            return Ok((answer, framing, headers));
         }
     }
 
