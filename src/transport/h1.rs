@@ -266,7 +266,9 @@ impl H1 {
             match resp.parse(&self.buf[self.start..]) {
                 Ok(httparse::Status::Complete(n)) => {
                     let status = resp.code.unwrap_or(0);
-                    let mut framing = Framing::UntilClose;
+                    let mut length = None;
+                    // Some(true): chunked is the last transfer coding.
+                    let mut chunked = None;
                     let mut close = resp.version == Some(0);
                     let mut retry_after = None;
                     let mut all = http::HeaderMap::new();
@@ -283,17 +285,16 @@ impl H1 {
                         if h.name.eq_ignore_ascii_case("content-length") {
                             let len = std::str::from_utf8(h.value)
                                 .ok()
-                                .and_then(|v| v.trim().parse::<u64>().ok())
+                                .map(str::trim)
+                                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+                                .and_then(|v| v.parse::<u64>().ok())
                                 .ok_or_else(|| {
                                     Fault::new(ErrorKind::Protocol, "a bad Content-Length")
                                 })?;
-                            if !matches!(framing, Framing::Chunked) {
-                                framing = Framing::Length(len);
-                            }
+                            length = Some(len);
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            if contains_token(h.value, b"chunked") {
-                                framing = Framing::Chunked;
-                            }
+                            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default();
+                            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             close |= contains_token(h.value, b"close");
                         } else if h.name.eq_ignore_ascii_case("retry-after") {
@@ -304,6 +305,14 @@ impl H1 {
                                 .map(|s| Duration::from_secs(s.min(3600)));
                         }
                     }
+                    // Transfer-Encoding overrides Content-Length, and a
+                    // body whose last coding is not chunked runs to the
+                    // close (RFC 9112 6.3).
+                    let mut framing = match (chunked, length) {
+                        (Some(true), _) => Framing::Chunked,
+                        (Some(false), _) | (None, None) => Framing::UntilClose,
+                        (None, Some(len)) => Framing::Length(len),
+                    };
                     if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
                         framing = Framing::None;
                     }
@@ -437,9 +446,14 @@ impl H1 {
         let (at, len) = self.line().await?;
         let line = &self.buf[at..at + len];
         let hex = line.split(|b| *b == b';').next().unwrap_or_default();
+        // Digits only (the parser would take a sign), and room for the
+        // CRLF after the data.
         let size = std::str::from_utf8(hex)
             .ok()
-            .and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
+            .map(str::trim)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .filter(|n| *n < u64::MAX / 2);
         size.ok_or_else(|| {
             self.closed = true;
             Fault::new(ErrorKind::Protocol, "a bad chunk size line")
@@ -454,8 +468,9 @@ pub(crate) fn contains_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-/// Serializes a request: request line, `Host`, the extra headers, and the
-/// body with its length.
+/// Serializes a request: request line, `Host` (the extra headers' own, for
+/// virtual hosting, or else `authority`), the extra headers, and the body
+/// with its length.
 pub fn serialize(
     method: &http::Method,
     path: &str,
@@ -469,7 +484,11 @@ pub fn serialize(
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(authority.as_bytes());
+    let host = headers
+        .iter()
+        .find(|(name, _)| name == http::header::HOST)
+        .map_or(authority.as_bytes(), |(_, value)| value.as_bytes());
+    out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");
     for (name, value) in headers {
         if name == http::header::HOST {
@@ -516,6 +535,22 @@ mod tests {
         assert_eq!(
             String::from_utf8(g).unwrap(),
             "GET / HTTP/1.1\r\nhost: h\r\n\r\n"
+        );
+        // A scenario's Host replaces the authority, once.
+        let v = serialize(
+            &http::Method::GET,
+            "/",
+            "127.0.0.1:1",
+            &[(
+                http::header::HOST,
+                http::HeaderValue::from_static("example.com"),
+            )],
+            false,
+            b"",
+        );
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "GET / HTTP/1.1\r\nhost: example.com\r\n\r\n"
         );
     }
 
@@ -596,6 +631,18 @@ mod tests {
             c.exchange(&req, false).await.unwrap_err().kind,
             ErrorKind::Protocol
         );
+        // A chunk size that would overflow, and signed numbers.
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc",
+        ] {
+            let mut c = scripted(vec![bad]).await;
+            assert_eq!(
+                c.exchange(&req, false).await.unwrap_err().kind,
+                ErrorKind::Protocol
+            );
+        }
     }
 
     /// Reads a streaming body to its end, or to its fault.
@@ -629,6 +676,14 @@ mod tests {
         c.begin(&req).await.unwrap();
         assert_eq!(body_of(&mut c).await.unwrap(), b"to the end");
         assert!(c.is_closed());
+        // Chunked but not last: the body runs to the close, and
+        // Transfer-Encoding wins over Content-Length.
+        let mut c = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nContent-Length: 3\r\n\r\n3\r\nraw",
+        ])
+        .await;
+        c.begin(&req).await.unwrap();
+        assert_eq!(body_of(&mut c).await.unwrap(), b"3\r\nraw");
     }
 
     #[tokio::test]

@@ -88,10 +88,12 @@ impl Conn {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response<Incoming>, Fault> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path_and_query)
-            .header(header::HOST, spec.authority.as_str());
+        let mut req = Request::builder().method(method).uri(path_and_query);
+        // A scenario's Host header (virtual hosting) replaces the target's
+        // authority rather than going out as a second Host.
+        if !spec.headers.iter().any(|(name, _)| name == header::HOST) {
+            req = req.header(header::HOST, spec.authority.as_str());
+        }
         if !spec.params.keep_alive {
             req = req.header(header::CONNECTION, "close");
         }
