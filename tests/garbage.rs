@@ -19,7 +19,7 @@ use support::raw::{one_shot, Collect};
 /// sink saw plus the open error, if any.
 async fn exercise<T: Transport>(
     path: &str,
-    head: &'static str,
+    head: impl AsRef<[u8]> + Send + 'static,
     chunks: Vec<&'static [u8]>,
 ) -> (Collect, Option<ErrorKind>) {
     let (spec, _server) = one_shot(path, head, chunks).await;
@@ -74,6 +74,23 @@ async fn websocket_rejects_a_bad_handshake_and_bad_frames() {
     let (_, err) = exercise::<WebSocket>(
         "/ws/x",
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bogus\r\n\r\n",
+        vec![],
+    )
+    .await;
+    assert_eq!(err, Some(ErrorKind::Protocol));
+    // A good upgrade whose first frame comes in the same packet as the
+    // 101: the frame is not lost; a normal close ends the session.
+    let (sink, err) = exercise::<WebSocket>(
+        "/ws/x",
+        &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n\x81\x02hi"[..],
+        vec![b"\x88\x02\x03\xe8"],
+    )
+    .await;
+    assert_eq!((sink.messages, err), (vec!["hi".to_string()], None));
+    // A 101 in HTTP/1.0 (which cannot upgrade): a protocol fault.
+    let (_, err) = exercise::<WebSocket>(
+        "/ws/x",
+        "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n",
         vec![],
     )
     .await;

@@ -68,6 +68,15 @@ pub async fn connect<S: Sink>(
     sink: &mut S,
 ) -> Result<Ws, Fault> {
     let key = generate_key();
+    // The profile's subprotocol, or else the list a scenario's own
+    // Sec-WebSocket-Protocol header offers.
+    let offered: Option<String> = subprotocol.map(str::to_string).or_else(|| {
+        spec.headers
+            .iter()
+            .find(|(name, _)| name == header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|(_, v)| v.to_str().ok())
+            .map(str::to_string)
+    });
     let mut headers: Vec<(HeaderName, HeaderValue)> = spec
         .headers
         .iter()
@@ -87,7 +96,7 @@ pub async fn connect<S: Sink>(
         HeaderValue::from_str(&key)
             .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket key"))?,
     ));
-    if let Some(p) = subprotocol {
+    if let Some(p) = &offered {
         let v = HeaderValue::from_str(p)
             .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
         headers.push((header::SEC_WEBSOCKET_PROTOCOL, v));
@@ -99,7 +108,14 @@ pub async fn connect<S: Sink>(
     let mut conn = H1::with_chunk(stream, spec.params.limits.max_header_bytes, STREAM_CHUNK);
     let upgrade = async {
         let head = conn.begin(&request).await?;
-        check_upgrade(&head, &key, subprotocol)
+        check_upgrade(&head, &key, offered.as_deref())?;
+        if conn.is_closed() {
+            return Err(Fault::new(
+                ErrorKind::Protocol,
+                "a 101 that ends the connection (HTTP/1.0 or Connection: close)",
+            ));
+        }
+        Ok(())
     };
     match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
         Ok(Ok(())) => {}
@@ -135,8 +151,9 @@ const UPGRADE_HEADERS: [HeaderName; 5] = [
 
 /// Checks an upgrade's answer as RFC 6455 section 4.1 asks of a client:
 /// 101, `Upgrade: websocket`, `Connection: upgrade`, the accept key derived
-/// from ours, and no subprotocol but the one asked for.
-fn check_upgrade(head: &StreamHead, key: &str, subprotocol: Option<&str>) -> Result<(), Fault> {
+/// from ours, and no subprotocol but one of those offered (`offered`: a
+/// comma-separated list).
+fn check_upgrade(head: &StreamHead, key: &str, offered: Option<&str>) -> Result<(), Fault> {
     let status = head.answer.status;
     if status != 101 {
         return Err(Fault::of_status(
@@ -168,9 +185,15 @@ fn check_upgrade(head: &StreamHead, key: &str, subprotocol: Option<&str>) -> Res
         return fail("the upgrade's Sec-WebSocket-Accept does not match the key".into());
     }
     let chosen = head.headers.get(header::SEC_WEBSOCKET_PROTOCOL);
-    match (subprotocol, chosen) {
+    match (offered, chosen) {
         (None, None) => Ok(()),
-        (Some(want), Some(got)) if got.as_bytes() == want.as_bytes() => Ok(()),
+        (Some(list), Some(got))
+            if list
+                .split(',')
+                .any(|p| p.trim().as_bytes() == got.as_bytes()) =>
+        {
+            Ok(())
+        }
         (want, got) => fail(format!(
             "subprotocol {want:?} asked for, the server chose {got:?}"
         )),
@@ -345,6 +368,7 @@ mod tests {
             h
         };
         assert!(check_upgrade(&chose("mqtt"), key, Some("mqtt")).is_ok());
+        assert!(check_upgrade(&chose("mqtt"), key, Some("wamp, mqtt")).is_ok());
         assert_eq!(kind(chose("other"), Some("mqtt")), ErrorKind::Protocol);
         assert_eq!(kind(chose("mqtt"), None), ErrorKind::Protocol);
         assert_eq!(kind(head(101, &good), Some("mqtt")), ErrorKind::Protocol);

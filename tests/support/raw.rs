@@ -7,6 +7,7 @@ use stampede::fault::Fault;
 use stampede::transport::{Params, SessionSpec, Sink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 #[derive(Default)]
 pub struct Collect {
@@ -31,9 +32,11 @@ impl Sink for Collect {
 
 /// Serves one connection: reads the request head, answers with `head` and
 /// then writes `chunks` with short pauses so they arrive separately.
-pub async fn one_shot(
+/// `{accept}` in `head` becomes the WebSocket accept key for the request's
+/// key, and bytes after the head go out in the same write.
+pub async fn one_shot<H: AsRef<[u8]> + Send + 'static>(
     path: &str,
-    head: &'static str,
+    head: H,
     chunks: Vec<&'static [u8]>,
 ) -> (SessionSpec, tokio::task::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -49,7 +52,23 @@ pub async fn one_shot(
             }
             req.extend_from_slice(&buf[..n]);
         }
-        s.write_all(head.as_bytes()).await.unwrap();
+        let text = String::from_utf8_lossy(&req).into_owned();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sec-websocket-key: "))
+            .unwrap_or_default();
+        let accept = derive_accept_key(key.trim().as_bytes());
+        let head = head.as_ref();
+        let mut out = Vec::new();
+        match head.windows(8).position(|w| w == b"{accept}") {
+            Some(i) => {
+                out.extend_from_slice(&head[..i]);
+                out.extend_from_slice(accept.as_bytes());
+                out.extend_from_slice(&head[i + 8..]);
+            }
+            None => out.extend_from_slice(head),
+        }
+        s.write_all(&out).await.unwrap();
         for c in chunks {
             s.write_all(c).await.unwrap();
             s.flush().await.unwrap();
