@@ -314,8 +314,11 @@ async fn publish_one(
                 let mut req = Request::builder()
                     .method(method)
                     .uri(path)
-                    .header(header::HOST, spec.authority.as_str())
                     .header(header::CONTENT_TYPE, spec.profile.content_type.as_str());
+                // A profile's Host replaces the authority, not a second Host.
+                if !spec.headers.iter().any(|(name, _)| name == header::HOST) {
+                    req = req.header(header::HOST, spec.authority.as_str());
+                }
                 for (name, value) in spec.headers.iter() {
                     req = req.header(name, value);
                 }

@@ -11,6 +11,7 @@ use stampede::net::IoCounters;
 use stampede::transport::long_poll::LongPoll;
 use stampede::transport::ndjson::Ndjson;
 use stampede::transport::poll::Poll;
+use stampede::transport::sse::Sse;
 use stampede::transport::websocket::WebSocket;
 use stampede::transport::{Step, Transport};
 use support::raw::{one_shot, Collect};
@@ -119,4 +120,38 @@ async fn polling_reports_bad_status_and_bad_http() {
     )
     .await;
     assert_eq!(err, Some(ErrorKind::Reset));
+}
+
+/// The request a transport sends with a profile `Host` header.
+async fn request_with_host<T: Transport>(path: &str) -> String {
+    let (mut spec, server) = one_shot(
+        path,
+        "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+        vec![],
+    )
+    .await;
+    spec.headers = Arc::new([(
+        http::header::HOST,
+        http::HeaderValue::from_static("example.com"),
+    )]);
+    let mut sink = Collect::default();
+    let io = Arc::new(IoCounters::default());
+    let _ = T::open(&spec, &io, None, &mut sink).await;
+    server.await.unwrap()
+}
+
+#[tokio::test]
+async fn a_host_header_replaces_the_authority_once() {
+    for request in [
+        request_with_host::<Poll>("/poll/x").await,
+        request_with_host::<Sse>("/sse/x").await,
+        request_with_host::<WebSocket>("/ws/x").await,
+    ] {
+        let hosts: Vec<&str> = request
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("host:"))
+            .collect();
+        assert_eq!(hosts.len(), 1, "{request}");
+        assert!(hosts[0].ends_with("example.com"), "{request}");
+    }
 }
