@@ -78,6 +78,27 @@ struct Target {
     child_done: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
+impl Target {
+    /// The built-in target at `addr`, attached to or started by this run.
+    fn builtin(
+        addr: SocketAddr,
+        url: String,
+        pid: i32,
+        child_done: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    ) -> Target {
+        Target {
+            addr,
+            authority: addr.to_string(),
+            info: TargetInfo {
+                url,
+                builtin: true,
+                pid: Some(pid),
+            },
+            child_done,
+        }
+    }
+}
+
 /// One connect before anything runs, so an unreachable target is one clear
 /// error (exit 3), not a run of connect failures.
 async fn reachable(addr: SocketAddr, url: &str, plan: &Plan) -> Result<()> {
@@ -98,16 +119,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
                     Error::Usage(format!("--attach-builtin: {url:?} is not http://IP:PORT"))
                 })?;
             reachable(addr, &url, plan).await?;
-            Ok(Target {
-                addr,
-                authority: addr.to_string(),
-                info: TargetInfo {
-                    url,
-                    builtin: true,
-                    pid: Some(pid),
-                },
-                child_done: None,
-            })
+            Ok(Target::builtin(addr, url, pid, None))
         }
         TargetPlan::Builtin => {
             let exe = opts
@@ -130,16 +142,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
             let (addr, url, pid) = (child.addr, child.url.clone(), child.pid);
             let done = CancellationToken::new();
             let watch = child.watch(shutdown.clone(), done.clone());
-            Ok(Target {
-                addr,
-                authority: addr.to_string(),
-                info: TargetInfo {
-                    url,
-                    builtin: true,
-                    pid: Some(pid),
-                },
-                child_done: Some((done, watch)),
-            })
+            Ok(Target::builtin(addr, url, pid, Some((done, watch))))
         }
         TargetPlan::Url { url, authority, .. } => {
             let addr = tokio::net::lookup_host(authority.as_str())

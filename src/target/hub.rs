@@ -51,14 +51,7 @@ impl Channel {
     pub fn publish(&self, data: Bytes) -> u64 {
         let mut backlog = self.lock();
         let id = *self.head.borrow() + 1;
-        let ev = Event { id, data };
-        if backlog.len() == BACKLOG {
-            backlog.pop_front();
-        }
-        backlog.push_back(ev.clone());
-        // Sent under the backlog lock so `subscribe_after` sees no gap.
-        let _ = self.live.send(ev);
-        self.head.send_replace(id);
+        self.append(&mut backlog, Event { id, data });
         id
     }
 
@@ -70,11 +63,17 @@ impl Channel {
         if id <= *self.head.borrow() {
             return;
         }
-        let ev = Event { id, data };
+        self.append(&mut backlog, Event { id, data });
+    }
+
+    /// Adds `ev` to the held backlog and sends it live. Called with the
+    /// backlog lock held, so `subscribe_after` sees no gap.
+    fn append(&self, backlog: &mut VecDeque<Event>, ev: Event) {
         if backlog.len() == BACKLOG {
             backlog.pop_front();
         }
         backlog.push_back(ev.clone());
+        let id = ev.id;
         let _ = self.live.send(ev);
         self.head.send_replace(id);
     }
