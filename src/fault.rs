@@ -126,6 +126,12 @@ impl Fault {
         Fault::new(kind, detail).with_retry_after(retry_after(headers))
     }
 
+    /// The same fault with `what` (e.g. `GET /sse/a`) in front of its detail.
+    pub fn context(mut self, what: &str) -> Self {
+        self.detail = format!("{what}: {}", self.detail);
+        self
+    }
+
     /// A timeout fault.
     pub fn timeout(what: &str) -> Self {
         Fault::new(ErrorKind::Timeout, format!("{what} timed out"))

@@ -22,6 +22,9 @@ pub enum CursorStyle {
     /// `If-Modified-Since` / `If-None-Match` from the last `Last-Modified` /
     /// `Etag` (nchan and other HTTP-cache style servers).
     Etag,
+    /// `?<cursor_param>=<id>` with the id of the last item of the previous
+    /// body (`cursor_field`), as many JSON poll APIs page: no cursor header.
+    Body,
 }
 
 /// Where a new poller starts.
@@ -69,6 +72,10 @@ pub struct PollProfile {
     /// Query style: response header with the next cursor.
     #[serde(default = "x_cursor")]
     pub cursor_header: String,
+    /// Body style: where the last item's id is, a field name or a JSON
+    /// pointer (RFC 6901, starting with `/`).
+    #[serde(default = "id_field")]
+    pub cursor_field: String,
     /// Where a new poller starts.
     #[serde(default = "start_none")]
     pub start: Start,
@@ -106,6 +113,11 @@ pub struct SseProfile {
     /// Send `Last-Event-ID` when reconnecting.
     #[serde(default = "yes")]
     pub resume: bool,
+    /// Event types that carry data. A browser's `onmessage` sees only
+    /// `message` (an event with no `event:` field); every other type, such
+    /// as `event: ping` heartbeats, is a control message, counted apart.
+    #[serde(default = "message_events")]
+    pub events: Vec<String>,
 }
 
 /// Newline-delimited JSON streaming.
@@ -186,6 +198,11 @@ pub struct Profile {
     /// use `${ENV_VAR}`; only the templates are ever written to results.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// `Accept-Encoding` sent with every request and handshake, as a
+    /// browser sends `gzip, deflate, br`; only codings stampede decodes
+    /// (gzip, deflate, br) may be offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_encoding: Option<String>,
     /// Publisher.
     pub publish: PublishProfile,
     /// Interval polling.
@@ -269,6 +286,13 @@ impl Profile {
             }
             HeaderName::from_bytes(p.cursor_header.as_bytes())
                 .map_err(|_| format!("{what}.cursor_header is not a header name"))?;
+            if p.cursor == CursorStyle::Body
+                && !matches!(p.body, BodyFormat::JsonArray | BodyFormat::Ndjson)
+            {
+                return Err(format!(
+                    "{what}: cursor = \"body\" needs body = \"json-array\" or \"ndjson\" (items with ids)"
+                ));
+            }
         }
         if let Some(s) = &self.sse {
             path_ok(&s.url, "sse")?;
@@ -323,11 +347,14 @@ pub fn expand_env(template: &str) -> Result<String, String> {
 
 /// Expands a profile's headers into wire form.
 pub fn wire_headers(profile: &Profile) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
-    let mut out = Vec::with_capacity(profile.headers.len());
+    let mut out = Vec::with_capacity(profile.headers.len() + 1);
     for (name, template) in &profile.headers {
         let value = expand_env(template).map_err(|e| format!("headers.{name}: {e}"))?;
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("headers: {name:?} is not a header name"))?;
+        if name == http::header::ACCEPT_ENCODING {
+            check_accept_encoding(&value).map_err(|e| format!("headers.{name}: {e}"))?;
+        }
         // The value may be secret: the message must not repeat it.
         let mut value = HeaderValue::from_str(&value).map_err(|_| {
             format!("headers.{name}: the expanded value is not a valid header value")
@@ -335,7 +362,41 @@ pub fn wire_headers(profile: &Profile) -> Result<Vec<(HeaderName, HeaderValue)>,
         value.set_sensitive(true);
         out.push((name, value));
     }
+    if let Some(codings) = &profile.accept_encoding {
+        check_accept_encoding(codings).map_err(|e| format!("accept_encoding: {e}"))?;
+        // An explicit header (a group's, say) wins over the profile key.
+        if !out.iter().any(|(n, _)| n == http::header::ACCEPT_ENCODING) {
+            let value = HeaderValue::from_str(codings)
+                .map_err(|_| "accept_encoding is not a valid header value".to_string())?;
+            out.push((http::header::ACCEPT_ENCODING, value));
+        }
+    }
     Ok(out)
+}
+
+/// An `Accept-Encoding` value (RFC 9110 §12.5.3) may only offer codings
+/// stampede decodes: a server is free to use any coding offered, and one
+/// stampede could not read would lose every event.
+pub fn check_accept_encoding(value: &str) -> Result<(), String> {
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (coding, params) = item.split_once(';').unwrap_or((item, ""));
+        let coding = coding.trim().to_ascii_lowercase();
+        // `q=0` refuses a coding, so any coding may be named with it.
+        let refused = params
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .any(|(k, v)| k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f64>() == Ok(0.0));
+        let known = coding == "identity"
+            || coding == "x-gzip"
+            || crate::transport::coding::SUPPORTED.contains(&coding.as_str());
+        if !known && !refused {
+            return Err(format!(
+                "offers `{coding}`, which stampede cannot decode (it decodes {})",
+                crate::transport::coding::SUPPORTED.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The built-in reference target.
@@ -345,6 +406,7 @@ pub fn builtin() -> Profile {
         cursor: CursorStyle::Query,
         cursor_param: after(),
         cursor_header: x_cursor(),
+        cursor_field: id_field(),
         start: Start::Head,
         start_lookback: two_s(),
         body: BodyFormat::Lines,
@@ -357,6 +419,7 @@ pub fn builtin() -> Profile {
     Profile {
         name: "builtin".into(),
         headers: BTreeMap::new(),
+        accept_encoding: None,
         publish: PublishProfile {
             method: PublishMethod::Post,
             url: "/pub/{channel}".into(),
@@ -369,6 +432,7 @@ pub fn builtin() -> Profile {
         sse: Some(SseProfile {
             url: "/sse/{channel}".into(),
             resume: true,
+            events: message_events(),
         }),
         ndjson: Some(NdjsonProfile {
             url: "/stream/{channel}".into(),
@@ -393,6 +457,7 @@ pub fn nchan() -> Profile {
         cursor: CursorStyle::Etag,
         cursor_param: after(),
         cursor_header: x_cursor(),
+        cursor_field: id_field(),
         start: Start::Recent,
         start_lookback: two_s(),
         body: BodyFormat::Single,
@@ -405,6 +470,7 @@ pub fn nchan() -> Profile {
     Profile {
         name: "nchan".into(),
         headers: BTreeMap::new(),
+        accept_encoding: None,
         publish: PublishProfile {
             method: PublishMethod::Post,
             url: "/pub/{channel}".into(),
@@ -417,6 +483,7 @@ pub fn nchan() -> Profile {
         sse: Some(SseProfile {
             url: "/sse/{channel}".into(),
             resume: true,
+            events: message_events(),
         }),
         ndjson: None,
         websocket: Some(WebSocketProfile {
@@ -442,6 +509,9 @@ fn after() -> String {
 fn x_cursor() -> String {
     "x-cursor".into()
 }
+fn id_field() -> String {
+    "id".into()
+}
 fn data() -> String {
     "data".into()
 }
@@ -453,6 +523,9 @@ fn ok_200() -> Vec<u16> {
 }
 fn empty_default() -> Vec<u16> {
     vec![204, 304]
+}
+fn message_events() -> Vec<String> {
+    vec!["message".into()]
 }
 fn yes() -> bool {
     true

@@ -209,9 +209,9 @@ async fn channel_loop(
                 failures_in_row += 1;
                 if failures_in_row >= DEAD_FAILURES && last_ok.elapsed() > DEAD_AFTER {
                     shutdown.stop(StopReason::Fatal(format!(
-                        "publishing to {} has failed {failures_in_row} times in {:.0?}: {f}",
+                        "publishing to {} has failed {failures_in_row} times in {:.1} s: {f}",
                         spec.authority,
-                        last_ok.elapsed()
+                        last_ok.elapsed().as_secs_f64()
                     )));
                     break;
                 }

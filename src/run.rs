@@ -108,6 +108,30 @@ async fn reachable(addr: SocketAddr, url: &str, plan: &Plan) -> Result<()> {
         .map_err(|f| Error::TargetUnreachable(format!("{url}: {}", f.detail)))
 }
 
+/// The first of a name's addresses that accepts a connection, tried in
+/// the resolver's order as curl does (`localhost` may give `::1` first to
+/// a server listening on 127.0.0.1 only). `Err(None)`: no address at all.
+async fn first_reachable(
+    addrs: &[SocketAddr],
+    url: &str,
+    plan: &Plan,
+) -> std::result::Result<SocketAddr, Option<Error>> {
+    let mut failures = Vec::new();
+    for &addr in addrs {
+        match crate::net::connect(addr, plan.connect_timeout).await {
+            Ok(_) => return Ok(addr),
+            Err(f) => failures.push(f.detail),
+        }
+    }
+    if failures.is_empty() {
+        return Err(None);
+    }
+    Err(Some(Error::TargetUnreachable(format!(
+        "{url}: {}",
+        failures.join("; ")
+    ))))
+}
+
 async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Result<Target> {
     match &plan.target {
         TargetPlan::Builtin if opts.attach_builtin.is_some() => {
@@ -145,16 +169,18 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
             Ok(Target::builtin(addr, url, pid, Some((done, watch))))
         }
         TargetPlan::Url { url, authority, .. } => {
-            let addr = tokio::net::lookup_host(authority.as_str())
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(authority.as_str())
                 .await
                 .map_err(|e| {
                     Error::TargetUnreachable(format!("{url}: cannot resolve {authority}: {e}"))
                 })?
-                .next()
-                .ok_or_else(|| {
-                    Error::TargetUnreachable(format!("{url}: {authority} has no address"))
+                .collect();
+            let addr = first_reachable(&addrs, url, plan)
+                .await
+                .map_err(|e| match e {
+                    Some(e) => e,
+                    None => Error::TargetUnreachable(format!("{url}: {authority} has no address")),
                 })?;
-            reachable(addr, url, plan).await?;
             Ok(Target {
                 addr,
                 authority: authority.clone(),
@@ -314,6 +340,8 @@ async fn run_with_target(
         .unwrap_or_else(|| format!("st{run_tag}"));
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     let mut results: Vec<GroupResult> = Vec::new();
+    // Per phase with subscribers: published, failed, first error.
+    let mut publishers: Vec<(u64, u64, Option<String>)> = Vec::new();
     let pid = target.info.pid;
     let cpus = info.host.cpus as f64;
 
@@ -598,6 +626,24 @@ async fn run_with_target(
                 info
             }),
         });
+        let published = info.phases.last().map_or(0, |p| p.published_total);
+        let publishing = crate::metrics::plausibility::Publishing {
+            published,
+            errors: report.publish.errors,
+            first_error: report.publish.first_error.as_deref(),
+        };
+        if subscribes_any(plan, &groups) {
+            publishers.push((
+                published,
+                report.publish.errors,
+                report.publish.first_error.clone(),
+            ));
+        }
+        let this_phase = &results[results.len() - report.groups.len()..];
+        for w in crate::metrics::plausibility::phase_warnings(pi, publishing, this_phase) {
+            eprintln!("stampede: warning: {w}");
+            info.warnings.push(w);
+        }
         if let Some(why) = &report.storm_error {
             info.warnings.push(format!(
                 "phase {pi}: the storm's POST /control/drop failed: {why}"
@@ -626,7 +672,18 @@ async fn run_with_target(
         info.warnings
             .push(format!("{lost} events were lost (see the `lost` column)"));
     }
+    let never = crate::metrics::plausibility::publisher_never_succeeded(
+        &publishers
+            .iter()
+            .map(|(p, e, f)| crate::metrics::plausibility::Publishing {
+                published: *p,
+                errors: *e,
+                first_error: f.as_deref(),
+            })
+            .collect::<Vec<_>>(),
+    );
     let (status, code, reason) = match &stop {
+        None if never.is_some() => ("failed", exit::RUNTIME, never.clone()),
         None if thresholds_failed => ("completed", exit::THRESHOLD, None),
         None => ("completed", exit::OK, None),
         Some(StopReason::Threshold(why)) => ("aborted", exit::THRESHOLD, Some(why.clone())),
@@ -728,6 +785,13 @@ fn check_ports(plan: &Plan, sources: &Sources) -> Result<()> {
         "this plan holds up to {peak} connections to one target port, but {} source address(es) give only {capacity} local ports ({range} each); add addresses with --local-addr A,B,...",
         sources.len().max(1)
     )))
+}
+
+/// True when a phase runs a group that subscribes to the publisher.
+fn subscribes_any(plan: &Plan, groups: &[usize]) -> bool {
+    groups
+        .iter()
+        .any(|&g| plan.groups[g].transport.subscribes())
 }
 
 /// Lateness against `--start-at` worth a warning in run.json.

@@ -47,6 +47,8 @@ pub const COLUMNS: &[&str] = &[
     "status_5xx",
     "empty_responses",
     "server_timeouts",
+    "control_messages",
+    "retries",
     "requests_per_delivery",
     "bytes_sent",
     "bytes_received",

@@ -281,6 +281,16 @@ impl Sink for ClientSink<'_> {
             .with(|i| i.add(Count::ServerTimeouts, 1));
     }
 
+    fn control(&mut self) {
+        self.shared
+            .recorder
+            .with(|i| i.add(Count::ControlMessages, 1));
+    }
+
+    fn retried(&mut self) {
+        self.shared.recorder.with(|i| i.add(Count::Retries, 1));
+    }
+
     fn fault(&mut self, fault: Fault) {
         self.shared.recorder.error(fault.kind, &fault.detail);
     }
@@ -398,7 +408,25 @@ pub async fn run<T: Transport>(
         .await;
         sink.flush_io();
         let mut session = match opened {
-            Wake::Cancelled => break 'client false,
+            Wake::Cancelled => {
+                if sink.subscribed_ns.is_none() {
+                    // A subscribe the server never answered (a wedged
+                    // handler) is not silence: the client was meant to
+                    // receive from its first attempt on, and the wait is a
+                    // timeout.
+                    let waited = clock.now_ns().saturating_sub(attempt_ns) as f64 / 1e9;
+                    sink.fault(Fault::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the subscription was not confirmed before the phase ended \
+                             (waited {waited:.1} s)"
+                        ),
+                    ));
+                    sink.ledger.open(attempt_ns);
+                    sink.subscribed_ns = Some(attempt_ns);
+                }
+                break 'client false;
+            }
             Wake::Ready(Ok(s)) => s,
             Wake::Ready(Err(f)) => {
                 let asked = f.retry_after;

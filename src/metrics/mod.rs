@@ -5,6 +5,7 @@
 
 pub mod health;
 pub mod ledger;
+pub mod plausibility;
 pub mod process;
 pub mod recorder;
 pub mod summary;

@@ -117,10 +117,16 @@ pub enum Count {
     Status4xx,
     /// Responses with a 5xx status.
     Status5xx,
+    /// Messages that are not data: heartbeats, keep-alive lines, SSE
+    /// events of a type the profile does not count as data.
+    ControlMessages,
+    /// Idempotent requests re-sent once on a fresh connection after the
+    /// server closed the reused one under them.
+    Retries,
 }
 
 /// Number of counters.
-pub const COUNTS: usize = 14;
+pub const COUNTS: usize = 16;
 
 impl Count {
     /// The status-class counter of an HTTP status.

@@ -88,6 +88,8 @@ pub struct SummaryRow {
     pub status_5xx: Option<u64>,
     pub empty_responses: Option<u64>,
     pub server_timeouts: Option<u64>,
+    pub control_messages: Option<u64>,
+    pub retries: Option<u64>,
     pub requests_per_delivery: Option<f64>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -184,6 +186,8 @@ impl GroupResult {
             (Count::Requests, row.requests),
             (Count::EmptyResponses, row.empty_responses.unwrap_or(0)),
             (Count::ServerTimeouts, row.server_timeouts.unwrap_or(0)),
+            (Count::ControlMessages, row.control_messages.unwrap_or(0)),
+            (Count::Retries, row.retries.unwrap_or(0)),
             (Count::Reconnects, row.reconnects),
             (Count::BytesSent, row.bytes_sent),
             (Count::BytesReceived, row.bytes_received),
@@ -324,6 +328,11 @@ impl GroupResult {
             .then(|| m.count(Count::EmptyResponses)),
             server_timeouts: (self.transport == TransportKind::LongPoll)
                 .then(|| m.count(Count::ServerTimeouts)),
+            control_messages: subscribes.then(|| m.count(Count::ControlMessages)),
+            retries: self
+                .transport
+                .is_request_based()
+                .then(|| m.count(Count::Retries)),
             requests_per_delivery: delivered.and_then(|d| {
                 if self.transport.is_request_based() {
                     ratio(requests, d)

@@ -14,6 +14,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
+use super::coding::Decoder;
 use super::h1::{serialize, H1, STREAM_CHUNK};
 use super::{RequestSample, SessionSpec, Sink};
 use crate::fault::{ErrorKind, Fault};
@@ -165,6 +166,9 @@ pub struct CursorPoller {
     profile: PollProfile,
     /// Extra query appended to every poll (long-poll hold).
     extra_query: String,
+    /// When the server's announced idle timeout makes the connection unsafe
+    /// to reuse.
+    idle_until: Option<Instant>,
 }
 
 impl CursorPoller {
@@ -183,6 +187,7 @@ impl CursorPoller {
             cursor,
             profile: profile.clone(),
             extra_query: String::new(),
+            idle_until: None,
         };
         let connected = Instant::now();
         if me.cursor.is_none() {
@@ -243,7 +248,7 @@ impl CursorPoller {
         let mut sep = if uri.contains('?') { '&' } else { '?' };
         let mut headers = Vec::new();
         match (self.profile.cursor, &self.cursor) {
-            (CursorStyle::Query, Some(c)) => {
+            (CursorStyle::Query | CursorStyle::Body, Some(c)) => {
                 uri.push(sep);
                 uri.push_str(&self.profile.cursor_param);
                 uri.push('=');
@@ -273,7 +278,7 @@ impl CursorPoller {
     /// The cursor a response carries, if any; `Err` for a malformed one.
     fn cursor_of(&self, headers: &http::HeaderMap) -> Result<Option<String>, Fault> {
         match self.profile.cursor {
-            CursorStyle::None => Ok(None),
+            CursorStyle::None | CursorStyle::Body => Ok(None),
             CursorStyle::Query => {
                 let Some(v) = headers.get(self.profile.cursor_header.as_str()) else {
                     return Ok(None);
@@ -316,29 +321,65 @@ impl CursorPoller {
             self.conn = None;
             sink.disconnected();
         }
+        // A connection past the idle time the server announced
+        // (`Keep-Alive: timeout=N`) is about to be closed by it: a fresh one
+        // avoids the race instead of losing a request to it.
+        if self.idle_until.is_some_and(|t| Instant::now() >= t) && self.conn.take().is_some() {
+            sink.disconnected();
+        }
+        self.idle_until = None;
+        let mut fresh = false;
         if self.conn.is_none() {
             self.conn = Some(Conn::open(spec, io, sink).await?);
+            fresh = true;
         }
         let (uri, headers) = self.request_target(spec);
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| Fault::new(ErrorKind::Other, "no connection"))?;
         let timeout = spec.params.request_timeout;
-        let sent = Instant::now();
-        let resp = conn.get(spec, &uri, &headers, timeout).await?;
+        let mut sent = Instant::now();
+        let resp = match self.conn_mut()?.get(spec, &uri, &headers, timeout).await {
+            Ok(resp) => resp,
+            // The server closed the reused connection as the GET went out
+            // (its idle timeout met our interval). A GET is idempotent, so
+            // it is sent once more on a fresh connection, as browsers do
+            // (RFC 9110 §9.2.2); its latency still runs from `intended`.
+            Err(f) if !fresh && f.kind == ErrorKind::Reset => {
+                self.conn = None;
+                sink.disconnected();
+                self.conn = Some(Conn::open(spec, io, sink).await?);
+                sink.retried();
+                sent = Instant::now();
+                self.conn_mut()?.get(spec, &uri, &headers, timeout).await?
+            }
+            Err(f) => return Err(f),
+        };
         let status = resp.status();
         // Kept for a refusal's backoff (a header lookup, no copy).
         let wait = crate::fault::retry_after(resp.headers());
-        let next_cursor = self.cursor_of(resp.headers())?;
+        let mut next_cursor = self.cursor_of(resp.headers())?;
+        let idle = keep_alive_timeout(resp.headers());
+        // Only a refusal needs them (its Location); a header map clone is
+        // cheap next to the request.
+        let refusal_headers = if status.is_redirection() {
+            resp.headers().clone()
+        } else {
+            http::HeaderMap::new()
+        };
+        let mut decoder = Decoder::for_headers(resp.headers())
+            .map_err(|f| f.context(&format!("GET {}", spec.path)))?;
         let limits = spec.params.limits;
-        let body = read_body(
-            resp.into_body(),
-            timeout,
-            limits.max_buffered_bytes.max(limits.max_message_bytes),
-        )
-        .await?;
+        let max = limits.max_buffered_bytes.max(limits.max_message_bytes);
+        let body = read_body(resp.into_body(), timeout, max).await?;
+        let body = if decoder.is_identity() {
+            body
+        } else {
+            let mut out = Vec::new();
+            decoder.decode(&body, &mut out, max)?;
+            Bytes::from(out)
+        };
         let done = Instant::now();
+        // Half the announced idle time: the next request must reach the
+        // server well before it gives up on the connection.
+        self.idle_until = idle.map(|t| done + t / 2);
         let code = status.as_u16();
         let outcome = if self.profile.ok_status.contains(&code) {
             // Everything is checked before anything is delivered: a bad
@@ -346,7 +387,12 @@ impl CursorPoller {
             // not look like duplicates.
             let mut messages: Vec<Bytes> = Vec::new();
             let whole = body.as_ptr_range();
-            for_each_message(&self.profile, &body, |m| {
+            let mut last_id: Option<String> = None;
+            let by_body = self.profile.cursor == CursorStyle::Body;
+            for_each_message(&self.profile, &body, |m, item| {
+                if by_body {
+                    last_id = item.and_then(|i| item_id(i, &self.profile.cursor_field));
+                }
                 // Lines and single bodies are views of the body; JSON
                 // strings are decoded copies.
                 let r = m.as_ptr_range();
@@ -367,6 +413,9 @@ impl CursorPoller {
                         limits.max_message_bytes
                     ),
                 ));
+            }
+            if by_body && !messages.is_empty() {
+                next_cursor = last_id;
             }
             if next_cursor.is_none()
                 && self.profile.cursor != CursorStyle::None
@@ -391,7 +440,11 @@ impl CursorPoller {
             return Err(Fault::of_status(
                 code,
                 &http::HeaderMap::new(),
-                format!("GET {} answered {status}", spec.path),
+                format!(
+                    "GET {} answered {status}{}",
+                    spec.path,
+                    location(&refusal_headers)
+                ),
             )
             .with_retry_after(wait));
         };
@@ -419,6 +472,27 @@ impl CursorPoller {
     pub fn close(&mut self) {
         self.conn = None;
     }
+
+    fn conn_mut(&mut self) -> Result<&mut Conn, Fault> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| Fault::new(ErrorKind::Other, "no connection"))
+    }
+}
+
+/// The `timeout` parameter of a `Keep-Alive` response header
+/// (`Keep-Alive: timeout=5, max=1000`; RFC 2068 §19.7.1.1, as servers still
+/// send it): how long the server keeps an idle connection open.
+pub fn keep_alive_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("keep-alive")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("timeout"))
+        .and_then(|(_, v)| v.trim().trim_matches('"').parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(3600)))
 }
 
 /// Appends `s` to a URL query, percent-encoding all but unreserved bytes.
@@ -437,19 +511,19 @@ pub fn percent_encode_into(s: &str, out: &mut String) {
 pub fn for_each_message(
     profile: &PollProfile,
     body: &[u8],
-    mut f: impl FnMut(&[u8]),
+    mut f: impl FnMut(&[u8], Option<&serde_json::Value>),
 ) -> Result<(), String> {
     match profile.body {
         BodyFormat::Single => {
             if !body.is_empty() {
-                f(body);
+                f(body, None);
             }
         }
         BodyFormat::Lines => {
             for line in body.split(|b| *b == b'\n') {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if !line.is_empty() {
-                    f(line);
+                    f(line, None);
                 }
             }
         }
@@ -460,7 +534,10 @@ pub fn for_each_message(
             let items: Vec<serde_json::Value> =
                 serde_json::from_slice(body).map_err(|e| format!("not a JSON array: {e}"))?;
             for item in &items {
-                f(json_message(item, &profile.data_field)?.as_bytes());
+                f(
+                    json_message(item, &profile.data_field)?.as_bytes(),
+                    Some(item),
+                );
             }
         }
         BodyFormat::Ndjson => {
@@ -470,11 +547,30 @@ pub fn for_each_message(
                 }
                 let item: serde_json::Value =
                     serde_json::from_slice(line).map_err(|e| format!("bad NDJSON line: {e}"))?;
-                f(json_message(&item, &profile.data_field)?.as_bytes());
+                f(
+                    json_message(&item, &profile.data_field)?.as_bytes(),
+                    Some(&item),
+                );
             }
         }
     }
     Ok(())
+}
+
+/// The id of a poll body's item for `cursor = "body"`: `field` names an
+/// object member, or is a JSON pointer (RFC 6901) when it starts with `/`.
+/// Numbers and strings are ids; anything else is none.
+pub fn item_id(item: &serde_json::Value, field: &str) -> Option<String> {
+    let v = if field.starts_with('/') {
+        item.pointer(field)
+    } else {
+        item.get(field)
+    }?;
+    match v {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// A message in a JSON value: a string, or an object's `field` string.
@@ -500,7 +596,7 @@ pub async fn open_stream<S: Sink>(
     headers: &[(HeaderName, HeaderValue)],
     content_type: &str,
     sink: &mut S,
-) -> Result<H1, Fault> {
+) -> Result<StreamBody, Fault> {
     let stream = super::dial(spec, io, sink).await?;
     let mut conn = H1::with_chunk(stream, spec.params.limits.max_header_bytes, STREAM_CHUNK);
     let connected = Instant::now();
@@ -528,12 +624,17 @@ pub async fn open_stream<S: Sink>(
     let got_type = head.headers.get(header::CONTENT_TYPE);
     let ok_type = got_type
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(content_type));
+        .is_some_and(|v| media_type_is(v, content_type));
     if status != 200 || !ok_type {
         sink.disconnected();
+        let got = match got_type {
+            Some(v) => format!("Content-Type: {}", String::from_utf8_lossy(v.as_bytes())),
+            None => "no Content-Type".to_string(),
+        };
         let detail = format!(
-            "GET {} answered {status} ({got_type:?}), expected 200 {content_type}",
-            spec.path
+            "GET {} answered {status} ({got}{}), expected 200 {content_type}",
+            spec.path,
+            location(&head.headers)
         );
         return Err(if status != 200 {
             Fault::of_status(status, &head.headers, detail)
@@ -541,8 +642,69 @@ pub async fn open_stream<S: Sink>(
             Fault::new(ErrorKind::Protocol, detail)
         });
     }
+    let decoder = match Decoder::for_headers(&head.headers) {
+        Ok(d) => d,
+        Err(f) => {
+            sink.disconnected();
+            return Err(f.context(&format!("GET {}", spec.path)));
+        }
+    };
     sink.subscribed(connected.elapsed());
-    Ok(conn)
+    Ok(StreamBody {
+        conn,
+        decoder,
+        out: Vec::new(),
+        max_out: spec
+            .params
+            .limits
+            .max_buffered_bytes
+            .max(spec.params.limits.max_message_bytes),
+    })
+}
+
+/// `, Location: <url>` for a redirect (stampede does not follow redirects
+/// of subscribe URLs: the error shows where the server points instead).
+fn location(headers: &http::HeaderMap) -> String {
+    headers
+        .get(header::LOCATION)
+        .map(|l| format!(", Location: {}", String::from_utf8_lossy(l.as_bytes())))
+        .unwrap_or_default()
+}
+
+/// True when a `Content-Type` value names `media_type` (RFC 9110 §8.3.1:
+/// type and subtype are case-insensitive, parameters and whitespace around
+/// `;` may follow).
+pub fn media_type_is(value: &str, media_type: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case(media_type)
+}
+
+/// A streaming response body, decoded from its content coding (if any) as
+/// it arrives.
+pub struct StreamBody {
+    conn: H1,
+    decoder: Decoder,
+    out: Vec<u8>,
+    max_out: usize,
+}
+
+impl StreamBody {
+    /// The next piece of the decoded body; `None` at its end. A piece that
+    /// decodes to nothing (a partial compressed block) is not returned:
+    /// the call reads on.
+    pub async fn data(&mut self) -> Result<Option<&[u8]>, Fault> {
+        if self.decoder.is_identity() {
+            return self.conn.body_data().await;
+        }
+        self.out.clear();
+        while self.out.is_empty() {
+            let Some(data) = self.conn.body_data().await? else {
+                return Ok(None);
+            };
+            self.decoder.decode(data, &mut self.out, self.max_out)?;
+        }
+        Ok(Some(&self.out))
+    }
 }
 
 #[cfg(test)]
@@ -554,7 +716,7 @@ mod tests {
         let mut p = builtin().poll.unwrap_or_else(|| unreachable!());
         p.body = body;
         let mut out = Vec::new();
-        for_each_message(&p, text.as_bytes(), |m| {
+        for_each_message(&p, text.as_bytes(), |m, _| {
             out.push(String::from_utf8_lossy(m).into_owned())
         })?;
         Ok(out)

@@ -19,6 +19,7 @@ use crate::fault::Fault;
 use crate::net::IoCounters;
 use crate::profile::Profile;
 
+pub mod coding;
 pub mod echo;
 pub mod h1;
 mod http;
@@ -221,6 +222,13 @@ pub trait Sink: Send {
     fn request(&mut self, sample: RequestSample);
     /// The server ended a held poll without an event (long-poll timeout).
     fn server_timeout(&mut self);
+    /// A message that is not data arrived: a heartbeat, a keep-alive line,
+    /// an SSE event of a type the profile does not count as data. Counted
+    /// apart; never an error.
+    fn control(&mut self) {}
+    /// An idempotent request was re-sent on a fresh connection because the
+    /// server closed the reused one as it went out.
+    fn retried(&mut self) {}
     /// A fault that did not end the session (e.g. a bad line that was skipped).
     fn fault(&mut self, fault: Fault);
 }

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::h1::H1;
-use super::http::{json_message, open_stream, percent_encode_into};
+use super::http::{json_message, open_stream, percent_encode_into, StreamBody};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -16,8 +15,11 @@ use bytes::{Buf, BytesMut};
 
 /// An NDJSON streaming session.
 pub struct Ndjson {
-    conn: H1,
+    conn: StreamBody,
     buf: BytesMut,
+    /// Bytes of `buf` already searched for a newline: a long line arriving
+    /// in many reads is scanned once, not once per read.
+    scanned: usize,
     last_id: Option<String>,
     data_field: String,
     id_field: Option<String>,
@@ -48,6 +50,7 @@ impl Transport for Ndjson {
         Ok(Ndjson {
             conn,
             buf: BytesMut::new(),
+            scanned: 0,
             last_id,
             data_field: profile.data_field.clone(),
             id_field: profile.id_field.clone(),
@@ -58,7 +61,7 @@ impl Transport for Ndjson {
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
             // A silent stream for read_timeout is a dead connection.
-            let data = tokio::time::timeout(self.limits.read_timeout, self.conn.body_data())
+            let data = tokio::time::timeout(self.limits.read_timeout, self.conn.data())
                 .await
                 .map_err(|_| Fault::timeout("NDJSON read (no byte within read_timeout)"))??;
             let Some(data) = data else {
@@ -67,10 +70,19 @@ impl Transport for Ndjson {
             let at = Instant::now();
             self.buf.extend_from_slice(data);
             let mut any = false;
-            while let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+            while let Some(nl) =
+                memchr::memchr(b'\n', &self.buf[self.scanned..]).map(|i| i + self.scanned)
+            {
+                self.scanned = 0;
                 let line = self.buf.split_to(nl + 1);
                 let line = &line[..nl];
-                if line.is_empty() {
+                // Blank and whitespace-only lines (`\r\n`, ` \n`) are
+                // keep-alives that servers send to hold the stream open.
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    if !line.is_empty() {
+                        sink.control();
+                        any = true;
+                    }
                     continue;
                 }
                 if line.len() > self.limits.max_message_bytes {
@@ -105,6 +117,7 @@ impl Transport for Ndjson {
                     Err(e) => sink.fault(Fault::new(ErrorKind::Protocol, e)),
                 }
             }
+            self.scanned = self.buf.len();
             // An unfinished line is held whole: past either limit the
             // stream is given up rather than buffered without bound.
             let cap = self
@@ -114,6 +127,7 @@ impl Transport for Ndjson {
             if self.buf.len() > cap {
                 let held = self.buf.len();
                 self.buf.advance(held);
+                self.scanned = 0;
                 return Err(Fault::new(
                     ErrorKind::Limit,
                     format!("an unfinished NDJSON line of {held} bytes (limit {cap})"),

@@ -9,17 +9,18 @@ use std::time::{Duration, Instant};
 use http::header::{HeaderName, HeaderValue, ACCEPT};
 use sse_parse::SseParser;
 
-use super::h1::H1;
-use super::http::open_stream;
+use super::http::{open_stream, StreamBody};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 
 /// An SSE session.
 pub struct Sse {
-    conn: H1,
+    conn: StreamBody,
     parser: SseParser,
     limits: crate::transport::Limits,
+    /// Event types that carry data (the profile's `events`).
+    data_events: Arc<[String]>,
 }
 
 impl Transport for Sse {
@@ -54,6 +55,7 @@ impl Transport for Sse {
             conn,
             parser,
             limits: spec.params.limits,
+            data_events: profile.events.iter().cloned().collect(),
         })
     }
 
@@ -61,7 +63,7 @@ impl Transport for Sse {
         loop {
             // A stream that goes silent (no event, no keep-alive comment)
             // for read_timeout is a dead connection.
-            let data = tokio::time::timeout(self.limits.read_timeout, self.conn.body_data())
+            let data = tokio::time::timeout(self.limits.read_timeout, self.conn.data())
                 .await
                 .map_err(|_| Fault::timeout("SSE read (no byte within read_timeout)"))??;
             let Some(data) = data else {
@@ -82,6 +84,17 @@ impl Transport for Sse {
             }
             let mut any = false;
             while let Some(event) = self.parser.next_event() {
+                // Heartbeats as named events (`event: ping`) are what a
+                // browser's onmessage never sees: not data, not errors.
+                // So is an empty `data:` keep-alive, which a browser does
+                // dispatch, with empty data.
+                if !self.data_events.contains(&event.event)
+                    || event.data.bytes().all(|b| b.is_ascii_whitespace())
+                {
+                    sink.control();
+                    any = true;
+                    continue;
+                }
                 if event.data.len() > self.limits.max_message_bytes {
                     sink.fault(Fault::new(
                         ErrorKind::Limit,

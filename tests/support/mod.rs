@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod nginx;
+pub mod pubsub;
 pub mod raw;
 
 use std::path::{Path, PathBuf};

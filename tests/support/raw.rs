@@ -13,6 +13,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 pub struct Collect {
     pub messages: Vec<String>,
     pub faults: Vec<Fault>,
+    /// Heartbeats and other messages that are not data.
+    pub controls: usize,
 }
 
 impl Sink for Collect {
@@ -25,6 +27,9 @@ impl Sink for Collect {
     }
     fn request(&mut self, _: stampede::transport::RequestSample) {}
     fn server_timeout(&mut self) {}
+    fn control(&mut self) {
+        self.controls += 1;
+    }
     fn fault(&mut self, f: Fault) {
         self.faults.push(f);
     }
