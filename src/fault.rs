@@ -138,18 +138,33 @@ impl Fault {
     }
 }
 
-/// A `Retry-After` header given in seconds (an HTTP date is ignored: a
-/// load tester's clock is not the server's).
+/// A response's `Retry-After` (RFC 9110 §10.2.3), see [`retry_after_value`].
 pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    // Bounded: a hostile value must not park a client past any run.
-    Some(Duration::from_secs(secs.min(3600)))
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    let date = headers
+        .get(http::header::DATE)
+        .and_then(|d| d.to_str().ok());
+    retry_after_value(value, date)
+}
+
+/// A `Retry-After` value in either form RFC 9110 §10.2.3 allows: delay
+/// seconds, or an HTTP-date. A date counts from the response's own `Date`
+/// header when it has one, so the server's clock is compared with itself
+/// and skew against ours does not matter; without one, from our clock. A
+/// date in the past is no wait. Bounded at an hour: a hostile value must
+/// not park a client past any run.
+pub fn retry_after_value(value: &str, date: Option<&str>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX).min(3600))
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        let now = date
+            .and_then(|d| httpdate::parse_http_date(d.trim()).ok())
+            .unwrap_or_else(std::time::SystemTime::now);
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(Duration::from_secs(3600)))
 }
 
 impl fmt::Display for Fault {
@@ -209,5 +224,26 @@ impl From<tokio_tungstenite::tungstenite::Error> for Fault {
             _ => None,
         };
         Fault::new(kind, e.to_string()).with_retry_after(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let s = |v: &str, d: Option<&str>| retry_after_value(v, d).map(|d| d.as_secs());
+        assert_eq!(s("120", None), Some(120));
+        assert_eq!(s(" 7 ", None), Some(7));
+        assert_eq!(s("99999999999999999999", None), Some(3600));
+        let date = Some("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(s("Wed, 21 Oct 2015 07:28:30 GMT", date), Some(30));
+        // The obsolete forms RFC 9110 §5.6.7 still requires recipients to read.
+        assert_eq!(s("Wednesday, 21-Oct-15 07:29:00 GMT", date), Some(60));
+        assert_eq!(s("Wed Oct 21 07:28:05 2015", date), Some(5));
+        assert_eq!(s("Wed, 21 Oct 2015 07:00:00 GMT", date), Some(0));
+        assert_eq!(s("soon", None), None);
+        assert_eq!(s("-5", None), None);
     }
 }

@@ -271,6 +271,7 @@ impl H1 {
                     let mut chunked = None;
                     let mut close = resp.version == Some(0);
                     let mut retry_after = None;
+                    let mut date = None;
                     let mut all = http::HeaderMap::new();
                     for h in resp.headers.iter() {
                         if want_headers {
@@ -283,14 +284,14 @@ impl H1 {
                             }
                         }
                         if h.name.eq_ignore_ascii_case("content-length") {
-                            let len = std::str::from_utf8(h.value)
-                                .ok()
-                                .map(str::trim)
-                                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
-                                .and_then(|v| v.parse::<u64>().ok())
-                                .ok_or_else(|| {
-                                    Fault::new(ErrorKind::Protocol, "a bad Content-Length")
-                                })?;
+                            let len = content_length(h.value)?;
+                            // Repeated fields must agree (RFC 9110 §8.6).
+                            if length.is_some_and(|l| l != len) {
+                                return Err(Fault::new(
+                                    ErrorKind::Protocol,
+                                    "conflicting Content-Length fields",
+                                ));
+                            }
                             length = Some(len);
                         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                             let last = h.value.rsplit(|b| *b == b',').next().unwrap_or_default();
@@ -298,11 +299,9 @@ impl H1 {
                         } else if h.name.eq_ignore_ascii_case("connection") {
                             close |= contains_token(h.value, b"close");
                         } else if h.name.eq_ignore_ascii_case("retry-after") {
-                            retry_after = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse::<u64>().ok())
-                                // Bounded like `fault::retry_after`.
-                                .map(|s| Duration::from_secs(s.min(3600)));
+                            retry_after = std::str::from_utf8(h.value).ok();
+                        } else if h.name.eq_ignore_ascii_case("date") {
+                            date = std::str::from_utf8(h.value).ok();
                         }
                     }
                     // Transfer-Encoding overrides Content-Length, and a
@@ -319,6 +318,8 @@ impl H1 {
                     if matches!(framing, Framing::UntilClose) {
                         close = true;
                     }
+                    let retry_after =
+                        retry_after.and_then(|v| crate::fault::retry_after_value(v, date));
                     self.start += n;
                     return Ok((
                         Answer {
@@ -459,6 +460,32 @@ impl H1 {
             Fault::new(ErrorKind::Protocol, "a bad chunk size line")
         })
     }
+}
+
+/// A `Content-Length` value: decimal digits, or a list of identical ones
+/// (`42, 42`, which RFC 9110 §8.6 lets a recipient take as one); anything
+/// else is a `protocol` fault.
+fn content_length(value: &[u8]) -> Result<u64, Fault> {
+    let bad = || Fault::new(ErrorKind::Protocol, "a bad Content-Length");
+    let mut len = None;
+    for item in value.split(|b| *b == b',') {
+        let item = item.trim_ascii();
+        if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
+            return Err(bad());
+        }
+        let n: u64 = std::str::from_utf8(item)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(bad)?;
+        if len.is_some_and(|l| l != n) {
+            return Err(Fault::new(
+                ErrorKind::Protocol,
+                "a Content-Length list of different values",
+            ));
+        }
+        len = Some(n);
+    }
+    len.ok_or_else(bad)
 }
 
 /// True when the comma-separated header value holds `token` (any case).
@@ -734,5 +761,15 @@ mod tests {
     fn tokens() {
         assert!(contains_token(b"gzip, Chunked", b"chunked"));
         assert!(!contains_token(b"keep-alive", b"close"));
+    }
+
+    #[test]
+    fn content_length_lists_of_one_value_are_one_length() {
+        assert_eq!(content_length(b"42").ok(), Some(42));
+        assert_eq!(content_length(b" 42 , 42,42 ").ok(), Some(42));
+        for bad in [&b"42, 43"[..], b"", b"4 2", b"+42", b"-1", b"42,", b"0x10"] {
+            let f = content_length(bad).err();
+            assert!(f.is_some_and(|f| f.kind == ErrorKind::Protocol), "{bad:?}");
+        }
     }
 }
