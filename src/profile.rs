@@ -139,6 +139,9 @@ pub struct WebSocketProfile {
     /// replaced), for servers that subscribe in-band.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscribe_message: Option<String>,
+    /// Offer permessage-deflate (RFC 7692), as browsers do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compression: bool,
 }
 
 /// How the publisher sends events.
@@ -380,6 +383,7 @@ pub fn builtin() -> Profile {
             url: "/ws/{channel}".into(),
             subprotocol: None,
             subscribe_message: None,
+            compression: false,
         }),
     }
 }
@@ -423,6 +427,7 @@ pub fn nchan() -> Profile {
             url: "/ws/{channel}".into(),
             subprotocol: None,
             subscribe_message: None,
+            compression: false,
         }),
     }
 }
