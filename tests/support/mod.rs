@@ -4,6 +4,7 @@
 
 pub mod nginx;
 pub mod raw;
+pub mod ws;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
