@@ -314,3 +314,35 @@ async fn extensions_not_offered_or_not_agreed_are_protocol_faults() {
     let seen = server.await.unwrap();
     assert!(!seen.request.contains("sec-websocket-extensions"));
 }
+
+#[tokio::test]
+async fn frames_split_across_reads_are_reassembled_before_inflating() {
+    // Incompressible bytes (a 20 KB message spans many reads) between
+    // small messages, the whole stream cut into 997-byte pieces and the
+    // first piece sent with the 101.
+    let mut x: u32 = 1;
+    let noisy: String = (0..20_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            char::from(b'!' + ((x >> 16) % 90) as u8)
+        })
+        .collect();
+    let msgs = vec![b"a".to_vec(), noisy.into_bytes(), b"b".to_vec()];
+    let mut z = Compress::new(Compression::new(6), false);
+    let mut stream: Vec<u8> = msgs
+        .iter()
+        .flat_map(|m| frame(0xc1, &deflate(&mut z, m)))
+        .collect();
+    stream.extend_from_slice(&CLOSE_1000);
+    let mut pieces: Vec<Vec<u8>> = stream.chunks(997).map(<[u8]>::to_vec).collect();
+    let first = pieces.remove(0);
+    let (mut spec, _server) = peer(Some("permessage-deflate"), first, pieces).await;
+    spec.params.compression = true;
+    let (sink, err, _) = drive(&spec).await;
+    assert_eq!(err, None, "{:?}", sink.faults);
+    let want: Vec<String> = msgs
+        .into_iter()
+        .map(|m| String::from_utf8(m).unwrap())
+        .collect();
+    assert!(sink.messages == want, "{} messages", sink.messages.len());
+}

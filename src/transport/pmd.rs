@@ -272,7 +272,7 @@ struct Inflating {
     /// Rewritten bytes for tungstenite, from `out_at`.
     out: Vec<u8>,
     out_at: usize,
-    /// Made at the first compressed message (about 43 KiB with miniz_oxide:
+    /// Made at the first compressed message (about 42 KiB with miniz_oxide:
     /// a 32 KiB window and tables), kept for context takeover.
     inflater: Option<Decompress>,
     /// Inside a compressed message's fragments.
@@ -330,7 +330,7 @@ impl Inflating {
             };
         if !compressed {
             self.out.extend_from_slice(&self.raw[..end]);
-            self.raw.drain(..end);
+            self.consume(end);
             return Ok(true);
         }
         self.in_message = !head.is_final;
@@ -345,7 +345,7 @@ impl Inflating {
         if head.is_final && (no_context || ended) {
             inflater.reset(false);
         }
-        self.raw.drain(..end);
+        self.consume(end);
         let n = self.out.len() - HEAD_ROOM;
         let plain = FrameHeader {
             rsv1: false,
@@ -364,6 +364,17 @@ impl Inflating {
             self.passthrough = true;
         }
         Ok(true)
+    }
+}
+
+impl Inflating {
+    /// Drops a rewritten frame's bytes; a big frame's buffer is not kept
+    /// while idle.
+    fn consume(&mut self, end: usize) {
+        self.raw.drain(..end);
+        if self.raw.is_empty() && self.raw.capacity() > 4 * READ_CHUNK {
+            self.raw = Vec::new();
+        }
     }
 }
 
