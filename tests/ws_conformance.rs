@@ -140,6 +140,20 @@ async fn a_server_close_is_answered_with_a_masked_close() {
     assert_eq!(payload, [0x03, 0xe8], "the close echoes 1000");
 }
 
+#[tokio::test]
+async fn echo_mode_answers_a_server_close_too() {
+    use stampede::transport::echo::Echo;
+    let (mut spec, server) = peer(None, Vec::new(), vec![CLOSE_1000.to_vec()]).await;
+    spec.params.message_bytes = Some(64);
+    let mut sink = Collect::default();
+    let io = Arc::new(IoCounters::default());
+    let mut echo = Echo::open(&spec, &io, None, &mut sink).await.unwrap();
+    let step = echo.next(Instant::now(), &mut sink).await;
+    assert!(matches!(step, Ok(Step::Ended)), "{:?}", step.err());
+    // The echo message went out, then the answer to the server's close.
+    assert_eq!(client_opcodes(&server.await.unwrap().after), [0x1, 0x8]);
+}
+
 /// Messages whose bytes repeat across messages, so a context-takeover
 /// stream refers back to earlier messages.
 fn messages() -> Vec<Vec<u8>> {
