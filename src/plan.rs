@@ -450,6 +450,12 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
             &[TransportKind::Websocket],
         )?;
         only(
+            g.compression.is_some(),
+            g.compression.as_ref().map_or(0..0, |c| c.span()),
+            "compression",
+            &[TransportKind::Websocket, TransportKind::Echo],
+        )?;
+        only(
             g.keep_alive.is_some(),
             g.keep_alive.as_ref().map_or(0..0, |k| k.span()),
             "keep_alive",
@@ -622,6 +628,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 hold_timeout,
                 request_timeout: Duration::from_secs(10),
                 ping_interval,
+                compression: g.compression.as_ref().is_some_and(|c| *c.get_ref()),
                 request,
                 message_bytes,
                 limits: crate::transport::Limits::default(),
@@ -725,6 +732,18 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 .headers
                 .as_ref()
                 .map_or(sg.transport.span(), |h| h.span());
+            src.error(span, "headers", &m)
+        })?;
+        crate::transport::websocket::check_scenario_extensions(&wire).map_err(|m| {
+            let in_group = g
+                .headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case("sec-websocket-extensions"));
+            let span = match (&sg.headers, &sc.profile) {
+                (Some(h), _) if in_group => h.span(),
+                (_, Some(p)) => p.span(),
+                _ => sg.transport.span(),
+            };
             src.error(span, "headers", &m)
         })?;
         g.wire_headers = wire.into();

@@ -151,6 +151,9 @@ pub struct WebSocketProfile {
     /// replaced), for servers that subscribe in-band.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscribe_message: Option<String>,
+    /// Offer permessage-deflate (RFC 7692), as browsers do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compression: bool,
 }
 
 /// How the publisher sends events.
@@ -444,6 +447,7 @@ pub fn builtin() -> Profile {
             url: "/ws/{channel}".into(),
             subprotocol: None,
             subscribe_message: None,
+            compression: false,
         }),
     }
 }
@@ -490,6 +494,7 @@ pub fn nchan() -> Profile {
             url: "/ws/{channel}".into(),
             subprotocol: None,
             subscribe_message: None,
+            compression: false,
         }),
     }
 }

@@ -264,7 +264,12 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
             .as_str()
             .into_client_request()
             .map_err(|e| Fault::new(ErrorKind::Other, format!("bad URL {url}: {e}")))?;
+        // The publisher's tungstenite cannot inflate: it offers no
+        // extension, whatever the profile's subscribers offer.
         for (name, value) in spec.headers.iter() {
+            if name == header::SEC_WEBSOCKET_EXTENSIONS {
+                continue;
+            }
             req.headers_mut().insert(name.clone(), value.clone());
         }
         let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;

@@ -281,6 +281,9 @@ pub struct Group {
     /// WebSocket: interval between client pings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping_interval: Option<Spanned<Dur>>,
+    /// WebSocket / echo: offer permessage-deflate, as browsers do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Spanned<bool>>,
     /// What a client does when its session fails or ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnect: Option<Reconnect>,

@@ -188,3 +188,100 @@ fn cli_exits_2_on_a_bad_scenario_and_names_the_place() {
         .unwrap();
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// A WebSocket scenario against a URL target with its own profile; `{group}`
+/// and `{profile}` are extra lines in the group and the `[profile]` table.
+fn ws_scenario(group: &str, profile: &str) -> String {
+    format!(
+        r#"name = "x"
+duration = "2s"
+target = "http://127.0.0.1:9"
+[publisher]
+rate = 10
+[[groups]]
+transport = "websocket"
+clients = 3
+{group}
+[profile]
+{profile}
+[profile.publish]
+url = "/pub/{{channel}}"
+[profile.websocket]
+url = "/ws/{{channel}}"
+"#
+    )
+}
+
+#[test]
+fn an_extension_offer_stampede_does_not_implement_is_a_scenario_error() {
+    let dir = TempDir::new("scenario-ext");
+    let at = |s: &str| format!("{}:{s}", dir.path().join("bad.toml").display());
+    let cases: &[(String, &[&str])] = &[
+        (
+            ws_scenario(
+                "",
+                "headers = { Sec-WebSocket-Extensions = \"x-webkit-deflate-frame\" }",
+            ),
+            &["10:1", "headers", "x-webkit-deflate-frame", "not implement"],
+        ),
+        (
+            ws_scenario(
+                "",
+                "headers = { Sec-WebSocket-Extensions = \"permessage-deflate, x-custom\" }",
+            ),
+            &["10:1", "headers", "x-custom"],
+        ),
+        (
+            ws_scenario(
+                "headers = { Sec-WebSocket-Extensions = \"permessage-deflate; mystery\" }",
+                "",
+            ),
+            &["9:11", "headers", "mystery"],
+        ),
+    ];
+    for (text, needles) in cases {
+        let msg = error_for(dir.path(), text);
+        let place = at(needles[0]);
+        assert!(msg.contains(&place), "{msg:?} lacks {place:?}");
+        for n in &needles[1..] {
+            assert!(msg.contains(n), "{msg:?} lacks {n:?}");
+        }
+    }
+    // `compression` is a WebSocket (and echo) key.
+    let msg = error_for(
+        dir.path(),
+        &GOOD.replace("clients = 3", "clients = 3\ncompression = true"),
+    );
+    assert!(
+        msg.contains(&at("10:15")) && msg.contains("websocket / echo only"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn compression_is_asked_by_key_or_by_an_offer_stampede_implements() {
+    let build = |text: &str| {
+        let src = scenario::Source {
+            path: "ok.toml".into(),
+            text: text.into(),
+            overridden: false,
+        };
+        let sc = scenario::parse(&src).unwrap();
+        plan::build(&sc, &src, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let p = build(&ws_scenario("compression = true", ""));
+    assert!(p.groups[0].params.compression);
+    let p = build(&ws_scenario(
+        "",
+        "headers = { Sec-WebSocket-Extensions = \"permessage-deflate; client_max_window_bits\" }",
+    ));
+    assert!(p.groups[0]
+        .wire_headers
+        .iter()
+        .any(|(n, _)| n == "sec-websocket-extensions"));
+    let p = build(&ws_scenario("", "").replace(
+        "[profile.websocket]\n",
+        "[profile.websocket]\ncompression = true\n",
+    ));
+    assert!(p.profile.websocket.as_ref().unwrap().compression);
+}

@@ -68,7 +68,10 @@ impl Transport for Echo {
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(Message::Text(t))) => t.as_bytes() == payload.as_bytes(),
                 Some(Ok(Message::Binary(b))) => &b[..] == payload.as_bytes(),
-                Some(Ok(Message::Close(f))) => return closed_by_server(f.as_ref()),
+                Some(Ok(Message::Close(f))) => {
+                    websocket::answer_close(&mut self.ws).await;
+                    return closed_by_server(f.as_ref());
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Frame(_))) => {
                     return Err(Fault::new(ErrorKind::Protocol, "raw frame"))

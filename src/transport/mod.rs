@@ -25,6 +25,7 @@ pub mod h1;
 mod http;
 pub mod long_poll;
 pub mod ndjson;
+pub mod pmd;
 pub mod poll;
 pub mod request;
 pub mod sse;
@@ -136,6 +137,9 @@ pub struct Params {
     /// WebSocket: client ping interval.
     #[serde(with = "crate::plan::opt_secs")]
     pub ping_interval: Option<Duration>,
+    /// WebSocket / echo: offer permessage-deflate (group `compression`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub compression: bool,
     /// Request mode: what to send.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<request::RequestPlan>,

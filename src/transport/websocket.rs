@@ -3,6 +3,12 @@
 //! tungstenite), and the session ends with a proper close handshake. There
 //! is no resume: events published while a client reconnects are lost, which
 //! is WebSocket's real trade-off and is counted as such.
+//!
+//! A close from the server is answered with a close and flushed before the
+//! session ends (RFC 6455 section 5.5.1). permessage-deflate is offered
+//! when the group or profile asks for `compression`, or a scenario's
+//! `Sec-WebSocket-Extensions` header offers it (see [`super::pmd`]); an
+//! extension the server chose but was not offered fails the upgrade.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::h1::{contains_token, serialize, StreamHead, H1, STREAM_CHUNK};
+use super::pmd::{self, Agreed, Offer, Wire};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -46,8 +53,38 @@ pub struct WebSocket {
     last_rx: tokio::time::Instant,
 }
 
-/// A counted WebSocket stream.
-pub type Ws = WebSocketStream<crate::net::Stream>;
+/// A counted WebSocket stream (inflated above the count when
+/// permessage-deflate was agreed).
+pub type Ws = WebSocketStream<Wire>;
+
+/// What this session offers in `Sec-WebSocket-Extensions`: a scenario's
+/// own header (checked when the plan was built, so only offers stampede
+/// implements get here), else the browsers' offer when the group or
+/// profile asks for compression, else nothing.
+fn extension_offer(spec: &SessionSpec) -> Result<Option<(Offer, HeaderValue)>, Fault> {
+    let own = spec
+        .headers
+        .iter()
+        .find(|(name, _)| name == header::SEC_WEBSOCKET_EXTENSIONS)
+        .map(|(_, v)| v.clone());
+    let asked = spec.params.compression
+        || spec
+            .profile
+            .websocket
+            .as_ref()
+            .is_some_and(|w| w.compression);
+    let value = match own {
+        Some(v) => v,
+        None if asked => HeaderValue::from_static(pmd::DEFAULT_OFFER),
+        None => return Ok(None),
+    };
+    let offer = value
+        .to_str()
+        .map_err(|_| "not text".to_string())
+        .and_then(Offer::parse)
+        .map_err(|m| Fault::new(ErrorKind::Other, m))?;
+    Ok(Some((offer, value)))
+}
 
 /// Connects and upgrades to `path` with the profile's headers and
 /// `subprotocol`, reporting TCP connect and upgrade times. `read_size`:
@@ -68,6 +105,7 @@ pub async fn connect<S: Sink>(
     sink: &mut S,
 ) -> Result<Ws, Fault> {
     let key = generate_key();
+    let extensions = extension_offer(spec)?;
     // The profile's subprotocol, or else the list a scenario's own
     // Sec-WebSocket-Protocol header offers.
     let offered: Option<String> = subprotocol.map(str::to_string).or_else(|| {
@@ -101,6 +139,9 @@ pub async fn connect<S: Sink>(
             .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
         headers.push((header::SEC_WEBSOCKET_PROTOCOL, v));
     }
+    if let Some((_, v)) = &extensions {
+        headers.push((header::SEC_WEBSOCKET_EXTENSIONS, v.clone()));
+    }
     let request = serialize(&Method::GET, path, &spec.authority, &headers, false, b"");
     drop(headers);
     let stream = super::dial(spec, io, sink).await?;
@@ -109,16 +150,17 @@ pub async fn connect<S: Sink>(
     let upgrade = async {
         let head = conn.begin(&request).await?;
         check_upgrade(&head, &key, offered.as_deref())?;
+        let agreed = check_extensions(&head, extensions.as_ref().map(|(o, _)| o))?;
         if conn.is_closed() {
             return Err(Fault::new(
                 ErrorKind::Protocol,
                 "a 101 that ends the connection (HTTP/1.0 or Connection: close)",
             ));
         }
-        Ok(())
+        Ok(agreed)
     };
-    match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
-        Ok(Ok(())) => {}
+    let agreed = match tokio::time::timeout(spec.params.request_timeout, upgrade).await {
+        Ok(Ok(agreed)) => agreed,
         Ok(Err(f)) => {
             sink.disconnected();
             return Err(f);
@@ -127,10 +169,18 @@ pub async fn connect<S: Sink>(
             sink.disconnected();
             return Err(Fault::timeout("WebSocket upgrade"));
         }
-    }
+    };
     let (stream, early) = conn.into_parts();
+    // Frames that came with the 101 are the inflater's to rewrite first.
+    let (wire, early) = match agreed {
+        Some(a) => (
+            Wire::inflating(stream, a, early, spec.params.limits.max_message_bytes),
+            Vec::new(),
+        ),
+        None => (Wire::plain(stream), early),
+    };
     let ws = WebSocketStream::from_partially_read(
-        stream,
+        wire,
         early,
         Role::Client,
         Some(config(&spec.params.limits, read_size)),
@@ -140,14 +190,50 @@ pub async fn connect<S: Sink>(
     Ok(ws)
 }
 
+/// Checks a scenario's `Sec-WebSocket-Extensions` header (profile or
+/// group) when the plan is built: it goes out only if stampede implements
+/// every extension it offers.
+pub fn check_scenario_extensions(headers: &[(HeaderName, HeaderValue)]) -> Result<(), String> {
+    for (_, v) in headers
+        .iter()
+        .filter(|(n, _)| n == header::SEC_WEBSOCKET_EXTENSIONS)
+    {
+        let text = v
+            .to_str()
+            .map_err(|_| "Sec-WebSocket-Extensions is not text".to_string())?;
+        Offer::parse(text)?;
+    }
+    Ok(())
+}
+
 /// Headers the upgrade sets itself; a scenario's copies are dropped.
-const UPGRADE_HEADERS: [HeaderName; 5] = [
+const UPGRADE_HEADERS: [HeaderName; 6] = [
     header::UPGRADE,
     header::CONNECTION,
     header::SEC_WEBSOCKET_VERSION,
     header::SEC_WEBSOCKET_KEY,
     header::SEC_WEBSOCKET_PROTOCOL,
+    header::SEC_WEBSOCKET_EXTENSIONS,
 ];
+
+/// Checks the server's `Sec-WebSocket-Extensions` against what was offered
+/// (RFC 6455 section 4.1: a client fails the connection on an extension it
+/// did not ask for). Several header lines are one list.
+fn check_extensions(head: &StreamHead, offer: Option<&Offer>) -> Result<Option<Agreed>, Fault> {
+    let lines: Vec<&[u8]> = head
+        .headers
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let joined = lines.join(&b", "[..]);
+    let answer = (!lines.is_empty()).then_some(&joined[..]);
+    match offer {
+        None => pmd::check_unoffered(answer).map(|()| None),
+        Some(o) => o.check_answer(answer),
+    }
+    .map_err(|m| Fault::new(ErrorKind::Protocol, m))
+}
 
 /// Checks an upgrade's answer as RFC 6455 section 4.1 asks of a client:
 /// 101, `Upgrade: websocket`, `Connection: upgrade`, the accept key derived
@@ -280,7 +366,10 @@ impl Transport for WebSocket {
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(Message::Text(t))) => sink.message(t.as_bytes(), at),
                 Some(Ok(Message::Binary(b))) => sink.message(&b, at),
-                Some(Ok(Message::Close(f))) => return closed_by_server(f.as_ref()),
+                Some(Ok(Message::Close(f))) => {
+                    answer_close(&mut self.ws).await;
+                    return closed_by_server(f.as_ref());
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Frame(_))) => {
                     return Err(Fault::new(ErrorKind::Protocol, "raw frame"))
@@ -311,6 +400,16 @@ where
         }
     })
     .await;
+}
+
+/// Sends the close tungstenite queued in answer to the server's (RFC 6455
+/// section 5.5.1) before the session is dropped; bounded, as a peer that
+/// does not read must not hold the client.
+pub async fn answer_close<S>(ws: &mut WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.flush()).await;
 }
 
 async fn sleep_until_opt(at: Option<tokio::time::Instant>) {

@@ -5,6 +5,7 @@
 pub mod nginx;
 pub mod pubsub;
 pub mod raw;
+pub mod ws;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

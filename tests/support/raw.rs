@@ -81,7 +81,12 @@ pub async fn one_shot<H: AsRef<[u8]> + Send + 'static>(
         }
         String::from_utf8_lossy(&req).into_owned()
     });
-    let spec = SessionSpec {
+    (spec_for(addr, path), task)
+}
+
+/// A session aimed at `addr` with the built-in profile and default limits.
+pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
+    SessionSpec {
         addr,
         authority: addr.to_string(),
         path: path.into(),
@@ -93,6 +98,7 @@ pub async fn one_shot<H: AsRef<[u8]> + Send + 'static>(
             hold_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
             ping_interval: None,
+            compression: false,
             request: None,
             message_bytes: None,
             limits: Default::default(),
@@ -100,6 +106,5 @@ pub async fn one_shot<H: AsRef<[u8]> + Send + 'static>(
         },
         connect_timeout: Duration::from_secs(2),
         sources: Default::default(),
-    };
-    (spec, task)
+    }
 }
