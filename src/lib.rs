@@ -5,8 +5,9 @@
 //! starts the target and runs phases ([`load::runner`]) → one task per
 //! simulated client ([`load::client`]) drives a [`transport::Transport`] and
 //! records into its group's sharded [`metrics::GroupRecorder`] → the runner
-//! collects intervals once per second → [`report`] writes `timeseries.csv`,
-//! `.hlog` files, `summary.csv` and `run.json`. `stampede report` (also run
+//! collects intervals once per second and writes `timeseries.csv`, `.hlog`
+//! files, `summary.csv` and `run.json`, whose schema, writers and readers
+//! (and the one column registry) are [`folder`]'s. `stampede report` (also run
 //! at the end of `stampede run`) only reads finished folders back
 //! ([`report::generate`]) to draw `charts/*.svg` and `report.html`.
 //!
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod fault;
+pub mod folder;
 pub mod gate;
 pub mod load;
 pub mod merge;

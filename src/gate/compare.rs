@@ -10,9 +10,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::baseline::Side;
-use super::{column_value, COLUMNS};
+use super::column_value;
 use crate::error::{Error, Result};
-use crate::metrics::summary::SummaryRow;
+use crate::folder::summary::SummaryRow;
 
 /// Which way is worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ pub fn rules(global: Option<f64>, file: Option<&Path>) -> Result<Vec<Rule>> {
     })?;
     let bad = |m: String| Error::Usage(format!("{}: {m}", path.display()));
     for (column, o) in parsed.metrics {
-        if !COLUMNS.contains(&column.as_str()) {
+        if crate::folder::columns::find_numeric(&column).is_none() {
             return Err(bad(format!("{column:?} is not a numeric summary column")));
         }
         if o.enabled == Some(false) {

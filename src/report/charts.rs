@@ -393,9 +393,10 @@ pub struct Cost {
     pub requests_per_delivery: Option<f64>,
     /// `bytes_per_delivery`.
     pub bytes_per_delivery: Option<f64>,
-    /// Target CPU milliseconds per 1,000 deliveries.
+    /// Target CPU milliseconds per 1,000 deliveries
+    /// (`target_cpu_ms_per_1k_deliveries`).
     pub target_cpu_ms_per_1k: Option<f64>,
-    /// Target peak RSS per 1,000 clients, MB.
+    /// Target peak RSS per 1,000 connections, MB (`target_rss_per_1k_conn_mb`).
     pub target_mb_per_1k_conn: Option<f64>,
 }
 
@@ -403,17 +404,20 @@ impl Cost {
     /// Figures of `row`. Target cost is per phase; in a phase shared with
     /// other groups it cannot be attributed to one transport (`shared`).
     pub fn of(row: &SummaryRow, shared: bool) -> Cost {
+        use crate::folder::cost;
         let own = |v: Option<f64>| if shared { None } else { v };
         Cost {
             requests_per_delivery: row.requests_per_delivery,
             bytes_per_delivery: row.bytes_per_delivery,
-            target_cpu_ms_per_1k: own(row.target_cpu_s).and_then(|s| {
-                let d = row.delivered.filter(|d| *d > 0)?;
-                Some(s * 1e6 / d as f64)
-            }),
-            target_mb_per_1k_conn: own(row.target_rss_peak_mb)
-                .filter(|_| row.clients > 0)
-                .map(|mb| mb / row.clients as f64 * 1000.0),
+            target_cpu_ms_per_1k: cost::target_cpu_ms_per_1k_deliveries(
+                own(row.target_cpu_s),
+                row.delivered,
+            ),
+            target_mb_per_1k_conn: cost::target_rss_per_1k_conn_mb(
+                own(row.target_rss_peak_mb),
+                row.target_connections_peak,
+                row.clients,
+            ),
         }
     }
 }
@@ -502,7 +506,7 @@ fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
         title: title.into(),
         note: "From summary.csv: requests_per_delivery, bytes_per_delivery, \
                target_cpu_s × 1,000,000 / delivered (ms per 1,000 deliveries) and \
-               target_rss_peak_mb / clients × 1,000. Target CPU and memory cover the whole \
+               target_rss_peak_mb / target_connections_peak × 1,000 (per client when the sockets cannot be read), the same definitions as the summary columns. Target CPU and memory cover the whole \
                phase (ramp-up and drain included); for groups that ran concurrently they \
                cannot be split per transport and read n/a, as they do for an external target."
             .into(),

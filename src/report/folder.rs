@@ -145,7 +145,7 @@ fn read_trace(
 }
 
 /// Adds up the intervals of a log whose start (seconds since the run start)
-/// passes `keep`; `None` when no sample was kept.
+/// passes `keep`; `None` when no sample was kept or the log is absent.
 fn sum_log(path: &Path, keep: impl Fn(f64) -> bool) -> Result<Option<Histogram<u64>>> {
     let err = |message: String| Error::RunFolder {
         path: path.to_path_buf(),
@@ -166,12 +166,15 @@ fn sum_log(path: &Path, keep: impl Fn(f64) -> bool) -> Result<Option<Histogram<u
             }
         }
     })
-    .map_err(|e| {
-        err(if e.kind() == std::io::ErrorKind::NotFound {
-            "missing: every group in summary.csv has its .hlog files".into()
+    .or_else(|e| {
+        // A group has only the logs of the metrics it can record.
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Ok(())
         } else {
-            format!("not a readable HdrHistogram interval log: {e}")
-        })
+            Err(err(format!(
+                "not a readable HdrHistogram interval log: {e}"
+            )))
+        }
     })?;
     if let Some(m) = add_error {
         return Err(err(m));

@@ -111,6 +111,21 @@ impl TransportKind {
             TransportKind::Echo => v.visit::<echo::Echo>(),
         }
     }
+
+    /// True for interval and long pollers (empty responses, statuses).
+    pub fn is_poller(self) -> bool {
+        matches!(self, TransportKind::Poll | TransportKind::LongPoll)
+    }
+
+    /// True for long pollers (server-ended polls).
+    pub fn is_long_poller(self) -> bool {
+        self == TransportKind::LongPoll
+    }
+
+    /// True for the transport of `label` (the scenario / CSV label).
+    pub fn from_label(label: &str) -> Option<TransportKind> {
+        TransportKind::ALL.into_iter().find(|k| k.label() == label)
+    }
 }
 
 /// Generic code that runs with a concrete transport type.
