@@ -111,6 +111,9 @@ fn compare_command(args: cli::CompareArgs) -> Result<i32> {
     compare::check_comparable(&baseline, &current)?;
     let rules = compare::rules(args.max_regression, args.rules.as_deref())?;
     let comparisons = compare::compare(&baseline, &current, &rules);
+    if let Some(note) = compare::missing_columns_note(&baseline, &current) {
+        eprintln!("{note}");
+    }
     let thresholds = &current.thresholds;
     let failed = thresholds.iter().any(|t| !t.passed) || comparisons.iter().any(output::is_failure);
     let title = format!(

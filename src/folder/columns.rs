@@ -19,6 +19,9 @@ pub enum Applies {
     All,
     /// Subscribers of the event stream (not request or echo load).
     Subscribers,
+    /// Kinds whose sessions are confirmed after connecting (all but
+    /// plain request load).
+    Sessions,
     /// Kinds that make one request per exchange (pollers, request, echo).
     RequestBased,
     /// Request and echo load: exchanges without a publisher.
@@ -38,6 +41,7 @@ impl Applies {
         match self {
             Applies::All => true,
             Applies::Subscribers => kind.subscribes(),
+            Applies::Sessions => kind.confirms_sessions(),
             Applies::RequestBased => kind.is_request_based(),
             Applies::Exchanges => !kind.subscribes(),
             Applies::Status => !kind.subscribes() || kind.is_poller(),
@@ -51,6 +55,7 @@ impl Applies {
         match self {
             Applies::All => "all",
             Applies::Subscribers => "subscribers",
+            Applies::Sessions => "subscribers, echo",
             Applies::RequestBased => "pollers, request, echo",
             Applies::Exchanges => "request, echo",
             Applies::Status => "pollers, request, echo",
@@ -152,10 +157,7 @@ impl Column {
     /// True when a group with transport label `transport` can have a value
     /// (an unknown label, from a newer file, counts as yes).
     pub fn applies_to(&self, transport: &str) -> bool {
-        TransportKind::ALL
-            .into_iter()
-            .find(|k| k.label() == transport)
-            .is_none_or(|k| self.applies().to(k))
+        TransportKind::from_label(transport).is_none_or(|k| self.applies().to(k))
     }
 
     /// Its header in the HTML report's main table.

@@ -152,6 +152,15 @@ pub fn read(path: &Path) -> io::Result<Vec<LoggedInterval>> {
     Ok(out)
 }
 
+/// Like [`read`], with an absent file read as empty: a group only has the
+/// logs of the metrics it can record.
+pub fn read_or_empty(path: &Path) -> io::Result<Vec<LoggedInterval>> {
+    match read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        r => r,
+    }
+}
+
 /// Calls `f` with each interval of an `.hlog` file in order. Only one
 /// decoded histogram is alive at a time: a long run's log holds thousands of
 /// intervals of a few hundred KiB each once decoded.

@@ -92,7 +92,8 @@ impl Latency {
         let k = scope.transport;
         match self {
             Latency::Connect => true,
-            Latency::Delivery | Latency::FirstEvent | Latency::Subscribe => k.subscribes(),
+            Latency::Delivery | Latency::FirstEvent => k.subscribes(),
+            Latency::Subscribe => k.confirms_sessions(),
             Latency::Request | Latency::RequestUncorrected => k.is_request_based(),
             Latency::Tls => scope.tls,
             Latency::StormReconnect | Latency::StormReceiving => scope.storm && k.subscribes(),

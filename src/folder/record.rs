@@ -154,10 +154,8 @@ macro_rules! csv_record {
             /// Every column in file order, with its documentation.
             pub fn fields() -> Vec<$crate::folder::record::Field<$name, $info>> {
                 use $crate::folder::record::{Access, Cell, Field};
-                #[allow(unused_mut)]
-                let mut out = Vec::new();
-                $(
-                    out.push(Field {
+                let mut out = vec![$(
+                    Field {
                         name: stringify!($hf),
                         info: $crate::folder::record::opt!($($hi)?),
                         access: Access::Field {
@@ -166,8 +164,8 @@ macro_rules! csv_record {
                             integral: <$ht as Cell>::INTEGRAL,
                             text: $crate::folder::record::is_text(stringify!($ht)),
                         },
-                    });
-                )*
+                    },
+                )*];
                 for k in $crate::fault::ErrorKind::ALL {
                     out.push(Field { name: k.column(), info: None, access: Access::Error(k) });
                 }

@@ -40,12 +40,12 @@ csv_record! {
             "TCP connect time p50 (every connection, including per-request ones with \
              `keep_alive = false`; whole phase)").main("connect p50 (ms)"),
         connect_p99_ms: Option<f64> => col("ms", All, "TCP connect time p99"),
-        subscribe_p50_ms: Option<f64> => col("ms", Subscribers,
+        subscribe_p50_ms: Option<f64> => col("ms", Sessions,
             "after TLS (or TCP) connect, until the subscription is confirmed: WebSocket \
-             upgrade, SSE/NDJSON response head, or the head poll of pollers whose profile \
+             upgrade (echo's too), SSE/NDJSON response head, or the head poll of pollers whose profile \
              has `start = \"head\"`; empty for pollers without a subscription request \
              (nchan); whole phase").main("subscribe p50 (ms)"),
-        subscribe_p99_ms: Option<f64> => col("ms", Subscribers, "subscription time p99"),
+        subscribe_p99_ms: Option<f64> => col("ms", Sessions, "subscription time p99"),
         tls_p50_ms: Option<f64> => col("ms", All,
             "TLS handshake after TCP connect p50 (`https://` / `wss://` targets; empty otherwise)"),
         tls_p99_ms: Option<f64> => col("ms", All, "TLS handshake p99"),

@@ -46,5 +46,11 @@ mod tests {
         assert!(!cols.contains(&"group") && !cols.contains(&"transport"));
         assert!(applies("status_2xx", "poll") && applies("status_2xx", "long-poll"));
         assert!(!applies("status_2xx", "sse") && !applies("lost", "request"));
+        // A `[thresholds]` key or an SLO term may name any of them.
+        let groups = vec!["sse".to_string()];
+        for c in &cols {
+            let t = threshold::parse(&format!("*.{c}"), "< 2000", &groups);
+            assert!(t.is_ok(), "{c}: {t:?}");
+        }
     }
 }

@@ -122,7 +122,13 @@ impl TransportKind {
         self == TransportKind::LongPoll
     }
 
-    /// True for the transport of `label` (the scenario / CSV label).
+    /// True when a session is confirmed after connecting (a subscription,
+    /// or echo's WebSocket upgrade): plain requests have none.
+    pub fn confirms_sessions(self) -> bool {
+        self != TransportKind::Request
+    }
+
+    /// The transport of `label` (the scenario / CSV label).
     pub fn from_label(label: &str) -> Option<TransportKind> {
         TransportKind::ALL.into_iter().find(|k| k.label() == label)
     }
