@@ -154,7 +154,7 @@ fn check_mergeable(shards: &mut [ShardData]) -> Result<Vec<u32>> {
         ));
     };
     for s in shards.iter() {
-        let name = |i: &RunInfo| crate::report::folder::scenario_name(i).to_string();
+        let name = |i: &RunInfo| crate::folder::read::scenario_name(i).to_string();
         let Some(sh) = &s.info.shard else {
             return Err(folder_error(
                 &s.dir,

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::exit;
 use crate::folder::columns;
-use crate::gate::baseline::repeat_dir;
+use crate::folder::repeat_dir;
+use crate::folder::run_json::RunInfo;
+use crate::folder::summary as summary_csv;
 use crate::gate::threshold;
 use crate::metrics::summary::SummaryRow;
 use crate::plan::Plan;
-use crate::report::run_json::RunInfo;
-use crate::report::{self, summary_csv};
+use crate::report;
 use crate::run::{self, RunOptions, RunOutcome};
 use crate::shutdown::Shutdown;
 

@@ -4,8 +4,8 @@
 //! `timeseries.csv` ([`timeseries`]), the `.hlog` interval logs ([`hlog`],
 //! and which of them a group has: [`latency`]), `run.json`
 //! ([`run_json`]), `sweep.csv` ([`sweep_csv`]) and the capacity search's
-//! files ([`capacity`]) — plus the cost columns' one definition
-//! ([`cost`]).
+//! files ([`capacity`]) — the reader of a whole folder ([`read`]), and the
+//! cost columns' one definition ([`cost`]).
 //!
 //! A leaf: it knows the transports' kinds and error kinds, and owns the
 //! latency metrics (their labels name the `.hlog` files); it never knows the runner, the report or the gate, which all read it.
@@ -15,6 +15,7 @@ pub mod columns;
 pub mod cost;
 pub mod hlog;
 pub mod latency;
+pub mod read;
 pub mod record;
 pub mod run_json;
 pub mod summary;
@@ -24,6 +25,11 @@ pub mod timeseries;
 /// File name of a group's interval log for one metric.
 pub fn hlog_name(group: &str, metric: &str) -> String {
     format!("{}.{metric}.hlog", sanitize(group))
+}
+
+/// Folder of repeat `i` inside a `--repeat` run folder.
+pub fn repeat_dir(dir: &std::path::Path, i: usize) -> std::path::PathBuf {
+    dir.join(format!("repeat-{i}"))
 }
 
 /// Keeps names safe as file names.

@@ -36,10 +36,7 @@ pub struct Side {
     pub missing_columns: Vec<&'static str>,
 }
 
-/// Folder names of repeats inside a run folder.
-pub fn repeat_dir(dir: &Path, i: usize) -> std::path::PathBuf {
-    dir.join(format!("repeat-{i}"))
-}
+pub use crate::folder::repeat_dir;
 
 impl Side {
     /// Loads a run folder or a baseline file.

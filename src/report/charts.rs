@@ -17,9 +17,9 @@ use hdrhistogram::Histogram;
 use plotters::style::RGBColor;
 
 use super::axis::{self, Axis, Scale};
-use super::folder::{GroupHistograms, RunData, Trace};
 use super::plot::{self, Band, Bar, BarChart, Line, LineChart, Mark, Panel};
 use crate::error::Result;
+use crate::folder::read::{GroupHistograms, RunData, Trace};
 use crate::metrics::summary::SummaryRow;
 
 /// One drawn chart.
@@ -177,9 +177,10 @@ fn percentiles(runs: &[RunData], names: &Names, metric: Metric) -> Result<Chart>
 fn latency_over_time(runs: &[RunData], names: &Names) -> Result<Chart> {
     let mut lines = Vec::new();
     for_each_group_series(runs, names, |label, color, rows| {
-        let at = |f: fn(&super::timeseries::Row) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-            rows.iter().map(|r| (r.elapsed_s, f(r))).collect()
-        };
+        let at =
+            |f: fn(&crate::folder::timeseries::Row) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
+                rows.iter().map(|r| (r.elapsed_s, f(r))).collect()
+            };
         if rows.iter().any(|r| r.delivery_p99_ms.is_some()) {
             lines.push(Line {
                 label: format!("{label} p99"),
@@ -281,12 +282,12 @@ fn throughput_over_time(runs: &[RunData], names: &Names) -> Result<Chart> {
 fn for_each_group_series(
     runs: &[RunData],
     names: &Names,
-    mut f: impl FnMut(String, RGBColor, Vec<&super::timeseries::Row>),
+    mut f: impl FnMut(String, RGBColor, Vec<&crate::folder::timeseries::Row>),
 ) {
     for (ri, run) in runs.iter().enumerate() {
         for (ti, trace) in run.traces.iter().enumerate() {
             for g in &trace.groups {
-                let mut rows: Vec<&super::timeseries::Row> =
+                let mut rows: Vec<&crate::folder::timeseries::Row> =
                     trace.series.iter().filter(|r| r.group == g.group).collect();
                 rows.sort_by(|a, b| a.elapsed_s.total_cmp(&b.elapsed_s));
                 if !rows.is_empty() {

@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 
 use super::charts::Chart;
-use super::folder::{scenario_name, RunData};
 use super::format;
 use crate::fault::ErrorKind;
 use crate::folder::columns::{self, Column};
+use crate::folder::read::{scenario_name, RunData};
 use crate::folder::summary::SummaryRow;
 
 /// Escapes text for HTML element content and quoted attribute values.

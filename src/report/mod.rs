@@ -2,14 +2,13 @@
 //! readers are [`crate::folder`]'s).
 //!
 //! [`generate`] is `stampede report`: it reads finished folders
-//! ([`folder`]) and writes `charts/*.svg` ([`charts`], and [`sweep_chart`]
+//! ([`crate::folder::read`]) and writes `charts/*.svg` ([`charts`], and [`sweep_chart`]
 //! for a sweep, drawn by [`plot`] on [`axis`]) and `report.html`
 //! ([`html`]); it never runs load.
 
 pub mod axis;
 pub mod capacity_chart;
 pub mod charts;
-pub mod folder;
 pub mod format;
 pub mod html;
 pub mod plot;
@@ -18,7 +17,8 @@ pub mod sweep_chart;
 // The run folder's files, read and written by the schema module; kept
 // under their old paths for callers.
 pub use crate::folder::{
-    hlog, hlog_name, run_json, sanitize, summary as summary_csv, sweep_csv, timeseries,
+    hlog, hlog_name, read as folder, run_json, sanitize, summary as summary_csv, sweep_csv,
+    timeseries,
 };
 
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub fn generate(dirs: &[PathBuf], out: &Path) -> Result<Written> {
     if dirs.is_empty() {
         return Err(Error::Usage("report: give at least one run folder".into()));
     }
-    let runs = folder::read_runs(dirs)?;
+    let runs = crate::folder::read::read_runs(dirs)?;
     let charts = charts::all(&runs)?;
     let chart_dir = out.join("charts");
     std::fs::create_dir_all(&chart_dir).map_err(|e| Error::output(&chart_dir, e))?;
