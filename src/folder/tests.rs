@@ -6,9 +6,9 @@ use super::summary::SummaryRow;
 use super::timeseries;
 use crate::fault::ErrorKind;
 
-/// `summary.csv`'s header. A failure here means a column was renamed,
-/// dropped or moved: older baselines would read it as empty. Add new
-/// columns at the end of their section and to this list.
+/// `summary.csv`'s header as released. A failure means a column was
+/// renamed, dropped or moved: older baselines would read it as empty.
+/// Added columns pass (and may be added here).
 const SUMMARY_HEADER: &str = "group,transport,clients,published,expected,delivered,lost,\
 duplicated,reordered,delivery_p50_ms,delivery_p90_ms,delivery_p99_ms,delivery_p999_ms,\
 delivery_max_ms,first_event_p50_ms,connect_p50_ms,connect_p99_ms,subscribe_p50_ms,\
@@ -47,18 +47,41 @@ fn read_back<T: serde::de::DeserializeOwned>(text: &str) -> T {
         .unwrap()
 }
 
+/// Every snapshot column is still in `header`, in the same order: new
+/// columns (a new error kind, say) may come in between, none may go.
+fn keeps_every_column(snapshot: &str, header: &str) {
+    let mut current = header.split(',');
+    for want in snapshot.split(',') {
+        assert!(
+            current.any(|c| c == want),
+            "column {want:?} was renamed, dropped or moved: older run folders and \
+             baselines would read it as empty\nheader: {header}"
+        );
+    }
+}
+
 #[test]
 fn summary_header_snapshot() {
     let text = csv_of(&SummaryRow::default());
-    assert_eq!(text.lines().next().unwrap(), SUMMARY_HEADER);
+    let header = text.lines().next().unwrap();
+    keeps_every_column(SUMMARY_HEADER, header);
     let names: Vec<&str> = columns::all().iter().map(|c| c.name()).collect();
-    assert_eq!(names.join(","), SUMMARY_HEADER);
+    assert_eq!(names.join(","), header, "the registry is the file's header");
 }
 
 #[test]
 fn timeseries_header_snapshot() {
     let text = csv_of(&timeseries::Row::default());
-    assert_eq!(text.lines().next().unwrap(), TIMESERIES_HEADER);
+    keeps_every_column(TIMESERIES_HEADER, text.lines().next().unwrap());
+}
+
+#[test]
+fn a_renamed_column_fails_the_snapshot() {
+    let renamed = SUMMARY_HEADER.replace("delivery_p99_ms", "delivery_p99");
+    let r = std::panic::catch_unwind(|| keeps_every_column(SUMMARY_HEADER, &renamed));
+    assert!(r.is_err());
+    let added = SUMMARY_HEADER.replace("errors_other", "errors_new,errors_other");
+    keeps_every_column(SUMMARY_HEADER, &added);
 }
 
 /// Every column set through the registry reads back through serde: the
