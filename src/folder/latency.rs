@@ -108,3 +108,59 @@ pub fn logged(scope: LogScope) -> Vec<Latency> {
         .filter(|m| m.recorded_by(scope))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(transport: TransportKind, tls: bool, storm: bool) -> Vec<&'static str> {
+        logged(LogScope {
+            transport,
+            tls,
+            storm,
+        })
+        .into_iter()
+        .map(Latency::label)
+        .collect()
+    }
+
+    #[test]
+    fn only_what_a_group_can_record() {
+        use TransportKind::*;
+        assert_eq!(
+            files(Sse, false, false),
+            ["delivery", "connect", "subscribe", "first-event"]
+        );
+        assert_eq!(
+            files(Poll, false, false),
+            [
+                "delivery",
+                "connect",
+                "subscribe",
+                "first-event",
+                "request",
+                "request-uncorrected"
+            ]
+        );
+        assert_eq!(
+            files(Request, false, true),
+            ["connect", "request", "request-uncorrected"]
+        );
+        assert_eq!(
+            files(Echo, true, false),
+            [
+                "connect",
+                "subscribe",
+                "request",
+                "request-uncorrected",
+                "tls"
+            ]
+        );
+        let ws = files(Websocket, true, true);
+        assert!(ws.contains(&"tls") && ws.contains(&"storm-reconnect"));
+        // Every kind has at least its connect log.
+        for k in TransportKind::ALL {
+            assert!(files(k, false, false).contains(&"connect"));
+        }
+    }
+}
