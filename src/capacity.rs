@@ -10,17 +10,17 @@
 //! Steps are planned exactly like `--set` overrides and sweeps: the scenario
 //! text is rewritten (`groups.0.clients = N`) and planned again, so every
 //! check of [`crate::plan`] applies to every step. This module owns the
-//! search and `capacity.csv`; the chart is [`crate::report::capacity_chart`].
+//! search; its files' schema is [`crate::folder::capacity`]; the chart is [`crate::report::capacity_chart`].
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::folder::run_json::RunInfo;
 use crate::gate::threshold::{self, Threshold};
 use crate::metrics::summary::SummaryRow;
 use crate::plan::{self, Overrides};
-use crate::report::run_json::RunInfo;
 use crate::run::{self, RunOptions};
 use crate::scenario::{self, Scenario, Source};
 use crate::shutdown::{Shutdown, StopReason};
@@ -254,60 +254,7 @@ pub fn midpoint(good: f64, bad: f64, whole: bool) -> Option<f64> {
     (mid > good && mid < bad && !close).then_some(mid)
 }
 
-/// One step of a search.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepRow {
-    pub group: String,
-    pub transport: String,
-    pub vary: String,
-    pub value: f64,
-    pub clients: u64,
-    pub rate_per_s: Option<f64>,
-    /// `probe` (stepping up) or `refine` (bisecting).
-    pub search: String,
-    pub slo_passed: bool,
-    /// The SLO terms this step broke, with their values.
-    pub broken: String,
-    pub delivery_p50_ms: Option<f64>,
-    pub delivery_p99_ms: Option<f64>,
-    pub lost: Option<u64>,
-    pub error_rate: f64,
-    pub deliveries_per_s: Option<f64>,
-    pub target_cpu_s: Option<f64>,
-    /// Target CPU over the step's phase, percent of one core.
-    pub target_cpu_pct: Option<f64>,
-    pub target_rss_peak_mb: Option<f64>,
-    pub target_connections_peak: Option<u64>,
-    pub target_rss_per_1k_conn_mb: Option<f64>,
-    pub target_cpu_ms_per_1k_deliveries: Option<f64>,
-    pub client_cpu_pct: f64,
-    pub loadgen_lag_p99_ms: Option<f64>,
-    pub publish_slip_p99_ms: Option<f64>,
-    pub loadgen_saturated: bool,
-    /// Why stampede counted as saturated.
-    pub saturation: String,
-    pub run_dir: String,
-}
-
-/// The answer for one group.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GroupCapacity {
-    pub group: String,
-    pub transport: String,
-    pub vary: String,
-    /// Highest load that met the SLO (empty: not even the first step).
-    pub max_sustainable: Option<f64>,
-    /// Lowest load that broke it (empty: none up to `max`).
-    pub first_failing: Option<f64>,
-    /// The SLO terms that broke at `first_failing`.
-    pub broken: String,
-    /// `target` (the SLO broke), `load generator` (stampede was saturated
-    /// at the failing step: the real maximum is higher), `max` (no step
-    /// failed up to the search's maximum) or `interrupted`.
-    pub limited_by: String,
-    /// Steps run.
-    pub steps: usize,
-}
+pub use crate::folder::capacity::{GroupCapacity, StepRow};
 
 /// The whole search.
 #[derive(Debug, Clone)]
@@ -487,11 +434,9 @@ pub async fn search(
             limited_by: limited_by.into(),
             steps: n,
         });
-        write_csv(&dir.join("capacity.csv"), &steps)?;
-        write_csv(&dir.join("capacity-summary.csv"), &groups)?;
+        crate::folder::capacity::write(&dir, &steps, &groups)?;
     }
-    write_csv(&dir.join("capacity.csv"), &steps)?;
-    write_csv(&dir.join("capacity-summary.csv"), &groups)?;
+    crate::folder::capacity::write(&dir, &steps, &groups)?;
     let chart = crate::report::capacity_chart::svg(&steps, &settings.slo)?;
     let charts = dir.join("charts");
     std::fs::create_dir_all(&charts).map_err(|e| Error::output(&charts, e))?;
@@ -670,15 +615,6 @@ fn step_row(
         saturation: saturation.join("; "),
         run_dir: out.display().to_string(),
     }
-}
-
-fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
-    let err = |e: csv::Error| Error::output(path, std::io::Error::other(e.to_string()));
-    let mut w = csv::Writer::from_path(path).map_err(err)?;
-    for r in rows {
-        w.serialize(r).map_err(err)?;
-    }
-    w.flush().map_err(|e| Error::output(path, e))
 }
 
 /// The per-group answer as a plain-text table.

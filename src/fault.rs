@@ -70,6 +70,45 @@ impl ErrorKind {
         self as usize
     }
 
+    /// The `errors_<label>` column of `summary.csv` and `timeseries.csv`.
+    pub fn column(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "errors_refused",
+            ErrorKind::Reset => "errors_reset",
+            ErrorKind::Timeout => "errors_timeout",
+            ErrorKind::Status => "errors_status",
+            ErrorKind::Protocol => "errors_protocol",
+            ErrorKind::Closed => "errors_closed",
+            ErrorKind::Limit => "errors_limit",
+            ErrorKind::RateLimited => "errors_rate_limited",
+            ErrorKind::Tls => "errors_tls",
+            ErrorKind::Other => "errors_other",
+        }
+    }
+
+    /// What the kind counts, for the column documentation.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "TCP connect refused",
+            ErrorKind::Reset => "connection reset, aborted, or closed mid-message",
+            ErrorKind::Timeout => "connect, request or read took longer than allowed",
+            ErrorKind::Status => {
+                "an unexpected status, e.g. nchan's `410 Gone` for a deleted channel, \
+                 or a request-mode status outside `expect_status`"
+            }
+            ErrorKind::Protocol => "bad frame, bad line, not an envelope",
+            ErrorKind::Closed => {
+                "the server closed a WebSocket with a code other than 1000, e.g. nchan's `1001`"
+            }
+            ErrorKind::Limit => {
+                "a [limit](#limits) was exceeded: message, response head, SSE line, buffered bytes"
+            }
+            ErrorKind::RateLimited => "`429 Too Many Requests`",
+            ErrorKind::Tls => "TLS handshake or certificate failure",
+            ErrorKind::Other => "anything else (local resource errors and the like)",
+        }
+    }
+
     /// Classifies an I/O error.
     pub fn of_io(e: &io::Error) -> ErrorKind {
         use io::ErrorKind as K;

@@ -5,8 +5,9 @@
 //! starts the target and runs phases ([`load::runner`]) → one task per
 //! simulated client ([`load::client`]) drives a [`transport::Transport`] and
 //! records into its group's sharded [`metrics::GroupRecorder`] → the runner
-//! collects intervals once per second → [`report`] writes `timeseries.csv`,
-//! `.hlog` files, `summary.csv` and `run.json`. `stampede report` (also run
+//! collects intervals once per second and writes `timeseries.csv`, `.hlog`
+//! files, `summary.csv` and `run.json`, whose schema, writers and readers
+//! (and the one column registry) are [`folder`]'s. `stampede report` (also run
 //! at the end of `stampede run`) only reads finished folders back
 //! ([`report::generate`]) to draw `charts/*.svg` and `report.html`.
 //!
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod envelope;
 pub mod error;
 pub mod fault;
+pub mod folder;
 pub mod gate;
 pub mod load;
 pub mod merge;
@@ -109,6 +111,9 @@ fn compare_command(args: cli::CompareArgs) -> Result<i32> {
     compare::check_comparable(&baseline, &current)?;
     let rules = compare::rules(args.max_regression, args.rules.as_deref())?;
     let comparisons = compare::compare(&baseline, &current, &rules);
+    if let Some(note) = compare::missing_columns_note(&baseline, &current) {
+        eprintln!("{note}");
+    }
     let thresholds = &current.thresholds;
     let failed = thresholds.iter().any(|t| !t.passed) || comparisons.iter().any(output::is_failure);
     let title = format!(

@@ -17,13 +17,14 @@ use hdrhistogram::Histogram;
 
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::folder::hlog::{self, HlogWriter, RawInterval};
+use crate::folder::run_json::{ErrorExample, MergedShard, PhaseInfo, RunInfo};
+use crate::folder::{hlog_name, summary as summary_csv, timeseries};
 use crate::gate::threshold::{self, Threshold, ThresholdResult};
 use crate::metrics::recorder::new_histogram;
 use crate::metrics::summary::{pct_ms, GroupResult, SummaryRow};
 use crate::metrics::Latency;
-use crate::report::hlog::{self, HlogWriter, RawInterval};
-use crate::report::run_json::{ErrorExample, MergedShard, PhaseInfo, RunInfo};
-use crate::report::{self, hlog_name, summary_csv, timeseries};
+use crate::report;
 use crate::transport::TransportKind;
 
 /// Slack for times that run.json and the logs both round to the millisecond.
@@ -153,7 +154,7 @@ fn check_mergeable(shards: &mut [ShardData]) -> Result<Vec<u32>> {
         ));
     };
     for s in shards.iter() {
-        let name = |i: &RunInfo| crate::report::folder::scenario_name(i).to_string();
+        let name = |i: &RunInfo| crate::folder::read::scenario_name(i).to_string();
         let Some(sh) = &s.info.shard else {
             return Err(folder_error(
                 &s.dir,
@@ -357,7 +358,11 @@ fn measured_histograms(
                     && (transport.subscribes() || iv.start_s + iv.duration_s <= to + ROUNDING_S))
         };
         let mut total = new_histogram();
-        for iv in read_log(&path)?.iter().filter(|iv| keep(iv)) {
+        for iv in read_log(&path)?
+            .unwrap_or_default()
+            .iter()
+            .filter(|iv| keep(iv))
+        {
             let h = hlog::decode(&iv.encoded).map_err(|e| {
                 folder_error(&path, format!("not a readable interval histogram: {e}"))
             })?;
@@ -370,17 +375,17 @@ fn measured_histograms(
     Ok(out)
 }
 
-fn read_log(path: &Path) -> Result<Vec<RawInterval>> {
-    hlog::read_raw(path).map_err(|e| {
-        folder_error(
+/// A log's intervals; `None` when the file is absent (a group only has
+/// the logs of metrics it can record: absent reads as empty).
+fn read_log(path: &Path) -> Result<Option<Vec<RawInterval>>> {
+    match hlog::read_raw(path) {
+        Ok(log) => Ok(Some(log)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(folder_error(
             path,
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "missing: every group in summary.csv has its .hlog files".to_string()
-            } else {
-                format!("not a readable HdrHistogram interval log: {e}")
-            },
-        )
-    })
+            format!("not a readable HdrHistogram interval log: {e}"),
+        )),
+    }
 }
 
 fn system_time(unix_s: f64) -> SystemTime {
@@ -395,15 +400,24 @@ fn merge_logs(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Path)
         for m in Latency::ALL {
             let name = hlog_name(&r.group, m.label());
             let mut all: Vec<RawInterval> = Vec::new();
+            let mut logged = false;
             for s in shards {
                 if !s.rows.iter().any(|x| x.group == r.group) {
                     continue;
                 }
                 let shift = s.epoch - epoch;
-                all.extend(read_log(&s.dir.join(&name))?.into_iter().map(|mut iv| {
+                let Some(log) = read_log(&s.dir.join(&name))? else {
+                    continue;
+                };
+                logged = true;
+                all.extend(log.into_iter().map(|mut iv| {
                     iv.start_s += shift;
                     iv
                 }));
+            }
+            // Only the logs some shard wrote: the metrics the group has.
+            if !logged {
+                continue;
             }
             all.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
             paths.push(out.join(&name));
@@ -442,7 +456,7 @@ struct Slot {
     connections: i64,
     deliveries: u64,
     errors: u64,
-    errors_by_kind: [u64; crate::fault::ErrorKind::ALL.len()],
+    errors_by_kind: crate::folder::record::ErrorCounts,
     reconnects: u64,
     // Rate × interval, so a second split over two rows is weighted right.
     deliveries_x: f64,
@@ -471,8 +485,9 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
                 continue;
             }
             let path = s.dir.join(hlog_name(&r.group, Latency::Delivery.label()));
+            // Groups that receive no events have no delivery log.
             let log = read_log(&path)?;
-            if log.len() != series.len() {
+            if let Some(log) = log.as_ref().filter(|l| l.len() != series.len()) {
                 return Err(folder_error(
                     &path,
                     format!(
@@ -483,7 +498,8 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
                     ),
                 ));
             }
-            for (row, iv) in series.into_iter().zip(log) {
+            let log = log.unwrap_or_default();
+            for (i, row) in series.into_iter().enumerate() {
                 let key = (row.unix_s.round() as i64, gi);
                 let cell = cells
                     .entry(key)
@@ -501,7 +517,7 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
                 slot.connections = row.connections;
                 slot.deliveries += row.deliveries;
                 slot.errors += row.errors;
-                for (a, b) in slot.errors_by_kind.iter_mut().zip(row.errors_by_kind()) {
+                for (a, b) in slot.errors_by_kind.iter_mut().zip(row.errors_by_kind) {
                     *a += b;
                 }
                 slot.reconnects += row.reconnects;
@@ -519,6 +535,7 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
                 if row.stage.is_some() {
                     slot.stage = row.stage.clone();
                 }
+                let Some(iv) = log.get(i) else { continue };
                 let h = hlog::decode(&iv.encoded).map_err(|e| {
                     folder_error(&path, format!("not a readable interval histogram: {e}"))
                 })?;
@@ -539,13 +556,13 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
             .iter()
             .filter_map(|s| s.client_cpu_x.map(|c| c / s.interval_s))
             .collect();
-        let mut by_kind = [0; crate::fault::ErrorKind::ALL.len()];
+        let mut errors_by_kind = crate::folder::record::ErrorCounts::default();
         for s in &used {
-            for (a, b) in by_kind.iter_mut().zip(s.errors_by_kind) {
+            for (a, b) in errors_by_kind.iter_mut().zip(s.errors_by_kind) {
                 *a += b;
             }
         }
-        let mut row = timeseries::Row {
+        let row = timeseries::Row {
             unix_s,
             elapsed_s: ((unix_s - epoch) * 1000.0).round() / 1000.0,
             interval_s: (used.iter().map(|s| s.interval_s).fold(0.0, f64::max) * 1000.0).round()
@@ -572,9 +589,8 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
             target_connections: used.iter().filter_map(|s| s.target_connections).max(),
             loadgen_lag_ms: used.iter().fold(None, |m, s| max_opt(m, s.lag_ms)),
             stage: used.iter().find_map(|s| s.stage.clone()),
-            ..Default::default()
+            errors_by_kind,
         };
-        row.set_errors(&by_kind);
         w.row(&row)?;
     }
     Ok(())

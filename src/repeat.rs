@@ -7,12 +7,14 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::exit;
-use crate::gate::baseline::repeat_dir;
-use crate::gate::{threshold, COLUMNS};
+use crate::folder::columns;
+use crate::folder::repeat_dir;
+use crate::folder::run_json::RunInfo;
+use crate::folder::summary as summary_csv;
+use crate::gate::threshold;
 use crate::metrics::summary::SummaryRow;
 use crate::plan::Plan;
-use crate::report::run_json::RunInfo;
-use crate::report::{self, summary_csv};
+use crate::report;
 use crate::run::{self, RunOptions, RunOutcome};
 use crate::shutdown::Shutdown;
 
@@ -82,7 +84,8 @@ pub async fn run_repeated(
     })
 }
 
-/// Per group (as in the first run), the median of every numeric column.
+/// Per group (as in the first run), the median of every numeric column
+/// (integer columns rounded); text columns are the first run's.
 pub fn median_rows(runs: &[Vec<SummaryRow>]) -> Vec<SummaryRow> {
     let Some(first) = runs.first() else {
         return Vec::new();
@@ -90,12 +93,12 @@ pub fn median_rows(runs: &[Vec<SummaryRow>]) -> Vec<SummaryRow> {
     first
         .iter()
         .map(|base| {
-            let mut v = serde_json::to_value(base).unwrap_or_default();
-            for col in COLUMNS {
+            let mut row = base.clone();
+            for col in columns::numeric() {
                 let mut vals: Vec<f64> = runs
                     .iter()
                     .filter_map(|rows| rows.iter().find(|r| r.group == base.group))
-                    .filter_map(|r| crate::gate::column_value(r, col))
+                    .filter_map(|r| col.value(r))
                     .collect();
                 if vals.is_empty() {
                     continue;
@@ -107,16 +110,9 @@ pub fn median_rows(runs: &[Vec<SummaryRow>]) -> Vec<SummaryRow> {
                 } else {
                     (vals[m - 1] + vals[m]) / 2.0
                 };
-                let integral = v.get(*col).is_some_and(|x| x.is_u64());
-                if let Some(slot) = v.get_mut(*col) {
-                    *slot = if integral {
-                        serde_json::Value::from(median.round() as u64)
-                    } else {
-                        serde_json::Value::from(median)
-                    };
-                }
+                col.set(&mut row, median);
             }
-            serde_json::from_value(v).unwrap_or_else(|_| base.clone())
+            row
         })
         .collect()
 }

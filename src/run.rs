@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::exit;
+use crate::folder::latency::LogScope;
 use crate::gate::threshold::{self, ThresholdResult};
 use crate::load::runner::{self, PhaseSpec, Tick};
 use crate::load::shape;
@@ -315,10 +316,19 @@ async fn run_with_target(
     // A sweep runs one plan per value, one after another; their groups
     // (renamed per value) share one numbering for the interval logs.
     let steps = plan.steps();
+    // Only the logs of metrics a group can record are written.
     let mut hlog_paths = Vec::new();
     for g in steps.iter().flat_map(|s| &s.groups) {
+        let scope = LogScope {
+            transport: g.transport,
+            tls: plan.tls.is_some(),
+            storm: plan.storm.is_some(),
+        };
         for m in Latency::ALL {
-            hlog_paths.push(dir.join(report::hlog_name(&g.name, m.label())));
+            hlog_paths.push(
+                m.recorded_by(scope)
+                    .then(|| dir.join(report::hlog_name(&g.name, m.label()))),
+            );
         }
     }
     let hlog =
@@ -476,7 +486,7 @@ async fn run_with_target(
                 }
             };
             let d = iv.hist(Latency::Delivery);
-            let mut row = timeseries::Row {
+            let row = timeseries::Row {
                 unix_s: (clock.unix_s(tick.end_ns) * 1000.0).round() / 1000.0,
                 elapsed_s: (tick.end_ns as f64 / 1e6).round() / 1e3,
                 interval_s: (secs * 1000.0).round() / 1000.0,
@@ -503,9 +513,8 @@ async fn run_with_target(
                 target_connections: target_sockets,
                 loadgen_lag_ms: lag_ms,
                 stage: stage_label(plan, g, tick, clock.ns(phase_start)),
-                ..Default::default()
+                errors_by_kind: iv.errors,
             };
-            row.set_errors(&iv.errors);
             if let Err(e) = ts.row(&row) {
                 write_error.get_or_insert(e);
             }

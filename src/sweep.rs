@@ -10,7 +10,7 @@
 //! This module owns the expansion and what `run.json` records about it; it
 //! runs nothing and writes nothing.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::plan::{self, Overrides, Plan};
@@ -39,36 +39,7 @@ pub struct SweepStep {
     pub plan: Plan,
 }
 
-/// A group of one sweep value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepGroup {
-    /// The group's name in the scenario.
-    pub group: String,
-    /// Its name in summary.csv, timeseries.csv and the .hlog files.
-    pub summary_group: String,
-}
-
-/// The sweep as recorded in `run.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SweepInfo {
-    /// The key path.
-    pub parameter: String,
-    /// Per value, in run order.
-    pub values: Vec<SweepValueInfo>,
-}
-
-/// One value as recorded in `run.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SweepValueInfo {
-    /// The value as a label.
-    pub value: String,
-    /// Seconds or number, where the value parses as one.
-    pub value_num: Option<f64>,
-    /// Its groups.
-    pub groups: Vec<SweepGroup>,
-    /// Indices of the phases (`run.json` `phases`) that ran this value.
-    pub phases: Vec<usize>,
-}
+pub use crate::folder::run_json::{SweepGroup, SweepInfo, SweepValueInfo};
 
 impl SweepPlan {
     /// The `run.json` record, before any phase has run.

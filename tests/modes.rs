@@ -3,6 +3,7 @@
 
 mod support;
 
+use stampede::fault::ErrorKind;
 use stampede::shutdown::Shutdown;
 use support::*;
 
@@ -31,7 +32,7 @@ async fn request_and_echo_groups_measure_round_trips() {
     let (ok, missing) = (mixed.status_2xx.unwrap(), mixed.status_4xx.unwrap());
     assert!(ok > 100 && missing > 100, "{mixed:?}");
     assert!(ok.abs_diff(missing) <= 2, "{mixed:?}");
-    assert_eq!(mixed.errors_status, missing);
+    assert_eq!(mixed.errors_of(ErrorKind::Status), missing);
     assert_eq!(mixed.reconnects, 0);
 
     let echo = row("echo");

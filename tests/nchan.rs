@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use stampede::fault::ErrorKind;
 use stampede::shutdown::Shutdown;
 use support::nginx::Nginx;
 use support::*;
@@ -128,12 +129,12 @@ async fn a_deleted_channel_is_counted_and_survived() {
     let row = |g: &str| out.rows.iter().find(|r| r.group == g).unwrap().clone();
     // HTTP subscribers get 410 Gone, WebSocket ones a 1001 close.
     assert!(
-        row("long-poll").errors_status >= 4,
+        row("long-poll").errors_of(ErrorKind::Status) >= 4,
         "{:?}",
         row("long-poll")
     );
     assert!(
-        row("websocket").errors_closed >= 4,
+        row("websocket").errors_of(ErrorKind::Closed) >= 4,
         "{:?}",
         row("websocket")
     );
@@ -173,7 +174,7 @@ async fn request_mode_against_nginx() {
     assert!(open.request_uncorrected_p50_ms <= open.request_p50_ms);
     let missing = row("missing");
     assert_eq!(missing.status_4xx, Some(missing.requests), "{missing:?}");
-    assert_eq!(missing.errors_status, missing.requests);
+    assert_eq!(missing.errors_of(ErrorKind::Status), missing.requests);
     // Accounting columns do not apply: empty, not zero.
     for r in &out.rows {
         assert_eq!((r.published, r.delivered, r.lost), (None, None, None));

@@ -9,6 +9,7 @@ mod support;
 use std::io::Write;
 use std::time::Duration;
 
+use stampede::fault::ErrorKind;
 use stampede::metrics::summary::SummaryRow;
 use stampede::run::RunOutcome;
 use stampede::shutdown::Shutdown;
@@ -279,7 +280,10 @@ async fn a_coding_stampede_cannot_decode_is_an_error_on_every_session() {
     let r = row(&out.rows, "sse");
     assert_eq!(r.delivered, Some(0), "{r:?}");
     assert_eq!(r.lost, r.expected, "{r:?}");
-    assert!(r.errors_protocol >= 2, "one per session at least: {r:?}");
+    assert!(
+        r.errors_of(ErrorKind::Protocol) >= 2,
+        "one per session at least: {r:?}"
+    );
     let info = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
     assert!(info.contains("Content-Encoding: zstd"), "{info}");
     assert!(
@@ -389,7 +393,7 @@ async fn a_get_that_crosses_an_idle_close_is_sent_again_not_counted_as_a_reset()
     let (out, _dir) = run_against(&peer, &poll_scenario(20, "1s", "6s"), "poll-idle").await;
     let r = row(&out.rows, "poll");
     exact(r);
-    assert_eq!(r.errors_reset, 0, "{r:?}");
+    assert_eq!(r.errors_of(ErrorKind::Reset), 0, "{r:?}");
     // The close and the GET cross on some of the 20 × 6 polls; each such
     // GET is retried once, and its latency still runs from its intended
     // start (no poll is later than an interval and a bit).
@@ -429,7 +433,7 @@ async fn a_subscribe_that_never_completes_is_a_timeout_and_its_events_are_lost()
     assert!(r.published.unwrap() > 0, "{r:?}");
     assert!(r.expected.unwrap() >= 3 * r.published.unwrap() / 2, "{r:?}");
     assert_eq!(r.lost, r.expected, "{r:?}");
-    assert_eq!(r.errors_timeout, 3, "one per client: {r:?}");
+    assert_eq!(r.errors_of(ErrorKind::Timeout), 3, "one per client: {r:?}");
     assert!(
         warnings(dir.path())
             .iter()
@@ -512,7 +516,7 @@ async fn a_redirected_subscribe_names_its_location() {
         "[profile.sse]\nurl = \"/sse/{channel}\"",
     );
     let (out, dir) = run_against(&peer, &text, "sse-redirect").await;
-    assert!(row(&out.rows, "sse").errors_status > 0);
+    assert!(row(&out.rows, "sse").errors_of(ErrorKind::Status) > 0);
     let info = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
     assert!(
         info.contains("answered 307 (no Content-Type, Location: /elsewhere/sse)"),
@@ -618,4 +622,28 @@ async fn a_poller_without_a_working_cursor_is_named_in_a_warning() {
             .any(|w| w.contains("a poller without a working cursor")),
         "{w:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mebibyte_events_reach_every_transport_of_the_reference_server() {
+    let target = support::InProcess::start().await;
+    let mut groups = String::new();
+    for t in ["poll", "long-poll", "sse", "ndjson", "websocket"] {
+        groups.push_str(&format!("[[groups]]\ntransport = \"{t}\"\nclients = 2\n"));
+        if t == "poll" {
+            groups.push_str("interval = \"200ms\"\n");
+        }
+    }
+    let text = format!(
+        "name = \"big\"\nduration = \"2s\"\ndrain = \"1s\"\nmode = \"concurrent\"\n\
+         [publisher]\nrate = 2\npayload_bytes = 1048576\n{groups}"
+    );
+    let mut p = plan(&text);
+    target.aim(&mut p);
+    let dir = TempDir::new("big-ref");
+    let out = run_plan(p, dir.path(), Shutdown::new()).await;
+    for r in &out.rows {
+        exact(r);
+    }
+    target.stop().await;
 }

@@ -100,7 +100,7 @@ fn measured_delivery(dir: &Path, group: &str) -> Histogram<u64> {
         .find(|p| p.groups.iter().any(|g| g == group))
         .unwrap();
     let mut total = stampede::metrics::recorder::new_histogram();
-    for iv in hlog::read(&dir.join(format!("{group}.delivery.hlog"))).unwrap() {
+    for iv in hlog::read_or_empty(&dir.join(format!("{group}.delivery.hlog"))).unwrap() {
         if iv.start_s >= phase.measure_from_s - 0.0015 {
             total.add(&iv.hist).unwrap();
         }

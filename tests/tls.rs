@@ -9,6 +9,7 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
+use stampede::fault::ErrorKind;
 use stampede::plan::{self, Overrides, Plan};
 use stampede::scenario::{self, Source};
 use stampede::shutdown::Shutdown;
@@ -108,8 +109,8 @@ async fn verified_refused_and_insecure() {
     )
     .await;
     for r in &out.rows {
-        assert!(r.errors_tls > 0, "{}: {r:?}", r.group);
-        assert_eq!(r.errors, r.errors_tls, "{}", r.group);
+        assert!(r.errors_of(ErrorKind::Tls) > 0, "{}: {r:?}", r.group);
+        assert_eq!(r.errors, r.errors_of(ErrorKind::Tls), "{}", r.group);
         assert_eq!(r.delivered, Some(0), "{}", r.group);
     }
 

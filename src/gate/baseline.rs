@@ -9,9 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::threshold::ThresholdResult;
 use crate::error::{Error, Result};
-use crate::metrics::summary::SummaryRow;
-use crate::report::run_json::RunInfo;
-use crate::report::summary_csv;
+use crate::folder::run_json::RunInfo;
+use crate::folder::summary::{self as summary_csv, SummaryRow};
 
 /// A comparable set of results.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,19 +29,21 @@ pub struct Side {
     /// Threshold results of the run.
     #[serde(default)]
     pub thresholds: Vec<ThresholdResult>,
+    /// Registry columns its summary does not have (an older file, or a
+    /// column renamed since): they read as empty, and `compare` names them
+    /// instead of comparing nothing.
+    #[serde(skip)]
+    pub missing_columns: Vec<&'static str>,
 }
 
-/// Folder names of repeats inside a run folder.
-pub fn repeat_dir(dir: &Path, i: usize) -> std::path::PathBuf {
-    dir.join(format!("repeat-{i}"))
-}
+pub use crate::folder::repeat_dir;
 
 impl Side {
     /// Loads a run folder or a baseline file.
     pub fn load(path: &Path) -> Result<Side> {
         if path.is_dir() {
             let info = RunInfo::read(path)?;
-            let rows = summary_csv::read(path)?;
+            let (rows, missing_columns) = summary_csv::read_checked(path)?;
             let mut repeats = Vec::new();
             for i in 1.. {
                 let d = repeat_dir(path, i);
@@ -63,16 +64,33 @@ impl Side {
                 rows,
                 repeats,
                 thresholds: info.thresholds,
+                missing_columns,
             })
         } else {
             let text = std::fs::read_to_string(path).map_err(|e| Error::RunFolder {
                 path: path.to_path_buf(),
                 message: format!("not a run folder or baseline file: {e}"),
             })?;
-            serde_json::from_str(&text).map_err(|e| Error::RunFolder {
+            let bad = |e: serde_json::Error| Error::RunFolder {
                 path: path.to_path_buf(),
                 message: format!("not a baseline file: {e}"),
-            })
+            };
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(bad)?;
+            // The columns of its first row, as saved.
+            let keys = value
+                .get("rows")
+                .and_then(|r| r.get(0))
+                .and_then(|r| r.as_object())
+                .map(|o| o.keys().cloned().collect::<Vec<_>>());
+            let mut side: Side = serde_json::from_value(value).map_err(bad)?;
+            if let Some(keys) = keys {
+                side.missing_columns = crate::folder::columns::all()
+                    .iter()
+                    .map(|c| c.name())
+                    .filter(|n| !keys.iter().any(|k| k == n))
+                    .collect();
+            }
+            Ok(side)
         }
     }
 

@@ -10,9 +10,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::baseline::Side;
-use super::{column_value, COLUMNS};
+use super::column_value;
 use crate::error::{Error, Result};
-use crate::metrics::summary::SummaryRow;
+use crate::folder::summary::SummaryRow;
 
 /// Which way is worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ pub fn rules(global: Option<f64>, file: Option<&Path>) -> Result<Vec<Rule>> {
     })?;
     let bad = |m: String| Error::Usage(format!("{}: {m}", path.display()));
     for (column, o) in parsed.metrics {
-        if !COLUMNS.contains(&column.as_str()) {
+        if crate::folder::columns::find_numeric(&column).is_none() {
             return Err(bad(format!("{column:?} is not a numeric summary column")));
         }
         if o.enabled == Some(false) {
@@ -221,6 +221,9 @@ pub fn compare(baseline: &Side, current: &Side, rules: &[Rule]) -> Vec<Compariso
     for b in &baseline.rows {
         let c = current.rows.iter().find(|r| r.group == b.group);
         for rule in rules {
+            // A column one side's file lacks is not "empty": say so.
+            let absent = |side: &Side| side.missing_columns.iter().any(|m| *m == rule.column);
+            let schema_gap = absent(baseline) || absent(current);
             let bv = column_value(b, &rule.column);
             let cv = c.and_then(|c| column_value(c, &rule.column));
             let mut cmp = Comparison {
@@ -275,7 +278,11 @@ pub fn compare(baseline: &Side, current: &Side, rules: &[Rule]) -> Vec<Compariso
                 }
                 // A value that is empty on both sides (e.g. no requests for
                 // a streaming group) is not comparable, and not a finding.
-                (None, None) if c.is_some() => continue,
+                (None, None) if c.is_some() && !schema_gap => continue,
+                _ if schema_gap => {
+                    cmp.baseline = bv.filter(|_| !absent(baseline));
+                    cmp.current = cv.filter(|_| !absent(current));
+                }
                 _ => {}
             }
             out.push(cmp);
@@ -293,6 +300,23 @@ pub fn check_comparable(baseline: &Side, current: &Side) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A line naming the columns each side's summary lacks (`None`: none).
+pub fn missing_columns_note(baseline: &Side, current: &Side) -> Option<String> {
+    let part = |name: &str, side: &Side| {
+        (!side.missing_columns.is_empty()).then(|| {
+            format!(
+                "the {name} has no column {} (an older or renamed schema: not read as empty)",
+                side.missing_columns.join(", ")
+            )
+        })
+    };
+    let parts: Vec<String> = [part("baseline", baseline), part("current run", current)]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!parts.is_empty()).then(|| format!("note: {}", parts.join("; ")))
 }
 
 #[cfg(test)]
@@ -314,6 +338,7 @@ mod tests {
             rows: vec![row(p99)],
             repeats: repeats.iter().map(|v| vec![row(*v)]).collect(),
             thresholds: vec![],
+            missing_columns: vec![],
         }
     }
 
@@ -351,5 +376,19 @@ mod tests {
         let mut gone = side(100.0, &[]);
         gone.rows[0].group = "other".into();
         assert_eq!(verdict(&side(100.0, &[]), &gone), Verdict::Missing);
+    }
+
+    #[test]
+    fn a_column_missing_from_a_file_is_named_not_empty() {
+        let mut old = side(100.0, &[]);
+        old.missing_columns = vec!["delivery_p99_ms"];
+        old.rows[0].delivery_p99_ms = None;
+        assert_eq!(verdict(&old, &side(100.0, &[])), Verdict::Missing);
+        let note = missing_columns_note(&old, &side(1.0, &[])).unwrap();
+        assert!(
+            note.contains("baseline has no column delivery_p99_ms"),
+            "{note}"
+        );
+        assert!(missing_columns_note(&side(1.0, &[]), &side(1.0, &[])).is_none());
     }
 }

@@ -42,6 +42,7 @@ pub fn is_failure(c: &Comparison) -> bool {
 
 fn failure_message(c: &Comparison) -> String {
     match c.verdict {
+        Verdict::Missing if c.baseline.is_none() && c.current.is_some() => format!("{}.{}: missing in baseline (current {})", c.group, c.metric, num(c.current)),
         Verdict::Missing => format!("{}.{}: missing in current (baseline {})", c.group, c.metric, num(c.baseline)),
         _ => format!(
             "{}.{} regressed: current {}, baseline {} ({}), allowed {} beyond a noise floor of {}{}",

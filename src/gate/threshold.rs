@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{column_value, COLUMNS};
-use crate::metrics::summary::SummaryRow;
+use super::column_value;
+use crate::folder::summary::SummaryRow;
 
 /// Comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,10 +104,10 @@ pub fn parse(key: &str, expr: &str, groups: &[String]) -> Result<Threshold, Stri
             ))
         }
     };
-    if !COLUMNS.contains(&column) {
+    if crate::folder::columns::find_numeric(column).is_none() {
         return Err(format!(
             "{column:?} is not a numeric summary column; one of: {}",
-            COLUMNS.join(", ")
+            super::columns().join(", ")
         ));
     }
     let expr = expr.trim();
@@ -136,22 +136,7 @@ pub fn parse(key: &str, expr: &str, groups: &[String]) -> Result<Threshold, Stri
     })
 }
 
-/// The outcome of one threshold on one group.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ThresholdResult {
-    /// The threshold as written.
-    pub threshold: String,
-    /// Group it was applied to.
-    pub group: String,
-    /// Column.
-    pub column: String,
-    /// The measured value (`None`: no samples).
-    pub value: Option<f64>,
-    /// The condition, e.g. `< 50`.
-    pub limit: String,
-    /// True if it held.
-    pub passed: bool,
-}
+pub use crate::folder::run_json::ThresholdResult;
 
 /// Evaluates thresholds against rows. A threshold whose column has no value
 /// (no samples) fails: a gate that cannot see must not pass. A `*`

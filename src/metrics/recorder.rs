@@ -16,75 +16,7 @@ use crate::fault::ErrorKind;
 /// Highest latency tracked: one hour, in microseconds.
 pub const MAX_US: u64 = 3_600_000_000;
 
-/// Latency metrics, each an HDR histogram in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Latency {
-    /// Receive time minus publish time.
-    Delivery,
-    /// TCP connect.
-    Connect,
-    /// Subscription confirmed after TCP connect (upgrade / first response).
-    Subscribe,
-    /// From a client's first connect attempt to its first event.
-    FirstEvent,
-    /// One poll, request or echo, from its intended start to its last byte
-    /// (corrected for coordinated omission).
-    Request,
-    /// The same exchanges from when they were really sent (uncorrected:
-    /// what a closed-loop tool like wrk reports).
-    RequestUncorrected,
-    /// TLS handshake, after TCP connect (`https://` / `wss://` targets).
-    Tls,
-    /// `[storm]`: from the drop to the client's re-subscription.
-    StormReconnect,
-    /// `[storm]`: from the drop to the client's first event after it.
-    StormReceiving,
-}
-
-impl Latency {
-    /// Every metric, in file order.
-    pub const ALL: [Latency; 9] = [
-        Latency::Delivery,
-        Latency::Connect,
-        Latency::Subscribe,
-        Latency::FirstEvent,
-        Latency::Request,
-        Latency::RequestUncorrected,
-        Latency::Tls,
-        Latency::StormReconnect,
-        Latency::StormReceiving,
-    ];
-
-    /// Stable label (file names, tags).
-    pub fn label(self) -> &'static str {
-        match self {
-            Latency::Delivery => "delivery",
-            Latency::Connect => "connect",
-            Latency::Subscribe => "subscribe",
-            Latency::FirstEvent => "first-event",
-            Latency::Request => "request",
-            Latency::RequestUncorrected => "request-uncorrected",
-            Latency::Tls => "tls",
-            Latency::StormReconnect => "storm-reconnect",
-            Latency::StormReceiving => "storm-receiving",
-        }
-    }
-
-    /// True for metrics summarized over the whole phase: connections are
-    /// made during the ramp, before the measured window (and a storm may
-    /// come during the warm-up).
-    pub fn whole_phase(self) -> bool {
-        matches!(
-            self,
-            Latency::Connect
-                | Latency::Subscribe
-                | Latency::FirstEvent
-                | Latency::Tls
-                | Latency::StormReconnect
-                | Latency::StormReceiving
-        )
-    }
-}
+pub use crate::folder::latency::Latency;
 
 /// Counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,8 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::folder::cost::{self, round3};
+
 use super::ledger::Tally;
 use super::recorder::{Count, Interval, Latency};
 use crate::fault::ErrorKind;
@@ -46,88 +48,7 @@ pub struct GroupResult {
     pub health: super::health::Health,
 }
 
-/// One `summary.csv` row. Columns missing from an older file read as
-/// zero / empty, so older run folders stay comparable.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct SummaryRow {
-    pub group: String,
-    pub transport: String,
-    pub clients: u64,
-    pub published: Option<u64>,
-    pub expected: Option<u64>,
-    pub delivered: Option<u64>,
-    pub lost: Option<u64>,
-    pub duplicated: Option<u64>,
-    pub reordered: Option<u64>,
-    pub delivery_p50_ms: Option<f64>,
-    pub delivery_p90_ms: Option<f64>,
-    pub delivery_p99_ms: Option<f64>,
-    pub delivery_p999_ms: Option<f64>,
-    pub delivery_max_ms: Option<f64>,
-    pub first_event_p50_ms: Option<f64>,
-    pub connect_p50_ms: Option<f64>,
-    pub connect_p99_ms: Option<f64>,
-    pub subscribe_p50_ms: Option<f64>,
-    pub subscribe_p99_ms: Option<f64>,
-    pub tls_p50_ms: Option<f64>,
-    pub tls_p99_ms: Option<f64>,
-    pub request_p50_ms: Option<f64>,
-    pub request_p90_ms: Option<f64>,
-    pub request_p99_ms: Option<f64>,
-    pub request_p999_ms: Option<f64>,
-    pub request_max_ms: Option<f64>,
-    pub request_uncorrected_p50_ms: Option<f64>,
-    pub request_uncorrected_p99_ms: Option<f64>,
-    pub requests: u64,
-    pub requests_per_s: Option<f64>,
-    pub status_1xx: Option<u64>,
-    pub status_2xx: Option<u64>,
-    pub status_3xx: Option<u64>,
-    pub status_4xx: Option<u64>,
-    pub status_5xx: Option<u64>,
-    pub empty_responses: Option<u64>,
-    pub server_timeouts: Option<u64>,
-    pub control_messages: Option<u64>,
-    pub retries: Option<u64>,
-    pub requests_per_delivery: Option<f64>,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub bytes_per_delivery: Option<f64>,
-    pub deliveries_per_s: Option<f64>,
-    pub errors: u64,
-    pub error_rate: f64,
-    pub errors_refused: u64,
-    pub errors_reset: u64,
-    pub errors_timeout: u64,
-    pub errors_status: u64,
-    pub errors_protocol: u64,
-    pub errors_closed: u64,
-    pub errors_limit: u64,
-    pub errors_rate_limited: u64,
-    pub errors_tls: u64,
-    pub errors_other: u64,
-    pub reconnects: u64,
-    pub storm_reconnected: Option<u64>,
-    pub storm_reconnect_p50_ms: Option<f64>,
-    pub storm_reconnect_p99_ms: Option<f64>,
-    pub storm_reconnect_max_ms: Option<f64>,
-    pub storm_receiving: Option<u64>,
-    pub storm_all_receiving_s: Option<f64>,
-    pub latency_overflows: u64,
-    pub measured_s: f64,
-    pub client_cpu_s: f64,
-    pub client_rss_peak_mb: f64,
-    pub target_cpu_s: Option<f64>,
-    pub target_rss_peak_mb: Option<f64>,
-    pub target_connections_peak: Option<u64>,
-    pub target_rss_per_1k_conn_mb: Option<f64>,
-    pub target_cpu_ms_per_1k_deliveries: Option<f64>,
-    pub client_cpu_pct: f64,
-    pub loadgen_lag_p99_ms: Option<f64>,
-    pub publish_slip_p99_ms: Option<f64>,
-    pub loadgen_saturated: u8,
-}
+pub use crate::folder::summary::SummaryRow;
 
 impl SummaryRow {
     /// A row of zeros and empty cells, for tests and examples.
@@ -144,24 +65,6 @@ impl SummaryRow {
             health: super::health::Health::default(),
         }
         .row()
-    }
-}
-
-impl SummaryRow {
-    /// The `errors_<kind>` column of `kind`.
-    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
-        match kind {
-            ErrorKind::Refused => self.errors_refused,
-            ErrorKind::Reset => self.errors_reset,
-            ErrorKind::Timeout => self.errors_timeout,
-            ErrorKind::Status => self.errors_status,
-            ErrorKind::Protocol => self.errors_protocol,
-            ErrorKind::Closed => self.errors_closed,
-            ErrorKind::Limit => self.errors_limit,
-            ErrorKind::RateLimited => self.errors_rate_limited,
-            ErrorKind::Tls => self.errors_tls,
-            ErrorKind::Other => self.errors_other,
-        }
     }
 }
 
@@ -200,9 +103,7 @@ impl GroupResult {
         ] {
             measured.add(c, v);
         }
-        for k in ErrorKind::ALL {
-            measured.errors[k.index()] = row.errors_of(k);
-        }
+        measured.errors = row.errors_by_kind;
         let tally = |published| {
             (
                 Tally {
@@ -246,10 +147,6 @@ impl GroupResult {
 /// A percentile in milliseconds, `None` without samples.
 pub fn pct_ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
     (!h.is_empty()).then(|| round3(h.value_at_quantile(q) as f64 / 1000.0))
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -321,18 +218,16 @@ impl GroupResult {
             status_3xx: status(Count::Status3xx),
             status_4xx: status(Count::Status4xx),
             status_5xx: status(Count::Status5xx),
-            empty_responses: matches!(
-                self.transport,
-                TransportKind::Poll | TransportKind::LongPoll
-            )
-            .then(|| m.count(Count::EmptyResponses)),
-            server_timeouts: (self.transport == TransportKind::LongPoll)
+            empty_responses: self
+                .transport
+                .is_poller()
+                .then(|| m.count(Count::EmptyResponses)),
+            server_timeouts: self
+                .transport
+                .is_long_poller()
                 .then(|| m.count(Count::ServerTimeouts)),
             control_messages: subscribes.then(|| m.count(Count::ControlMessages)),
-            retries: self
-                .transport
-                .is_request_based()
-                .then(|| m.count(Count::Retries)),
+            retries: self.transport.is_poller().then(|| m.count(Count::Retries)),
             requests_per_delivery: delivered.and_then(|d| {
                 if self.transport.is_request_based() {
                     ratio(requests, d)
@@ -373,16 +268,7 @@ impl GroupResult {
                     (errors as f64 / attempts as f64 * 1e6).round() / 1e6
                 }
             },
-            errors_refused: err(ErrorKind::Refused),
-            errors_reset: err(ErrorKind::Reset),
-            errors_timeout: err(ErrorKind::Timeout),
-            errors_status: err(ErrorKind::Status),
-            errors_protocol: err(ErrorKind::Protocol),
-            errors_closed: err(ErrorKind::Closed),
-            errors_limit: err(ErrorKind::Limit),
-            errors_rate_limited: err(ErrorKind::RateLimited),
-            errors_tls: err(ErrorKind::Tls),
-            errors_other: err(ErrorKind::Other),
+            errors_by_kind: m.errors,
             reconnects: m.count(Count::Reconnects),
             // From the storm histograms alone (empty without a storm), so
             // `from_row` needs nothing more than the `.hlog` files.
@@ -407,19 +293,17 @@ impl GroupResult {
             target_cpu_s: self.target.map(|t| round3(t.cpu_s)),
             target_rss_peak_mb: self.target.map(|t| mb(t.rss_peak_bytes)),
             target_connections_peak: self.target.and_then(|t| t.sockets_peak),
-            // Per connection the target really held when it can be seen
-            // (its sockets include the listener and the publisher's few),
-            // else per client.
-            target_rss_per_1k_conn_mb: self.target.and_then(|t| {
-                let conns = t.sockets_peak.filter(|n| *n > 0).unwrap_or(self.clients);
-                // From the rounded columns, so that a row read back from
-                // summary.csv (see `from_row`) derives the same value.
-                (conns > 0).then(|| round3(mb(t.rss_peak_bytes) / conns as f64 * 1000.0))
-            }),
-            target_cpu_ms_per_1k_deliveries: self.target.and_then(|t| {
-                let d = delivered.filter(|d| *d > 0)?;
-                Some(round3(round3(t.cpu_s) * 1e6 / d as f64))
-            }),
+            // From the rounded columns, so that a row read back from
+            // summary.csv (see `from_row`) derives the same value.
+            target_rss_per_1k_conn_mb: cost::target_rss_per_1k_conn_mb(
+                self.target.map(|t| mb(t.rss_peak_bytes)),
+                self.target.and_then(|t| t.sockets_peak),
+                self.clients,
+            ),
+            target_cpu_ms_per_1k_deliveries: cost::target_cpu_ms_per_1k_deliveries(
+                self.target.map(|t| round3(t.cpu_s)),
+                delivered,
+            ),
             client_cpu_pct: (self.health.cpu_pct * 10.0).round() / 10.0,
             loadgen_lag_p99_ms: self.health.lag_p99_ms,
             publish_slip_p99_ms: self.health.slip_p99_ms,

@@ -17,9 +17,9 @@ use hdrhistogram::Histogram;
 use plotters::style::RGBColor;
 
 use super::axis::{self, Axis, Scale};
-use super::folder::{GroupHistograms, RunData, Trace};
 use super::plot::{self, Band, Bar, BarChart, Line, LineChart, Mark, Panel};
 use crate::error::Result;
+use crate::folder::read::{GroupHistograms, RunData, Trace};
 use crate::metrics::summary::SummaryRow;
 
 /// One drawn chart.
@@ -177,9 +177,10 @@ fn percentiles(runs: &[RunData], names: &Names, metric: Metric) -> Result<Chart>
 fn latency_over_time(runs: &[RunData], names: &Names) -> Result<Chart> {
     let mut lines = Vec::new();
     for_each_group_series(runs, names, |label, color, rows| {
-        let at = |f: fn(&super::timeseries::Row) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-            rows.iter().map(|r| (r.elapsed_s, f(r))).collect()
-        };
+        let at =
+            |f: fn(&crate::folder::timeseries::Row) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
+                rows.iter().map(|r| (r.elapsed_s, f(r))).collect()
+            };
         if rows.iter().any(|r| r.delivery_p99_ms.is_some()) {
             lines.push(Line {
                 label: format!("{label} p99"),
@@ -281,12 +282,12 @@ fn throughput_over_time(runs: &[RunData], names: &Names) -> Result<Chart> {
 fn for_each_group_series(
     runs: &[RunData],
     names: &Names,
-    mut f: impl FnMut(String, RGBColor, Vec<&super::timeseries::Row>),
+    mut f: impl FnMut(String, RGBColor, Vec<&crate::folder::timeseries::Row>),
 ) {
     for (ri, run) in runs.iter().enumerate() {
         for (ti, trace) in run.traces.iter().enumerate() {
             for g in &trace.groups {
-                let mut rows: Vec<&super::timeseries::Row> =
+                let mut rows: Vec<&crate::folder::timeseries::Row> =
                     trace.series.iter().filter(|r| r.group == g.group).collect();
                 rows.sort_by(|a, b| a.elapsed_s.total_cmp(&b.elapsed_s));
                 if !rows.is_empty() {
@@ -393,9 +394,10 @@ pub struct Cost {
     pub requests_per_delivery: Option<f64>,
     /// `bytes_per_delivery`.
     pub bytes_per_delivery: Option<f64>,
-    /// Target CPU milliseconds per 1,000 deliveries.
+    /// Target CPU milliseconds per 1,000 deliveries
+    /// (`target_cpu_ms_per_1k_deliveries`).
     pub target_cpu_ms_per_1k: Option<f64>,
-    /// Target peak RSS per 1,000 clients, MB.
+    /// Target peak RSS per 1,000 connections, MB (`target_rss_per_1k_conn_mb`).
     pub target_mb_per_1k_conn: Option<f64>,
 }
 
@@ -403,17 +405,20 @@ impl Cost {
     /// Figures of `row`. Target cost is per phase; in a phase shared with
     /// other groups it cannot be attributed to one transport (`shared`).
     pub fn of(row: &SummaryRow, shared: bool) -> Cost {
+        use crate::folder::cost;
         let own = |v: Option<f64>| if shared { None } else { v };
         Cost {
             requests_per_delivery: row.requests_per_delivery,
             bytes_per_delivery: row.bytes_per_delivery,
-            target_cpu_ms_per_1k: own(row.target_cpu_s).and_then(|s| {
-                let d = row.delivered.filter(|d| *d > 0)?;
-                Some(s * 1e6 / d as f64)
-            }),
-            target_mb_per_1k_conn: own(row.target_rss_peak_mb)
-                .filter(|_| row.clients > 0)
-                .map(|mb| mb / row.clients as f64 * 1000.0),
+            target_cpu_ms_per_1k: cost::target_cpu_ms_per_1k_deliveries(
+                own(row.target_cpu_s),
+                row.delivered,
+            ),
+            target_mb_per_1k_conn: cost::target_rss_per_1k_conn_mb(
+                own(row.target_rss_peak_mb),
+                row.target_connections_peak,
+                row.clients,
+            ),
         }
     }
 }
@@ -502,7 +507,7 @@ fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
         title: title.into(),
         note: "From summary.csv: requests_per_delivery, bytes_per_delivery, \
                target_cpu_s × 1,000,000 / delivered (ms per 1,000 deliveries) and \
-               target_rss_peak_mb / clients × 1,000. Target CPU and memory cover the whole \
+               target_rss_peak_mb / target_connections_peak × 1,000 (per client when the sockets cannot be read), the same definitions as the summary columns. Target CPU and memory cover the whole \
                phase (ramp-up and drain included); for groups that ran concurrently they \
                cannot be split per transport and read n/a, as they do for an external target."
             .into(),

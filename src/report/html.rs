@@ -5,9 +5,11 @@
 use std::fmt::Write as _;
 
 use super::charts::Chart;
-use super::folder::{scenario_name, RunData};
 use super::format;
-use crate::metrics::summary::SummaryRow;
+use crate::fault::ErrorKind;
+use crate::folder::columns::{self, Column};
+use crate::folder::read::{scenario_name, RunData};
+use crate::folder::summary::SummaryRow;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -206,75 +208,19 @@ fn text_cell(s: &str) -> String {
     format!("<td class=\"t\">{}</td>", escape(s))
 }
 
-type Column = (
-    &'static str,
-    fn(&SummaryRow) -> Option<f64>,
-    fn(f64) -> String,
-);
-
-/// The columns people compare first; every column is in the full table.
-const MAIN: &[Column] = &[
-    ("clients", |r| Some(r.clients as f64), count),
-    ("delivered", |r| r.delivered.map(|v| v as f64), count),
-    ("lost", |r| r.lost.map(|v| v as f64), count),
-    ("delivery p50 (ms)", |r| r.delivery_p50_ms, format::num),
-    ("p90 (ms)", |r| r.delivery_p90_ms, format::num),
-    ("p99 (ms)", |r| r.delivery_p99_ms, format::num),
-    ("p99.9 (ms)", |r| r.delivery_p999_ms, format::num),
-    ("max (ms)", |r| r.delivery_max_ms, format::num),
-    ("connect p50 (ms)", |r| r.connect_p50_ms, format::num),
-    ("subscribe p50 (ms)", |r| r.subscribe_p50_ms, format::num),
-    (
-        "requests / delivery",
-        |r| r.requests_per_delivery,
-        format::num,
-    ),
-    ("bytes / delivery", |r| r.bytes_per_delivery, format::bytes),
-    ("deliveries / s", |r| r.deliveries_per_s, format::num),
-    ("requests / s", |r| r.requests_per_s, format::num),
-    ("request p50 (ms)", |r| r.request_p50_ms, format::num),
-    ("request p99 (ms)", |r| r.request_p99_ms, format::num),
-    ("errors", |r| Some(r.errors as f64), count),
-    ("error rate", |r| Some(r.error_rate), format::percent),
-    ("target CPU (s)", |r| r.target_cpu_s, format::num),
-    (
-        "target RSS peak (MB)",
-        |r| r.target_rss_peak_mb,
-        format::num,
-    ),
-    (
-        "target connections peak",
-        |r| r.target_connections_peak.map(|v| v as f64),
-        count,
-    ),
-    (
-        "target RSS / 1k conn (MB)",
-        |r| r.target_rss_per_1k_conn_mb,
-        format::num,
-    ),
-    (
-        "target CPU ms / 1k deliveries",
-        |r| r.target_cpu_ms_per_1k_deliveries,
-        format::num,
-    ),
-    ("stampede CPU (s)", |r| Some(r.client_cpu_s), format::num),
-    ("stampede CPU (%)", |r| Some(r.client_cpu_pct), format::num),
-    (
-        "stampede event-loop lag p99 (ms)",
-        |r| r.loadgen_lag_p99_ms,
-        format::num,
-    ),
-    (
-        "publish slip p99 (ms)",
-        |r| r.publish_slip_p99_ms,
-        format::num,
-    ),
-    (
-        "load generator saturated",
-        |r| Some(f64::from(r.loadgen_saturated)),
-        count,
-    ),
-];
+/// The columns people compare first (those the registry gives a main-table
+/// label), each formatted by its unit; every column is in the full table.
+fn main_columns() -> impl Iterator<Item = (&'static str, &'static Column, fn(f64) -> String)> {
+    columns::all().iter().filter_map(|c| {
+        let f: fn(f64) -> String = match c.unit() {
+            "count" | "flag" => count,
+            "bytes" => format::bytes,
+            "fraction" => format::percent,
+            _ => format::num,
+        };
+        Some((c.main_label()?, c, f))
+    })
+}
 
 fn count(v: f64) -> String {
     format::thousands(v, 0)
@@ -321,7 +267,7 @@ fn summary_section(h: &mut String, runs: &[RunData]) {
         h.push_str("<th class=\"t\">run</th>");
     }
     h.push_str("<th class=\"t\">group</th><th class=\"t\">transport</th>");
-    for (name, _, _) in MAIN {
+    for (name, _, _) in main_columns() {
         let _ = write!(h, "<th>{}</th>", escape(name));
     }
     h.push_str("</tr></thead><tbody>\n");
@@ -332,8 +278,8 @@ fn summary_section(h: &mut String, runs: &[RunData]) {
         }
         h.push_str(&text_cell(&row.group));
         h.push_str(&text_cell(&row.transport));
-        for (_, get, f) in MAIN {
-            h.push_str(&num_cell(get(row), *f));
+        for (_, c, f) in main_columns() {
+            h.push_str(&num_cell(c.value(row), f));
         }
         h.push_str("</tr>\n");
     }
@@ -476,21 +422,6 @@ fn strip_xml_declaration(svg: &str) -> &str {
     }
 }
 
-type ErrorKindColumn = (&'static str, fn(&SummaryRow) -> u64);
-
-const ERROR_KINDS: &[ErrorKindColumn] = &[
-    ("refused", |r| r.errors_refused),
-    ("reset", |r| r.errors_reset),
-    ("timeout", |r| r.errors_timeout),
-    ("status", |r| r.errors_status),
-    ("protocol", |r| r.errors_protocol),
-    ("closed", |r| r.errors_closed),
-    ("limit", |r| r.errors_limit),
-    ("rate_limited", |r| r.errors_rate_limited),
-    ("tls", |r| r.errors_tls),
-    ("other", |r| r.errors_other),
-];
-
 fn errors_section(h: &mut String, runs: &[RunData]) {
     let multi = runs.len() > 1;
     h.push_str("<h2 id=\"errors\">Errors by kind</h2>\n");
@@ -506,8 +437,8 @@ fn errors_section(h: &mut String, runs: &[RunData]) {
             h.push_str("<th class=\"t\">run</th>");
         }
         h.push_str("<th class=\"t\">group</th><th>errors</th><th>error rate</th>");
-        for (k, _) in ERROR_KINDS {
-            let _ = write!(h, "<th>{k}</th>");
+        for k in ErrorKind::ALL {
+            let _ = write!(h, "<th>{}</th>", k.label());
         }
         h.push_str("</tr></thead><tbody>\n");
         for (run, r) in rows {
@@ -518,8 +449,8 @@ fn errors_section(h: &mut String, runs: &[RunData]) {
             h.push_str(&text_cell(&r.group));
             h.push_str(&num_cell(Some(r.errors as f64), count));
             h.push_str(&num_cell(Some(r.error_rate), format::percent));
-            for (_, get) in ERROR_KINDS {
-                h.push_str(&num_cell(Some(get(r) as f64), count));
+            for n in r.errors_by_kind {
+                h.push_str(&num_cell(Some(n as f64), count));
             }
             h.push_str("</tr>\n");
         }

@@ -1,26 +1,25 @@
-//! Output formats of a run folder, one file each. Rows are written as the run
-//! goes (time series, interval logs), so a crash leaves data behind; the
-//! summary and `run.json` are written at the end, `run.json` also at the
-//! start (status `running`). Reading commands use the same types.
+//! Reports drawn from run folders (whose files' schema, writers and
+//! readers are [`crate::folder`]'s).
 //!
 //! [`generate`] is `stampede report`: it reads finished folders
-//! ([`folder`]) and writes `charts/*.svg` ([`charts`], and [`sweep_chart`]
+//! ([`crate::folder::read`]) and writes `charts/*.svg` ([`charts`], and [`sweep_chart`]
 //! for a sweep, drawn by [`plot`] on [`axis`]) and `report.html`
 //! ([`html`]); it never runs load.
 
 pub mod axis;
 pub mod capacity_chart;
 pub mod charts;
-pub mod folder;
 pub mod format;
-pub mod hlog;
 pub mod html;
 pub mod plot;
-pub mod run_json;
-pub mod summary_csv;
 pub mod sweep_chart;
-pub mod sweep_csv;
-pub mod timeseries;
+
+// The run folder's files, read and written by the schema module; kept
+// under their old paths for callers.
+pub use crate::folder::{
+    hlog, hlog_name, read as folder, run_json, sanitize, summary as summary_csv, sweep_csv,
+    timeseries,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -42,7 +41,7 @@ pub fn generate(dirs: &[PathBuf], out: &Path) -> Result<Written> {
     if dirs.is_empty() {
         return Err(Error::Usage("report: give at least one run folder".into()));
     }
-    let runs = folder::read_runs(dirs)?;
+    let runs = crate::folder::read::read_runs(dirs)?;
     let charts = charts::all(&runs)?;
     let chart_dir = out.join("charts");
     std::fs::create_dir_all(&chart_dir).map_err(|e| Error::output(&chart_dir, e))?;
@@ -82,24 +81,6 @@ pub fn folder_timestamp(t: SystemTime) -> String {
 /// RFC 3339 UTC time with milliseconds.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// File name of a group's interval log for one metric.
-pub fn hlog_name(group: &str, metric: &str) -> String {
-    format!("{}.{metric}.hlog", sanitize(group))
-}
-
-/// Keeps names safe as file names.
-pub fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// `results/<scenario>/<timestamp>` under `root`.

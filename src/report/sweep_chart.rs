@@ -5,10 +5,10 @@
 
 use super::axis::{Axis, Scale};
 use super::charts::{Chart, LOG_RATIO};
-use super::folder::RunData;
 use super::plot::{self, Line, LineChart, LinePanels};
-use super::sweep_csv::SweepRow;
 use crate::error::Result;
+use crate::folder::read::RunData;
+use crate::folder::sweep_csv::SweepRow;
 
 /// The x axis turns logarithmic when the values span more than this factor.
 const LOG_X_RATIO: f64 = 10.0;

@@ -274,7 +274,10 @@ fn small_buffers(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     upgrade
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20)
+        // A bound, not an allocation; it must hold one whole frame, and
+        // the publisher's largest payload is 1 MiB (a frame of 1 MiB and
+        // its header overflowed a 1 MiB bound: every such event was lost).
+        .max_write_buffer_size(2 << 20)
         .max_message_size(16 << 20)
 }
 

@@ -113,6 +113,27 @@ impl TransportKind {
             TransportKind::Echo => v.visit::<echo::Echo>(),
         }
     }
+
+    /// True for interval and long pollers (empty responses, statuses).
+    pub fn is_poller(self) -> bool {
+        matches!(self, TransportKind::Poll | TransportKind::LongPoll)
+    }
+
+    /// True for long pollers (server-ended polls).
+    pub fn is_long_poller(self) -> bool {
+        self == TransportKind::LongPoll
+    }
+
+    /// True when a session is confirmed after connecting (a subscription,
+    /// or echo's WebSocket upgrade): plain requests have none.
+    pub fn confirms_sessions(self) -> bool {
+        self != TransportKind::Request
+    }
+
+    /// The transport of `label` (the scenario / CSV label).
+    pub fn from_label(label: &str) -> Option<TransportKind> {
+        TransportKind::ALL.into_iter().find(|k| k.label() == label)
+    }
 }
 
 /// Generic code that runs with a concrete transport type.

@@ -1,4 +1,4 @@
-//! Reading finished run folders for `stampede report`: `run.json`,
+//! Reading finished run folders (for `stampede report`): `run.json`,
 //! `summary.csv`, `timeseries.csv`, the `.hlog` files and, for a sweep,
 //! `sweep.csv`. It only reads:
 //! nothing here runs load or rewrites a run's own files. Every unusable file
@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use hdrhistogram::Histogram;
 
 use super::run_json::{PhaseInfo, RunInfo};
+use super::summary::{self as summary_csv, SummaryRow};
 use super::sweep_csv::{self, SweepRow};
-use super::{hlog, hlog_name, summary_csv, timeseries};
+use super::{hlog, hlog_name, timeseries};
 use crate::error::{Error, Result};
-use crate::metrics::summary::SummaryRow;
 
 /// One run folder, read.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ pub fn read(dir: &Path) -> Result<RunData> {
     let traces = match info.repeats {
         Some(n) if !dir.join("timeseries.csv").exists() => (1..=n)
             .map(|i| {
-                let sub = crate::gate::baseline::repeat_dir(dir, i);
+                let sub = super::repeat_dir(dir, i);
                 let sub_info = RunInfo::read(&sub)?;
                 let sub_rows = summary_csv::read(&sub)?;
                 read_trace(&sub, Some(format!("repeat-{i}")), &sub_info, &sub_rows)
@@ -145,7 +145,7 @@ fn read_trace(
 }
 
 /// Adds up the intervals of a log whose start (seconds since the run start)
-/// passes `keep`; `None` when no sample was kept.
+/// passes `keep`; `None` when no sample was kept or the log is absent.
 fn sum_log(path: &Path, keep: impl Fn(f64) -> bool) -> Result<Option<Histogram<u64>>> {
     let err = |message: String| Error::RunFolder {
         path: path.to_path_buf(),
@@ -166,12 +166,15 @@ fn sum_log(path: &Path, keep: impl Fn(f64) -> bool) -> Result<Option<Histogram<u
             }
         }
     })
-    .map_err(|e| {
-        err(if e.kind() == std::io::ErrorKind::NotFound {
-            "missing: every group in summary.csv has its .hlog files".into()
+    .or_else(|e| {
+        // A group has only the logs of the metrics it can record.
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Ok(())
         } else {
-            format!("not a readable HdrHistogram interval log: {e}")
-        })
+            Err(err(format!(
+                "not a readable HdrHistogram interval log: {e}"
+            )))
+        }
     })?;
     if let Some(m) = add_error {
         return Err(err(m));

@@ -37,11 +37,18 @@ pub struct HlogWriter {
 
 impl HlogWriter {
     /// Creates the files (all at once, so a bad folder fails early) and
-    /// starts the writer thread.
-    pub fn create(paths: Vec<PathBuf>, start_time: SystemTime) -> io::Result<HlogWriter> {
+    /// starts the writer thread. A `None` path keeps its index but writes
+    /// nothing: a metric the group cannot have gets no file.
+    pub fn create<P: Into<Option<PathBuf>>>(
+        paths: Vec<P>,
+        start_time: SystemTime,
+    ) -> io::Result<HlogWriter> {
         let mut files = Vec::with_capacity(paths.len());
-        for p in &paths {
-            files.push(File::create(p)?);
+        for p in paths {
+            files.push(match p.into() {
+                Some(p) => Some(File::create(p)?),
+                None => None,
+            });
         }
         let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
@@ -88,7 +95,7 @@ impl Drop for HlogWriter {
 }
 
 fn write_loop(
-    mut files: Vec<File>,
+    mut files: Vec<Option<File>>,
     rx: mpsc::Receiver<Msg>,
     start_time: SystemTime,
 ) -> io::Result<()> {
@@ -103,7 +110,10 @@ fn write_loop(
         .with_max_value_divisor(1000.0);
     let mut writers = Vec::with_capacity(files.len());
     for (f, s) in files.iter_mut().zip(serializers.iter_mut()) {
-        writers.push(builder.begin_log_with(f, s)?);
+        writers.push(match f {
+            Some(f) => Some(builder.begin_log_with(f, s)?),
+            None => None,
+        });
     }
     while let Ok(Msg::Write {
         file,
@@ -112,13 +122,13 @@ fn write_loop(
         duration,
     }) = rx.recv()
     {
-        if let Some(w) = writers.get_mut(file) {
+        if let Some(Some(w)) = writers.get_mut(file) {
             w.write_histogram(&hist, start, duration, None)
                 .map_err(|e| io::Error::other(e.to_string()))?;
         }
     }
     drop(writers);
-    for f in &mut files {
+    for f in files.iter_mut().flatten() {
         f.flush()?;
     }
     Ok(())
@@ -140,6 +150,15 @@ pub fn read(path: &Path) -> io::Result<Vec<LoggedInterval>> {
     let mut out = Vec::new();
     for_each(path, |iv| out.push(iv))?;
     Ok(out)
+}
+
+/// Like [`read`], with an absent file read as empty: a group only has the
+/// logs of the metrics it can record.
+pub fn read_or_empty(path: &Path) -> io::Result<Vec<LoggedInterval>> {
+    match read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        r => r,
+    }
 }
 
 /// Calls `f` with each interval of an `.hlog` file in order. Only one

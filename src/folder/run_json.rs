@@ -83,7 +83,7 @@ pub struct StormInfo {
 impl StormInfo {
     /// Fills `groups` from the summary rows of the phase's groups that
     /// measured the storm (so a merge can refill it from merged rows).
-    pub fn fill(&mut self, phase_groups: &[String], rows: &[crate::metrics::summary::SummaryRow]) {
+    pub fn fill(&mut self, phase_groups: &[String], rows: &[super::summary::SummaryRow]) {
         self.groups = rows
             .iter()
             .filter(|r| phase_groups.contains(&r.group) && r.lost.is_some())
@@ -168,13 +168,13 @@ pub struct RunInfo {
     pub warnings: Vec<String>,
     /// Threshold results (each: value, limit, pass/fail).
     #[serde(default)]
-    pub thresholds: Vec<crate::gate::threshold::ThresholdResult>,
+    pub thresholds: Vec<ThresholdResult>,
     /// Number of repeats, when this folder aggregates repeated runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<usize>,
     /// The sweep (parameter, values, each value's groups and phases).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<crate::sweep::SweepInfo>,
+    pub sweep: Option<SweepInfo>,
     /// Wall-clock time of the run clock's zero, Unix seconds: `phases`,
     /// the `.hlog` intervals and `elapsed_s` count from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,4 +254,52 @@ impl RunInfo {
             message: e.to_string(),
         })
     }
+}
+
+/// The outcome of one threshold on one group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// The threshold as written.
+    pub threshold: String,
+    /// Group it was applied to.
+    pub group: String,
+    /// Column.
+    pub column: String,
+    /// The measured value (`None`: no samples).
+    pub value: Option<f64>,
+    /// The condition, e.g. `< 50`.
+    pub limit: String,
+    /// True if it held.
+    pub passed: bool,
+}
+
+/// A group of one sweep value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepGroup {
+    /// The group's name in the scenario.
+    pub group: String,
+    /// Its name in summary.csv, timeseries.csv and the .hlog files.
+    pub summary_group: String,
+}
+
+/// The sweep as recorded in `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepInfo {
+    /// The key path.
+    pub parameter: String,
+    /// Per value, in run order.
+    pub values: Vec<SweepValueInfo>,
+}
+
+/// One value as recorded in `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepValueInfo {
+    /// The value as a label.
+    pub value: String,
+    /// Seconds or number, where the value parses as one.
+    pub value_num: Option<f64>,
+    /// Its groups.
+    pub groups: Vec<SweepGroup>,
+    /// Indices of the phases (`run.json` `phases`) that ran this value.
+    pub phases: Vec<usize>,
 }

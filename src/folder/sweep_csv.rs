@@ -6,11 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::charts::Cost;
-use super::run_json::PhaseInfo;
+use super::run_json::{PhaseInfo, SweepInfo};
+use super::summary::SummaryRow;
 use crate::error::{Error, Result};
-use crate::metrics::summary::SummaryRow;
-use crate::sweep::SweepInfo;
 
 /// File name in the run folder.
 pub const FILE: &str = "sweep.csv";
@@ -86,9 +84,11 @@ pub fn rows(sweep: &SweepInfo, phases: &[PhaseInfo], summary: &[SummaryRow]) -> 
                 requests_per_delivery: r.requests_per_delivery,
                 bytes_per_delivery: r.bytes_per_delivery,
                 target_cpu_s: r.target_cpu_s,
-                target_cpu_ms_per_1k_deliveries: Cost::of(r, shared)
-                    .target_cpu_ms_per_1k
-                    .map(|v| (v * 1000.0).round() / 1000.0),
+                target_cpu_ms_per_1k_deliveries: if shared {
+                    None
+                } else {
+                    super::cost::target_cpu_ms_per_1k_deliveries(r.target_cpu_s, r.delivered)
+                },
                 lost: r.lost,
                 errors: r.errors,
                 request_p50_ms: r.request_p50_ms,

@@ -1,0 +1,49 @@
+//! The run folder: the interface between measuring and reporting. Every
+//! file's schema, writer and reader lives here — `summary.csv`
+//! ([`summary`], whose declaration is the column registry [`columns`]),
+//! `timeseries.csv` ([`timeseries`]), the `.hlog` interval logs ([`hlog`],
+//! and which of them a group has: [`latency`]), `run.json`
+//! ([`run_json`]), `sweep.csv` ([`sweep_csv`]) and the capacity search's
+//! files ([`capacity`]) — the reader of a whole folder ([`read`]), and the
+//! cost columns' one definition ([`cost`]).
+//!
+//! A leaf: it knows the transports' kinds and error kinds, and owns the
+//! latency metrics (their labels name the `.hlog` files); it never knows the runner, the report or the gate, which all read it.
+
+pub mod capacity;
+pub mod columns;
+pub mod cost;
+pub mod hlog;
+pub mod latency;
+pub mod read;
+pub mod record;
+pub mod run_json;
+pub mod summary;
+pub mod sweep_csv;
+pub mod timeseries;
+
+/// File name of a group's interval log for one metric.
+pub fn hlog_name(group: &str, metric: &str) -> String {
+    format!("{}.{metric}.hlog", sanitize(group))
+}
+
+/// Folder of repeat `i` inside a `--repeat` run folder.
+pub fn repeat_dir(dir: &std::path::Path, i: usize) -> std::path::PathBuf {
+    dir.join(format!("repeat-{i}"))
+}
+
+/// Keeps names safe as file names.
+pub fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
