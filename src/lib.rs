@@ -25,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod envelope;
 pub mod error;
+pub mod extract;
 pub mod fault;
 pub mod folder;
 pub mod gate;

@@ -663,6 +663,9 @@ fn merged_plan(plans: &[&serde_json::Value]) -> serde_json::Value {
 }
 
 /// `run.json` of the merged folder.
+/// Most message examples a merged `run.json` keeps.
+const MESSAGE_EXAMPLES_MERGED: usize = 12;
+
 fn merged_info(shards: &[ShardData], epoch: f64, missing: &[u32]) -> RunInfo {
     let first = &shards[0].info;
     let plans: Vec<&serde_json::Value> = shards.iter().map(|s| &s.info.plan).collect();
@@ -750,6 +753,11 @@ fn merged_info(shards: &[ShardData], epoch: f64, missing: &[u32]) -> RunInfo {
         partial_reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
         phases,
         errors,
+        message_examples: shards
+            .iter()
+            .flat_map(|s| s.info.message_examples.iter().cloned())
+            .take(MESSAGE_EXAMPLES_MERGED)
+            .collect(),
         warnings,
         thresholds: Vec::new(),
         repeats: None,

@@ -223,6 +223,21 @@ pub struct Profile {
     /// WebSocket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket: Option<WebSocketProfile>,
+    /// Where the envelope sits in a wrapped message: a JSON pointer
+    /// (`/payload/data/onEvent/text`) that also follows JSON strings
+    /// holding JSON. Without it the envelope is found anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_path: Option<String>,
+    /// Rules naming messages without an envelope that are part of the
+    /// protocol (pings, acks, confirmations): a JSON value (subset match)
+    /// or a substring. They count as `control_messages`; other messages
+    /// without an envelope count as `other_messages`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<String>,
+    /// Messages without an envelope that no `control` rule names are
+    /// protocol errors.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 /// Names `--profile` accepts.
@@ -309,6 +324,9 @@ impl Profile {
                 HeaderValue::from_str(p)
                     .map_err(|_| "websocket.subprotocol is not a valid header value".to_string())?;
             }
+        }
+        if let Some(p) = &self.message_path {
+            crate::extract::check_path(p)?;
         }
         for name in self.headers.keys() {
             HeaderName::from_bytes(name.as_bytes())
@@ -449,6 +467,9 @@ pub fn builtin() -> Profile {
             subscribe_message: None,
             compression: false,
         }),
+        message_path: None,
+        control: Vec::new(),
+        strict: false,
     }
 }
 
@@ -496,6 +517,9 @@ pub fn nchan() -> Profile {
             subscribe_message: None,
             compression: false,
         }),
+        message_path: None,
+        control: Vec::new(),
+        strict: false,
     }
 }
 

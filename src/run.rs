@@ -27,7 +27,7 @@ use crate::plan::{Plan, TargetPlan};
 use crate::progress::{Display, Progress, Status};
 use crate::report::hlog::HlogWriter;
 use crate::report::run_json::{
-    ErrorExample, HostInfo, PhaseInfo, RunInfo, ShardRun, StormInfo, TargetInfo,
+    ErrorExample, HostInfo, MessageExample, PhaseInfo, RunInfo, ShardRun, StormInfo, TargetInfo,
 };
 use crate::report::{self, summary_csv, sweep_csv, timeseries};
 use crate::shard::Shard;
@@ -287,6 +287,7 @@ async fn run_with_target(
         partial_reason: Some("the run has not finished".into()),
         phases: Vec::new(),
         errors: Vec::new(),
+        message_examples: Vec::new(),
         warnings: Vec::new(),
         thresholds: Vec::new(),
         repeats: None,
@@ -572,6 +573,13 @@ async fn run_with_target(
             let g = &plan.groups[gp.group];
             for m in Latency::ALL.into_iter().filter(|m| m.whole_phase()) {
                 st.measured.hists[m as usize] = st.whole.hists[m as usize].clone();
+            }
+            for (control, message) in gp.recorder.examples() {
+                info.message_examples.push(MessageExample {
+                    group: g.name.clone(),
+                    kind: if control { "control" } else { "other" }.to_string(),
+                    message,
+                });
             }
             for (kind, detail) in gp.recorder.first_errors() {
                 info.errors.push(ErrorExample {

@@ -112,6 +112,25 @@ proptest! {
     }
 
     #[test]
+    fn extractor_takes_any_wrapped_bytes(
+        pre in prop::collection::vec(any::<u8>(), 0..60),
+        post in prop::collection::vec(any::<u8>(), 0..60),
+        with_env in any::<bool>(),
+    ) {
+        let good = Envelope { channel: 3, seq: 42, sent_ns: 123_456_789 }.encode(40);
+        let mut bytes = pre;
+        if with_env {
+            bytes.extend_from_slice(good.as_bytes());
+        }
+        bytes.extend_from_slice(&post);
+        let mut profile = stampede::profile::builtin();
+        profile.control = vec!["{\"type\":\"ping\"}".into(), "x".into()];
+        let _ = stampede::extract::Extractor::new(&profile).classify(&bytes);
+        profile.message_path = Some("/a/0/b".into());
+        let _ = stampede::extract::Extractor::new(&profile).classify(&bytes);
+    }
+
+    #[test]
     fn scenario_parser_takes_any_text(text in "\\PC{0,300}") {
         plan_text(&text);
     }

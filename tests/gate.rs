@@ -37,6 +37,7 @@ fn make_run(dir: &Path, scenario: &str, p99_ms: f64, thresholds: Vec<ThresholdRe
         partial_reason: None,
         phases: vec![],
         errors: vec![],
+        message_examples: vec![],
         warnings: vec![],
         thresholds,
         repeats: None,

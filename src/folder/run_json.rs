@@ -133,6 +133,17 @@ pub struct ErrorExample {
     pub detail: String,
 }
 
+/// A message without an envelope, kept as an example of its kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageExample {
+    /// Group.
+    pub group: String,
+    /// `control` (a profile rule names it) or `other`.
+    pub kind: String,
+    /// The message (cut at 300 bytes, secrets redacted).
+    pub message: String,
+}
+
 /// The whole `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
@@ -164,6 +175,9 @@ pub struct RunInfo {
     pub phases: Vec<PhaseInfo>,
     /// First errors per group and kind.
     pub errors: Vec<ErrorExample>,
+    /// A few messages without an envelope per group and kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_examples: Vec<MessageExample>,
     /// Things that make the numbers less trustworthy.
     pub warnings: Vec<String>,
     /// Threshold results (each: value, limit, pass/fail).

@@ -84,7 +84,12 @@ csv_record! {
             "messages that are not data, never errors: SSE events of a type the profile does \
              not list in `events` (`event: ping` heartbeats), SSE events with empty data \
              (`data:` keep-alives), whitespace-only NDJSON lines; SSE comments are not \
-             counted (a browser never sees them)"),
+             counted (a browser never sees them); and messages without an envelope that a \
+             `control` rule of the profile names (pings, acks, confirmations)"),
+        other_messages: Option<u64> => col("count", Subscribers,
+            "messages without a stampede envelope (found anywhere in the message, or at the \
+             profile's `message_path`) that no `control` rule names; not errors unless the \
+             profile is `strict`; examples in `run.json`"),
         retries: Option<u64> => col("count", Pollers,
             "polls re-sent once on a fresh connection because the server closed the reused \
              keep-alive connection as the GET went out; the poll's latency still runs from \

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::pacer::Pacer;
 use crate::clock::Clock;
-use crate::envelope::Envelope;
+use crate::extract::{Class, Extractor};
 use crate::fault::{ErrorKind, Fault};
 use crate::metrics::ledger::Receipt;
 use crate::metrics::{Count, GroupRecorder, Latency, Ledger};
@@ -97,6 +97,8 @@ struct ClientSink<'a> {
     leave_ns: Option<u64>,
     /// The storm's instant and this client's progress through it.
     storm: Option<(Instant, StormState)>,
+    /// Finds envelopes in wrapped messages and classifies the rest.
+    extractor: Extractor,
 }
 
 impl ClientSink<'_> {
@@ -198,12 +200,27 @@ impl Sink for ClientSink<'_> {
     }
 
     fn message(&mut self, payload: &[u8], at: Instant) {
-        let Some(env) = Envelope::decode(payload) else {
-            self.shared.recorder.error(
-                ErrorKind::Protocol,
-                "a message that is not a stampede envelope",
-            );
-            return;
+        let env = match self.extractor.classify(payload) {
+            Class::Data(env) => env,
+            Class::Control => {
+                self.shared.recorder.example(true, payload);
+                self.control();
+                return;
+            }
+            Class::Other if self.extractor.strict => {
+                self.shared.recorder.error(
+                    ErrorKind::Protocol,
+                    "a message that is not a stampede envelope",
+                );
+                return;
+            }
+            Class::Other => {
+                self.shared.recorder.example(false, payload);
+                self.shared
+                    .recorder
+                    .with(|i| i.add(Count::OtherMessages, 1));
+                return;
+            }
         };
         if env.channel != self.ledger.channel {
             self.shared
@@ -379,6 +396,7 @@ pub async fn run<T: Transport>(
             .storm
             .filter(|s| s.at > spec.start_at)
             .map(|s| (s.at, StormState::Before)),
+        extractor: Extractor::new(&spec.session.profile),
     };
     // Closing its own connection at the storm is due once.
     let mut storm_close = spec

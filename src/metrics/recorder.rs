@@ -55,10 +55,19 @@ pub enum Count {
     /// Idempotent requests re-sent once on a fresh connection after the
     /// server closed the reused one under them.
     Retries,
+    /// Messages with no envelope that no `control` rule of the profile
+    /// names (not errors unless the profile is `strict`).
+    OtherMessages,
 }
 
 /// Number of counters.
-pub const COUNTS: usize = 16;
+pub const COUNTS: usize = 17;
+
+/// Examples of messages kept per kind (control, other) for `run.json`.
+pub const MESSAGE_EXAMPLES: usize = 3;
+
+/// Longest example kept, in bytes.
+const EXAMPLE_BYTES: usize = 300;
 
 impl Count {
     /// The status-class counter of an HTTP status.
@@ -184,6 +193,10 @@ pub struct GroupRecorder {
     /// not funnel every client through `first_errors`' lock.
     error_seen: [AtomicBool; ErrorKind::ALL.len()],
     first_errors: Mutex<Vec<Option<String>>>,
+    /// Examples kept so far per kind (0 control, 1 other): checked before
+    /// taking the lock, so only the first few messages pay for it.
+    examples_kept: [AtomicUsize; 2],
+    examples: Mutex<Vec<(bool, String)>>,
 }
 
 impl GroupRecorder {
@@ -196,6 +209,8 @@ impl GroupRecorder {
             connections: AtomicI64::new(0),
             error_seen: std::array::from_fn(|_| AtomicBool::new(false)),
             first_errors: Mutex::new(vec![None; ErrorKind::ALL.len()]),
+            examples_kept: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            examples: Mutex::new(Vec::new()),
         }
     }
 
@@ -215,6 +230,35 @@ impl GroupRecorder {
         }
         let mut first = self.first_errors.lock().unwrap_or_else(|p| p.into_inner());
         first[kind.index()] = Some(detail.to_string());
+    }
+
+    /// Keeps `message` as an example of a control (`control`) or other
+    /// message, up to `MESSAGE_EXAMPLES` of each.
+    pub fn example(&self, control: bool, message: &[u8]) {
+        let slot = &self.examples_kept[usize::from(!control)];
+        if slot.load(Ordering::Relaxed) >= MESSAGE_EXAMPLES
+            || slot.fetch_add(1, Ordering::Relaxed) >= MESSAGE_EXAMPLES
+        {
+            return;
+        }
+        let cut = &message[..message.len().min(EXAMPLE_BYTES)];
+        let mut text = String::from_utf8_lossy(cut).into_owned();
+        if message.len() > EXAMPLE_BYTES {
+            text.push('…');
+        }
+        let text = crate::secrets::redact(&text);
+        self.examples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((control, text));
+    }
+
+    /// The examples kept: (true for control, text).
+    pub fn examples(&self) -> Vec<(bool, String)> {
+        self.examples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// First error detail seen per kind.

@@ -90,6 +90,7 @@ impl GroupResult {
             (Count::EmptyResponses, row.empty_responses.unwrap_or(0)),
             (Count::ServerTimeouts, row.server_timeouts.unwrap_or(0)),
             (Count::ControlMessages, row.control_messages.unwrap_or(0)),
+            (Count::OtherMessages, row.other_messages.unwrap_or(0)),
             (Count::Retries, row.retries.unwrap_or(0)),
             (Count::Reconnects, row.reconnects),
             (Count::BytesSent, row.bytes_sent),
@@ -227,6 +228,7 @@ impl GroupResult {
                 .is_long_poller()
                 .then(|| m.count(Count::ServerTimeouts)),
             control_messages: subscribes.then(|| m.count(Count::ControlMessages)),
+            other_messages: subscribes.then(|| m.count(Count::OtherMessages)),
             retries: self.transport.is_poller().then(|| m.count(Count::Retries)),
             requests_per_delivery: delivered.and_then(|d| {
                 if self.transport.is_request_based() {

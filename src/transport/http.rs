@@ -3,6 +3,7 @@
 //! cursor-poll exchange that interval and long polling share, and the
 //! opening of a streaming response (on [`H1`]).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -185,7 +186,7 @@ impl CursorPoller {
         let mut me = CursorPoller {
             conn: Some(Conn::open(spec, io, sink).await?),
             cursor,
-            profile: profile.clone(),
+            profile: whole_items(profile, &spec.profile),
             extra_query: String::new(),
             idle_until: None,
         };
@@ -535,7 +536,7 @@ pub fn for_each_message(
                 serde_json::from_slice(body).map_err(|e| format!("not a JSON array: {e}"))?;
             for item in &items {
                 f(
-                    json_message(item, &profile.data_field)?.as_bytes(),
+                    json_message(item, &profile.data_field).as_bytes(),
                     Some(item),
                 );
             }
@@ -548,7 +549,7 @@ pub fn for_each_message(
                 let item: serde_json::Value =
                     serde_json::from_slice(line).map_err(|e| format!("bad NDJSON line: {e}"))?;
                 f(
-                    json_message(&item, &profile.data_field)?.as_bytes(),
+                    json_message(&item, &profile.data_field).as_bytes(),
                     Some(&item),
                 );
             }
@@ -573,15 +574,29 @@ pub fn item_id(item: &serde_json::Value, field: &str) -> Option<String> {
     }
 }
 
-/// A message in a JSON value: a string, or an object's `field` string.
-pub fn json_message<'a>(item: &'a serde_json::Value, field: &str) -> Result<&'a str, String> {
+/// The poll section as a poller uses it: with a `message_path` the
+/// pointer starts at each whole item, so `data_field` is not looked at.
+fn whole_items(poll: &PollProfile, profile: &crate::profile::Profile) -> PollProfile {
+    let mut p = poll.clone();
+    if profile.message_path.is_some() {
+        p.data_field.clear();
+    }
+    p
+}
+
+/// A message in a JSON value: a string, an object's `field` string, or
+/// else the item itself as JSON text (a wrapped message: the client finds
+/// the envelope inside it). An empty `field` means the whole item (the
+/// profile's `message_path` then starts there).
+pub fn json_message<'a>(item: &'a serde_json::Value, field: &str) -> Cow<'a, str> {
     match item {
-        serde_json::Value::String(s) => Ok(s),
-        serde_json::Value::Object(o) => o
-            .get(field)
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("an object without a string `{field}` field")),
-        _ => Err("a JSON value that is neither a string nor an object".into()),
+        serde_json::Value::String(s) => Cow::Borrowed(s),
+        _ if field.is_empty() => Cow::Owned(item.to_string()),
+        serde_json::Value::Object(o) => match o.get(field) {
+            Some(serde_json::Value::String(s)) => Cow::Borrowed(s),
+            _ => Cow::Owned(item.to_string()),
+        },
+        _ => Cow::Owned(item.to_string()),
     }
 }
 
@@ -744,8 +759,19 @@ mod tests {
     #[test]
     fn bad_bodies_are_errors_not_panics() {
         assert!(messages(BodyFormat::JsonArray, "{").is_err());
-        assert!(messages(BodyFormat::JsonArray, "[1]").is_err());
-        assert!(messages(BodyFormat::JsonArray, r#"[{"other": "x"}]"#).is_err());
+        assert!(messages(BodyFormat::Ndjson, "nope\n").is_err());
+    }
+
+    #[test]
+    fn wrapped_items_are_whole_messages() {
+        assert_eq!(
+            messages(
+                BodyFormat::JsonArray,
+                r#"[1, {"other": "x"}, {"data": {"body": "st1 1 2 3 "}}]"#
+            )
+            .unwrap(),
+            ["1", r#"{"other":"x"}"#, r#"{"data":{"body":"st1 1 2 3 "}}"#]
+        );
         assert!(messages(BodyFormat::Ndjson, "nope\n").is_err());
     }
 }

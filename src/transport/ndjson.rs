@@ -52,7 +52,12 @@ impl Transport for Ndjson {
             buf: BytesMut::new(),
             scanned: 0,
             last_id,
-            data_field: profile.data_field.clone(),
+            // With a `message_path` the pointer starts at the whole line.
+            data_field: if spec.profile.message_path.is_some() {
+                String::new()
+            } else {
+                profile.data_field.clone()
+            },
             id_field: profile.id_field.clone(),
             limits: spec.params.limits,
         })
@@ -98,14 +103,18 @@ impl Transport for Ndjson {
                 }
                 let parsed = serde_json::from_slice::<serde_json::Value>(line)
                     .map_err(|e| format!("bad NDJSON line: {e}"))
-                    .and_then(|v| {
-                        let data = json_message(&v, &self.data_field)?;
-                        sink.message(data.as_bytes(), at);
-                        Ok(self.id_field.as_ref().and_then(|f| match v.get(f) {
+                    .map(|v| {
+                        // A line whose data is not a string is a wrapped
+                        // message: the line itself, as the server wrote it.
+                        match json_message(&v, &self.data_field) {
+                            std::borrow::Cow::Borrowed(data) => sink.message(data.as_bytes(), at),
+                            std::borrow::Cow::Owned(_) => sink.message(line, at),
+                        }
+                        self.id_field.as_ref().and_then(|f| match v.get(f) {
                             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
                             Some(serde_json::Value::String(s)) => Some(s.clone()),
                             _ => None,
-                        }))
+                        })
                     });
                 match parsed {
                     Ok(id) => {

@@ -94,6 +94,38 @@ impl Conn {
         self.stream.write_all(bytes).await.is_ok() && self.stream.flush().await.is_ok()
     }
 
+    /// Answers a WebSocket upgrade request and speaks WebSocket on this
+    /// connection from then on (bytes the client sent after its request
+    /// are kept).
+    #[allow(dead_code)]
+    pub async fn upgrade(
+        mut self,
+        req: &Req,
+        subprotocol: Option<&str>,
+    ) -> Option<tokio_tungstenite::WebSocketStream<TcpStream>> {
+        let key = req.headers.get("sec-websocket-key")?;
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let proto = subprotocol
+            .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+            .unwrap_or_default();
+        let reply = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{proto}\r\n"
+        );
+        if !self.write(reply.as_bytes()).await {
+            return None;
+        }
+        let rest = std::mem::take(&mut self.buf);
+        Some(
+            tokio_tungstenite::WebSocketStream::from_partially_read(
+                self.stream,
+                rest,
+                tokio_tungstenite::tungstenite::protocol::Role::Server,
+                None,
+            )
+            .await,
+        )
+    }
+
     /// A subscription to everything published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Vec<u8>> {
         self.hub.tx.subscribe()
