@@ -81,6 +81,47 @@ fn main() {
         control,
     );
 
+    // Classifying a plain relay's message (the envelope is the whole
+    // message), and a wrapped one found with and without a path, against
+    // the bare decode today's client does.
+    let plain = stampede::extract::Extractor::new(&stampede::profile::builtin());
+    let control = median_ns(n, |_| {
+        black_box(Envelope::decode(black_box(payload.as_bytes())));
+    });
+    let ns = median_ns(n, |_| {
+        black_box(plain.classify(black_box(payload.as_bytes())));
+    });
+    row(
+        "extract: plain relay message",
+        "Envelope::decode",
+        ns,
+        control,
+    );
+    let wrapped = format!(
+        r#"{{"id":"1","type":"next","payload":{{"data":{{"onEvent":{{"text":"{payload}"}}}}}}}}"#
+    );
+    let ns = median_ns(n / 10, |_| {
+        black_box(plain.classify(black_box(wrapped.as_bytes())));
+    });
+    row(
+        "extract: GraphQL frame, anywhere",
+        "Envelope::decode",
+        ns,
+        control,
+    );
+    let mut with_path = stampede::profile::builtin();
+    with_path.message_path = Some("/payload/data/onEvent/text".into());
+    let pathed = stampede::extract::Extractor::new(&with_path);
+    let ns = median_ns(n / 10, |_| {
+        black_box(pathed.classify(black_box(wrapped.as_bytes())));
+    });
+    row(
+        "extract: GraphQL frame, message_path",
+        "Envelope::decode",
+        ns,
+        control,
+    );
+
     // Ledger receipts in order, against pushing onto a Vec.
     let ns = {
         let mut set = SeqSet::default();

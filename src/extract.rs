@@ -27,7 +27,9 @@ pub enum Class {
 }
 
 /// A rule that names messages: a JSON subset match when the rule is a JSON
-/// object or array, a substring match otherwise.
+/// object or array, a substring match otherwise. An empty object or array
+/// (`{}`, Centrifugo's ping) matches only itself: as a subset it would
+/// match every message.
 #[derive(Debug, Clone)]
 pub enum Matcher {
     /// The message is JSON and contains this value (objects: every member
@@ -55,7 +57,7 @@ impl Matcher {
         match self {
             Matcher::Substring(s) => memchr::memmem::find(message, s.as_bytes()).is_some(),
             Matcher::Json(want) => serde_json::from_slice::<Value>(message)
-                .map(|got| subset(want, &got))
+                .map(|got| matches_json(want, &got))
                 .unwrap_or(false),
         }
     }
@@ -64,8 +66,21 @@ impl Matcher {
     pub fn matches_value(&self, message: &Value, raw: &[u8]) -> bool {
         match self {
             Matcher::Substring(s) => memchr::memmem::find(raw, s.as_bytes()).is_some(),
-            Matcher::Json(want) => subset(want, message),
+            Matcher::Json(want) => matches_json(want, message),
         }
+    }
+}
+
+fn matches_json(want: &Value, got: &Value) -> bool {
+    let empty = match want {
+        Value::Object(o) => o.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if empty {
+        want == got
+    } else {
+        subset(want, got)
     }
 }
 
@@ -278,7 +293,8 @@ mod tests {
         assert_eq!(x.classify(b"{}"), Class::Other);
         let centrifugo = extractor(None, &["{}"], false);
         assert_eq!(centrifugo.classify(b"{}"), Class::Control);
-        assert_eq!(centrifugo.classify(br#"{"a":1}"#), Class::Control);
+        assert_eq!(centrifugo.classify(br#"{"a":1}"#), Class::Other);
+        assert_eq!(centrifugo.classify(b" { } "), Class::Control);
         assert_eq!(centrifugo.classify(b"[]"), Class::Other);
     }
 

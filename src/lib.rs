@@ -34,6 +34,7 @@ pub mod merge;
 pub mod metrics;
 pub mod net;
 pub mod plan;
+pub mod presets;
 pub mod processes;
 pub mod profile;
 pub mod progress;

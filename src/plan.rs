@@ -1477,10 +1477,12 @@ fn profile_table(t: &toml::Spanned<toml::Value>, src: &Source) -> Result<Profile
     let mut table = table.clone();
     let base = match table.remove("base") {
         None => None,
-        Some(toml::Value::String(b)) => Some(
-            Profile::preset(&b)
-                .ok_or_else(|| err(format!("base {b:?} is not builtin or nchan")))?,
-        ),
+        Some(toml::Value::String(b)) => Some(Profile::preset(&b).ok_or_else(|| {
+            err(format!(
+                "base {b:?} is not a preset ({})",
+                crate::profile::PRESETS.join(", ")
+            ))
+        })?),
         Some(_) => return Err(err("base must be a preset name".into())),
     };
     let mut profile = match base {
@@ -1509,6 +1511,21 @@ fn profile_table(t: &toml::Spanned<toml::Value>, src: &Source) -> Result<Profile
                 b.headers = v.try_into().map_err(|e: toml::de::Error| {
                     err(format!("headers: {}", e.message().trim()))
                 })?;
+            }
+            if let Some(v) = table.remove("message_path") {
+                b.message_path = Some(v.try_into().map_err(|e: toml::de::Error| {
+                    err(format!("message_path: {}", e.message().trim()))
+                })?);
+            }
+            if let Some(v) = table.remove("control") {
+                b.control = v.try_into().map_err(|e: toml::de::Error| {
+                    err(format!("control: {}", e.message().trim()))
+                })?;
+            }
+            if let Some(v) = table.remove("strict") {
+                b.strict = v
+                    .try_into()
+                    .map_err(|e: toml::de::Error| err(format!("strict: {}", e.message().trim())))?;
             }
             if let Some(v) = table.remove("name") {
                 b.name = v

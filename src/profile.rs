@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
+use crate::transport::script::{Heartbeat, ReplyRule, ScriptStep};
 use crate::transport::TransportKind;
 
 /// How a poller carries its position in the stream between requests.
@@ -139,7 +140,7 @@ pub struct NdjsonProfile {
 }
 
 /// WebSocket subscription.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketProfile {
     /// Path template.
@@ -154,6 +155,33 @@ pub struct WebSocketProfile {
     /// Offer permessage-deflate (RFC 7692), as browsers do.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub compression: bool,
+    /// Messages sent after the upgrade (after `subscribe_message`), in
+    /// order: a template, or `{ send, wait_for }` to wait for the server's
+    /// answer before the next (see `transport::script`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<ScriptStep>,
+    /// The server's confirmation (a JSON subset or a substring) before a
+    /// client counts as subscribed; the time to it is `subscribe_*`.
+    /// Without it, a client is subscribed once its messages are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribed_when: Option<String>,
+    /// How long the script's waits and `subscribed_when` may take: then a
+    /// `timeout` error, and the client is still expected to receive.
+    #[serde(
+        default = "ten_s",
+        with = "duration_str",
+        skip_serializing_if = "is_ten_s"
+    )]
+    pub subscribe_timeout: std::time::Duration,
+    /// Answers to server messages (application-level pings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reply: Vec<ReplyRule>,
+    /// A message sent on an interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
+    /// A message sent before closing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodbye: Option<String>,
 }
 
 /// How the publisher sends events.
@@ -241,7 +269,16 @@ pub struct Profile {
 }
 
 /// Names `--profile` accepts.
-pub const PRESETS: &[&str] = &["builtin", "nchan", "generic"];
+pub const PRESETS: &[&str] = &[
+    "builtin",
+    "nchan",
+    "generic",
+    "graphql-ws",
+    "actioncable",
+    "phoenix",
+    "centrifugo",
+    "pusher",
+];
 
 impl Profile {
     /// A preset by name (`generic` has no preset: it needs a `[profile]`).
@@ -249,7 +286,7 @@ impl Profile {
         match name {
             "builtin" => Some(builtin()),
             "nchan" => Some(nchan()),
-            _ => None,
+            other => crate::presets::get(other),
         }
     }
 
@@ -320,6 +357,8 @@ impl Profile {
         }
         if let Some(s) = &self.websocket {
             path_ok(&s.url, "websocket")?;
+            crate::transport::script::check(&s.messages, &s.reply, s.heartbeat.as_ref())
+                .map_err(|m| format!("websocket: {m}"))?;
             if let Some(p) = &s.subprotocol {
                 HeaderValue::from_str(p)
                     .map_err(|_| "websocket.subprotocol is not a valid header value".to_string())?;
@@ -464,8 +503,7 @@ pub fn builtin() -> Profile {
         websocket: Some(WebSocketProfile {
             url: "/ws/{channel}".into(),
             subprotocol: None,
-            subscribe_message: None,
-            compression: false,
+            ..WebSocketProfile::default()
         }),
         message_path: None,
         control: Vec::new(),
@@ -514,12 +552,33 @@ pub fn nchan() -> Profile {
         websocket: Some(WebSocketProfile {
             url: "/ws/{channel}".into(),
             subprotocol: None,
-            subscribe_message: None,
-            compression: false,
+            ..WebSocketProfile::default()
         }),
         message_path: None,
         control: Vec::new(),
         strict: false,
+    }
+}
+
+fn ten_s() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+fn is_ten_s(d: &std::time::Duration) -> bool {
+    *d == ten_s()
+}
+
+/// Durations as `"30s"` strings (any length).
+pub(crate) mod duration_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -40,6 +40,8 @@ pub struct ClientSpec {
     pub catch_up: bool,
     /// A reconnect storm this client takes part in.
     pub storm: Option<ClientStorm>,
+    /// The client's number in its group (`{client}` in session scripts).
+    pub number: u64,
 }
 
 /// One client's view of a `[storm]`.
@@ -99,6 +101,10 @@ struct ClientSink<'a> {
     storm: Option<(Instant, StormState)>,
     /// Finds envelopes in wrapped messages and classifies the rest.
     extractor: Extractor,
+    /// When the current session attempt began (run-clock ns).
+    attempt_ns: u64,
+    /// The client's number in its group.
+    number: u64,
 }
 
 impl ClientSink<'_> {
@@ -311,6 +317,17 @@ impl Sink for ClientSink<'_> {
     fn fault(&mut self, fault: Fault) {
         self.shared.recorder.error(fault.kind, &fault.detail);
     }
+
+    fn unconfirmed(&mut self) {
+        // As with a subscribe the server never answers: the client was
+        // meant to receive from its attempt on.
+        self.ledger.open(self.attempt_ns);
+        self.subscribed_ns.get_or_insert(self.attempt_ns);
+    }
+
+    fn client_number(&self) -> u64 {
+        self.number
+    }
 }
 
 enum Wake<T> {
@@ -397,6 +414,8 @@ pub async fn run<T: Transport>(
             .filter(|s| s.at > spec.start_at)
             .map(|s| (s.at, StormState::Before)),
         extractor: Extractor::new(&spec.session.profile),
+        attempt_ns: 0,
+        number: spec.number,
     };
     // Closing its own connection at the storm is due once.
     let mut storm_close = spec
@@ -415,6 +434,7 @@ pub async fn run<T: Transport>(
     let mut sessions: u64 = 0;
     let gave_up = 'client: loop {
         let attempt_ns = clock.now_ns();
+        sink.attempt_ns = attempt_ns;
         let opened = or_cancel(
             &cancel,
             // Boxed: opening (connect, TLS, handshake) is the largest state

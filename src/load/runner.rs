@@ -173,6 +173,7 @@ impl KindVisitor for Spawner<'_> {
                     .unwrap_or(0)
             };
             let spec = ClientSpec {
+                number: k,
                 channel: channel as u32,
                 session: sessions[channel].clone(),
                 interval: g.interval,

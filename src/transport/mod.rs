@@ -28,6 +28,7 @@ pub mod ndjson;
 pub mod pmd;
 pub mod poll;
 pub mod request;
+pub mod script;
 pub mod sse;
 pub mod websocket;
 
@@ -256,6 +257,14 @@ pub trait Sink: Send {
     fn retried(&mut self) {}
     /// A fault that did not end the session (e.g. a bad line that was skipped).
     fn fault(&mut self, fault: Fault);
+    /// The server did not confirm the subscription in time: the session
+    /// goes on, and the client counts as subscribed since it first tried
+    /// (so a server that never confirms shows loss, not silence).
+    fn unconfirmed(&mut self) {}
+    /// The client's number in its group (`{client}` in scripts).
+    fn client_number(&self) -> u64 {
+        0
+    }
 }
 
 /// Opens the session's TCP connection with its wire bytes counted (and

@@ -24,7 +24,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::h1::{contains_token, serialize, StreamHead, H1, STREAM_CHUNK};
 use super::pmd::{self, Agreed, Offer, Wire};
+use super::script;
 use super::{SessionSpec, Sink, Step, Transport};
+use crate::extract::Matcher;
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
 
@@ -51,6 +53,11 @@ pub struct WebSocket {
     read_timeout: Duration,
     /// When the last frame (any, pongs included) arrived.
     last_rx: tokio::time::Instant,
+    /// The profile's session script, when it has replies, a heartbeat or
+    /// a goodbye (boxed: plain relays pay one pointer per connection).
+    script: Option<Box<script::Session>>,
+    /// When the next heartbeat is due.
+    next_beat: Option<tokio::time::Instant>,
 }
 
 /// A counted WebSocket stream (inflated above the count when
@@ -104,6 +111,22 @@ pub async fn connect<S: Sink>(
     read_size: usize,
     sink: &mut S,
 ) -> Result<Ws, Fault> {
+    let (ws, started) = upgrade(spec, io, path, subprotocol, read_size, sink).await?;
+    sink.subscribed(started.elapsed());
+    Ok(ws)
+}
+
+/// [`connect`] without reporting the subscription: a session script
+/// reports it when the server confirms. Also returns when the upgrade
+/// started (after TCP connect), which `subscribe_*` counts from.
+pub async fn upgrade<S: Sink>(
+    spec: &SessionSpec,
+    io: &Arc<IoCounters>,
+    path: &str,
+    subprotocol: Option<&str>,
+    read_size: usize,
+    sink: &mut S,
+) -> Result<(Ws, Instant), Fault> {
     let key = generate_key();
     let extensions = extension_offer(spec)?;
     // The profile's subprotocol, or else the list a scenario's own
@@ -186,8 +209,7 @@ pub async fn connect<S: Sink>(
         Some(config(&spec.params.limits, read_size)),
     )
     .await;
-    sink.subscribed(started.elapsed());
-    Ok(ws)
+    Ok((ws, started))
 }
 
 /// Checks a scenario's `Sec-WebSocket-Extensions` header (profile or
@@ -316,7 +338,7 @@ impl Transport for WebSocket {
                 "the target profile has no websocket section",
             )
         })?;
-        let mut ws = connect(
+        let (ws, started) = upgrade(
             spec,
             io,
             &spec.path,
@@ -325,29 +347,52 @@ impl Transport for WebSocket {
             sink,
         )
         .await?;
-        if let Some(m) = &profile.subscribe_message {
-            let text = crate::profile::fill(m, &spec.channel);
-            if let Err(e) = ws.send(Message::text(text)).await {
-                sink.disconnected();
-                return Err(e.into());
-            }
-        }
         let ping_interval = spec.params.ping_interval;
-        Ok(WebSocket {
+        let scripted =
+            !profile.reply.is_empty() || profile.heartbeat.is_some() || profile.goodbye.is_some();
+        let mut me = WebSocket {
             ws,
             ping_interval,
             next_ping: ping_interval.map(|d| tokio::time::Instant::now() + d),
             read_timeout: spec.params.limits.read_timeout,
             last_rx: tokio::time::Instant::now(),
-        })
+            script: scripted.then(|| {
+                Box::new(script::Session {
+                    channel: spec.channel.as_str().into(),
+                    client: sink.client_number(),
+                    n: 0,
+                    replies: profile
+                        .reply
+                        .iter()
+                        .map(|r| (Matcher::new(&r.when), r.send.clone()))
+                        .collect(),
+                    heartbeat: profile.heartbeat.clone(),
+                    goodbye: profile.goodbye.clone(),
+                })
+            }),
+            next_beat: profile
+                .heartbeat
+                .as_ref()
+                .map(|h| tokio::time::Instant::now() + h.every),
+        };
+        if let Err(f) = me.start(spec, profile, started, sink).await {
+            sink.disconnected();
+            return Err(f);
+        }
+        Ok(me)
     }
 
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
             let ping_at = self.next_ping;
             let dead_at = self.last_rx + self.read_timeout;
+            let beat_at = self.next_beat;
             let msg = tokio::select! {
                 msg = self.ws.next() => msg,
+                _ = sleep_until_opt(beat_at) => {
+                    self.beat().await?;
+                    continue;
+                }
                 _ = sleep_until_opt(ping_at) => {
                     self.ws.send(Message::Ping(Default::default())).await?;
                     self.next_ping = self.ping_interval.map(|d| tokio::time::Instant::now() + d);
@@ -364,8 +409,8 @@ impl Transport for WebSocket {
             match msg {
                 None => return Ok(Step::Ended),
                 Some(Err(e)) => return Err(e.into()),
-                Some(Ok(Message::Text(t))) => sink.message(t.as_bytes(), at),
-                Some(Ok(Message::Binary(b))) => sink.message(&b, at),
+                Some(Ok(Message::Text(t))) => self.on_message(t.as_bytes(), at, sink).await?,
+                Some(Ok(Message::Binary(b))) => self.on_message(&b, at, sink).await?,
                 Some(Ok(Message::Close(f))) => {
                     answer_close(&mut self.ws).await;
                     return closed_by_server(f.as_ref());
@@ -384,8 +429,166 @@ impl Transport for WebSocket {
     }
 
     async fn close(mut self) {
+        if let Some(s) = &mut self.script {
+            if let Some(text) = s.goodbye.clone().and_then(|g| s.fill(&g).ok()) {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), self.ws.send(Message::text(text)))
+                        .await;
+            }
+        }
         close_politely(&mut self.ws).await;
     }
+}
+
+fn script_fault(m: String) -> Fault {
+    Fault::new(ErrorKind::Other, m)
+}
+
+impl WebSocket {
+    /// Runs the opening script: `subscribe_message`, then `messages` in
+    /// order (waiting where a step says), then waits for
+    /// `subscribed_when`. The subscription is reported when confirmed; a
+    /// confirmation that does not come within `subscribe_timeout` is a
+    /// `timeout` error and the session goes on, the client still expected
+    /// to receive.
+    async fn start<S: Sink>(
+        &mut self,
+        spec: &SessionSpec,
+        profile: &crate::profile::WebSocketProfile,
+        started: Instant,
+        sink: &mut S,
+    ) -> Result<(), Fault> {
+        let client = sink.client_number();
+        let mut n = 0;
+        if let Some(m) = &profile.subscribe_message {
+            let text = crate::profile::fill(m, &spec.channel);
+            self.ws.send(Message::text(text)).await?;
+        }
+        let deadline = tokio::time::Instant::now() + profile.subscribe_timeout;
+        for step in &profile.messages {
+            let text =
+                script::fill(step.text(), &spec.channel, client, &mut n).map_err(script_fault)?;
+            self.ws.send(Message::text(text)).await?;
+            if let Some(w) = step.wait_for() {
+                let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
+                if !self.wait_for(&rule, deadline, sink).await? {
+                    return Ok(unconfirmed(sink, profile.subscribe_timeout, w));
+                }
+            }
+        }
+        if let Some(s) = &mut self.script {
+            // Later templates go on counting from here.
+            s.n = n;
+        }
+        if let Some(w) = &profile.subscribed_when {
+            let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
+            if !self.wait_for(&rule, deadline, sink).await? {
+                return Ok(unconfirmed(sink, profile.subscribe_timeout, w));
+            }
+        }
+        sink.subscribed(started.elapsed());
+        Ok(())
+    }
+
+    /// Reads until a message matches `m` (true; it counts as a control
+    /// message) or `deadline` passes (false). Messages before it are
+    /// handled as in `next`.
+    async fn wait_for<S: Sink>(
+        &mut self,
+        m: &Matcher,
+        deadline: tokio::time::Instant,
+        sink: &mut S,
+    ) -> Result<bool, Fault> {
+        loop {
+            let msg = tokio::select! {
+                msg = self.ws.next() => msg,
+                _ = tokio::time::sleep_until(deadline) => return Ok(false),
+            };
+            self.last_rx = tokio::time::Instant::now();
+            let at = Instant::now();
+            let bytes: &[u8] = match &msg {
+                None => {
+                    return Err(Fault::new(
+                        ErrorKind::Closed,
+                        "the server ended the WebSocket before confirming the subscription",
+                    ))
+                }
+                Some(Err(_)) => {
+                    return Err(msg.and_then(Result::err).map_or_else(
+                        || Fault::new(ErrorKind::Other, "WebSocket error"),
+                        Fault::from,
+                    ))
+                }
+                Some(Ok(Message::Text(t))) => t.as_bytes(),
+                Some(Ok(Message::Binary(b))) => b,
+                Some(Ok(Message::Close(f))) => {
+                    let f = f.clone();
+                    answer_close(&mut self.ws).await;
+                    closed_by_server(f.as_ref())?;
+                    return Err(Fault::new(
+                        ErrorKind::Closed,
+                        "the server closed the WebSocket before confirming the subscription",
+                    ));
+                }
+                Some(Ok(_)) => continue,
+            };
+            if m.matches(bytes) {
+                sink.control();
+                return Ok(true);
+            }
+            let owned = bytes.to_vec();
+            self.on_message(&owned, at, sink).await?;
+        }
+    }
+
+    /// One data-frame message: answered when a reply rule names it (and
+    /// counted as a control message), else handed to the client.
+    async fn on_message<S: Sink>(
+        &mut self,
+        bytes: &[u8],
+        at: Instant,
+        sink: &mut S,
+    ) -> Result<(), Fault> {
+        if let Some(s) = &mut self.script {
+            if let Some(t) = s.reply_to(bytes).map(str::to_string) {
+                let text = s.fill(&t).map_err(script_fault)?;
+                self.ws.send(Message::text(text)).await?;
+                sink.control();
+                return Ok(());
+            }
+        }
+        sink.message(bytes, at);
+        Ok(())
+    }
+
+    /// Sends the heartbeat and schedules the next.
+    async fn beat(&mut self) -> Result<(), Fault> {
+        let Some(s) = &mut self.script else {
+            self.next_beat = None;
+            return Ok(());
+        };
+        let Some(h) = s.heartbeat.clone() else {
+            self.next_beat = None;
+            return Ok(());
+        };
+        let text = s.fill(&h.send).map_err(script_fault)?;
+        self.ws.send(Message::text(text)).await?;
+        self.next_beat = Some(tokio::time::Instant::now() + h.every);
+        Ok(())
+    }
+}
+
+/// No confirmation within the timeout: a `timeout` error, and the client
+/// counts as subscribed from its attempt on.
+fn unconfirmed<S: Sink>(sink: &mut S, timeout: Duration, what: &str) {
+    sink.fault(Fault::new(
+        ErrorKind::Timeout,
+        format!(
+            "the server did not confirm the subscription ({what}) within {}",
+            humantime::format_duration(timeout)
+        ),
+    ));
+    sink.unconfirmed();
 }
 
 /// A bounded, polite close: send our close frame and wait briefly for the
