@@ -281,7 +281,12 @@ fn check_upgrade(head: &StreamHead, key: &str, offered: Option<&str>) -> Result<
             Ok(())
         }
         (want, got) => fail(format!(
-            "subprotocol {want:?} asked for, the server chose {got:?}"
+            "subprotocol {} asked for, the server chose {}",
+            want.map_or("none".to_string(), |w| format!("`{w}`")),
+            got.map_or("none".to_string(), |g| format!(
+                "`{}`",
+                String::from_utf8_lossy(g.as_bytes())
+            ))
         )),
     }
 }
