@@ -13,7 +13,7 @@ use stampede::fault::ErrorKind;
 use stampede::metrics::summary::SummaryRow;
 use stampede::run::RunOutcome;
 use stampede::shutdown::Shutdown;
-use support::pubsub::{next_or_idle, scenario, Conn, PubSub, Req};
+use support::pubsub::{next_or_idle, scenario, stream_with_keepalive, Conn, PubSub, Req};
 use support::{plan, row, run_plan, TempDir};
 
 async fn run_against(peer: &PubSub, text: &str, tag: &str) -> (RunOutcome, TempDir) {
@@ -46,21 +46,11 @@ const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n
 
 /// An SSE stream that sends `idle_frame` whenever 100 ms pass without an
 /// event (a heartbeat in one of the forms real servers use).
-async fn sse_with_heartbeats(mut c: Conn, _req: Req, idle_frame: &'static [u8]) {
-    let mut rx = c.subscribe();
-    if !c.write(SSE_HEAD).await {
-        return;
-    }
-    loop {
-        let frame = match next_or_idle(&mut rx, Duration::from_millis(100)).await {
-            Ok(Some(m)) => [b"data: ", &m[..], b"\n\n"].concat(),
-            Ok(None) => idle_frame.to_vec(),
-            Err(()) => return,
-        };
-        if !c.write(&frame).await {
-            return;
-        }
-    }
+async fn sse_with_heartbeats(c: Conn, _req: Req, idle_frame: &'static [u8]) {
+    stream_with_keepalive(c, SSE_HEAD, idle_frame, |m| {
+        [b"data: ", m, b"\n\n"].concat()
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,28 +120,14 @@ async fn a_profile_names_other_sse_event_types_as_data() {
     assert_eq!(r.control_messages, r.delivered, "{r:?}");
 }
 
-async fn ndjson_with_keepalives(
-    mut c: Conn,
-    _req: Req,
-    keepalive: &'static [u8],
-    eol: &'static [u8],
-) {
-    let mut rx = c.subscribe();
-    c.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n")
-        .await;
-    loop {
-        let line = match next_or_idle(&mut rx, Duration::from_millis(100)).await {
-            Ok(Some(m)) => {
-                let v = serde_json::json!({ "data": String::from_utf8(m).unwrap() });
-                [serde_json::to_vec(&v).unwrap(), eol.to_vec()].concat()
-            }
-            Ok(None) => keepalive.to_vec(),
-            Err(()) => return,
-        };
-        if !c.write(&line).await {
-            return;
-        }
-    }
+async fn ndjson_with_keepalives(c: Conn, _req: Req, keepalive: &'static [u8], eol: &'static [u8]) {
+    let head =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n";
+    stream_with_keepalive(c, head, keepalive, |m| {
+        let v = serde_json::json!({ "data": String::from_utf8_lossy(m) });
+        [serde_json::to_vec(&v).unwrap(), eol.to_vec()].concat()
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
