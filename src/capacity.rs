@@ -1,7 +1,7 @@
 //! `stampede capacity`: how many clients (or events per second) of each
 //! transport group the target carries within an SLO. Per group, it steps the
 //! load up geometrically (or through given steps), runs each step as a whole
-//! run of that group alone (its own run folder, a fresh built-in target),
+//! run of that group alone (its own run folder, a fresh reference server),
 //! stops at the first step that breaks the SLO, then bisects between the
 //! last good and the first bad step. A step where stampede itself was
 //! saturated ([`crate::metrics::health`]) is flagged, and a failure there is

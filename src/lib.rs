@@ -35,6 +35,7 @@ pub mod processes;
 pub mod profile;
 pub mod progress;
 pub mod publish;
+pub mod reference;
 pub mod repeat;
 pub mod report;
 pub mod rng;
@@ -44,7 +45,6 @@ pub mod secrets;
 pub mod shard;
 pub mod shutdown;
 pub mod sweep;
-pub mod target;
 pub mod transport;
 
 /// Documented process exit codes.
@@ -337,19 +337,19 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
         None
     } else {
         Some(
-            target::fault::FaultPlan::parse(&args.faults)
+            reference::fault::FaultPlan::parse(&args.faults)
                 .map_err(|e| Error::Usage(format!("--fault: {e}")))?,
         )
     };
     if args.worker {
-        target::cluster::worker(args.listen, args.delay, fault_plan).await?;
+        reference::cluster::worker(args.listen, args.delay, fault_plan).await?;
         return Ok(exit::OK);
     }
     if args.processes > 1 {
         let exe = std::env::current_exe()
             .map_err(|e| Error::TargetStart(format!("cannot locate the stampede binary: {e}")))?;
         let stop = serve_stop(args.exit_with_stdin);
-        target::cluster::serve(
+        reference::cluster::serve(
             &exe,
             args.listen,
             args.processes,
@@ -360,7 +360,7 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
         .await?;
         return Ok(exit::OK);
     }
-    let listener = target::bind(args.listen)
+    let listener = reference::bind(args.listen)
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener
         .local_addr()
@@ -371,10 +371,13 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
         let _ = out.flush();
     }
     let stop = serve_stop(args.exit_with_stdin);
-    let faults = fault_plan.map(|p| Arc::new(target::fault::FaultState::new(p, stop.clone())));
-    target::serve_with_faults(
+    let faults = fault_plan.map(|p| Arc::new(reference::fault::FaultState::new(p, stop.clone())));
+    reference::serve_with_faults(
         listener,
-        Arc::new(target::hub::Hub::with_costs(args.delay, args.cost_per_conn)),
+        Arc::new(reference::hub::Hub::with_costs(
+            args.delay,
+            args.cost_per_conn,
+        )),
         faults,
         stop,
     )

@@ -53,7 +53,7 @@ pub mod opt_secs {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TargetPlan {
-    /// Start the built-in reference target.
+    /// Start the reference server.
     Builtin,
     /// An already running server.
     Url {
@@ -95,7 +95,7 @@ impl PublisherPlan {
 pub enum StormVia {
     /// Every subscribing client closes its own connection (any target).
     Client,
-    /// The built-in target ends every stream (`POST /control/drop`);
+    /// The reference server ends every stream (`POST /control/drop`);
     /// pollers keep their connections.
     Target,
 }
@@ -209,13 +209,13 @@ pub struct Plan {
     /// TCP connect timeout.
     #[serde(rename = "connect_timeout_s", with = "secs")]
     pub connect_timeout: Duration,
-    /// Built-in target: delay added to every response and publish.
+    /// Reference server: delay added to every response and publish.
     #[serde(rename = "builtin_delay_s", with = "secs")]
     pub builtin_delay: Duration,
     /// Pass/fail conditions (for a sweep: those of every value, groups
     /// renamed).
     pub thresholds: Vec<crate::gate::threshold::Threshold>,
-    /// Built-in target: each publish waits this long per open subscriber
+    /// Reference server: each publish waits this long per open subscriber
     /// stream (an artificial fan-out cost, so a capacity knee is known).
     #[serde(rename = "builtin_cost_per_conn_s", with = "secs")]
     pub builtin_cost_per_conn: Duration,
@@ -232,9 +232,9 @@ pub struct Plan {
     /// Local addresses client connections come from (`--local-addr`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub local_addrs: Vec<std::net::IpAddr>,
-    /// Built-in target: the faults it injects (`[faults]`).
+    /// Reference server: the faults it injects (`[faults]`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub faults: Option<crate::target::fault::FaultPlan>,
+    pub faults: Option<crate::reference::fault::FaultPlan>,
     /// TLS settings of an `https://` / `wss://` target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsPlan>,
@@ -247,7 +247,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The target's path prefix (empty for the built-in target).
+    /// The target's path prefix (empty for the reference server).
     pub fn base_path(&self) -> &str {
         match &self.target {
             TargetPlan::Builtin => "",
@@ -762,7 +762,7 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
     let faults = match (&sc.faults, &target) {
         (None, _) => None,
         (Some(f), TargetPlan::Builtin) => Some(
-            crate::target::fault::FaultPlan::from_table(f.get_ref())
+            crate::reference::fault::FaultPlan::from_table(f.get_ref())
                 .map_err(|m| src.error(f.span(), "faults", &m))?,
         ),
         (Some(f), TargetPlan::Url { .. }) => {
@@ -1383,7 +1383,7 @@ fn request_plan(
 }
 
 /// The profile from `--profile`, the scenario's `profile`, or the target
-/// (built-in target: `builtin`; a URL: `generic`, which needs a table).
+/// (reference server: `builtin`; a URL: `generic`, which needs a table).
 fn resolve_profile(
     sc: &Scenario,
     src: &Source,

@@ -1,7 +1,7 @@
 //! `stampede run --processes P`: P shard processes of this binary on this
 //! machine, started together, then merged. It is the sharded path of
 //! `--shard` + `merge` end to end, with one difference: the shards share
-//! one built-in target (started here), so the target is the same server a
+//! one reference server (started here), so the target is the same server a
 //! single-process run would have loaded.
 
 use std::io::Write;
@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, TargetPlan};
-use crate::target::ChildTarget;
+use crate::reference::ReferenceChild;
 use crate::{exit, merge, report};
 
 /// Descriptors a process keeps for itself beyond its connections: the
@@ -41,10 +41,10 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
         .clone()
         .unwrap_or_else(|| report::default_run_dir(&args.results, &plan.name, SystemTime::now()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
-    // One built-in target for every shard, as in a single-process run.
+    // One reference server for every shard, as in a single-process run.
     let target = match plan.target {
         TargetPlan::Builtin => Some(
-            ChildTarget::spawn_with(
+            ReferenceChild::spawn_with(
                 &exe,
                 plan.builtin_delay,
                 plan.builtin_cost_per_conn,

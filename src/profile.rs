@@ -29,7 +29,7 @@ pub enum CursorStyle {
 #[serde(rename_all = "kebab-case")]
 pub enum Start {
     /// A cursor-less request answers at once with the current head cursor
-    /// (the built-in target); that request is the subscription.
+    /// (the reference server); that request is the subscription.
     Head,
     /// Poll without a cursor; the first response brings one.
     None,
@@ -338,7 +338,7 @@ pub fn wire_headers(profile: &Profile) -> Result<Vec<(HeaderName, HeaderValue)>,
     Ok(out)
 }
 
-/// The built-in reference target.
+/// The reference server.
 pub fn builtin() -> Profile {
     let poll = |url: &str, hold: Option<&str>| PollProfile {
         url: url.into(),

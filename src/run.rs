@@ -24,6 +24,7 @@ use crate::metrics::{Count, Interval, Latency};
 use crate::net::Sources;
 use crate::plan::{Plan, TargetPlan};
 use crate::progress::{Display, Progress, Status};
+use crate::reference::ReferenceChild;
 use crate::report::hlog::HlogWriter;
 use crate::report::run_json::{
     ErrorExample, HostInfo, PhaseInfo, RunInfo, ShardRun, StormInfo, TargetInfo,
@@ -31,7 +32,6 @@ use crate::report::run_json::{
 use crate::report::{self, summary_csv, sweep_csv, timeseries};
 use crate::shard::Shard;
 use crate::shutdown::{Shutdown, StopReason};
-use crate::target::ChildTarget;
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Root of default run folders.
     pub results_root: PathBuf,
-    /// The stampede binary, to start the built-in target as a child.
+    /// The stampede binary, to start the reference server as a child.
     pub builtin_exe: Option<PathBuf>,
     /// Progress display.
     pub display: Display,
@@ -51,7 +51,7 @@ pub struct RunOptions {
     pub start_at: Option<SystemTime>,
     /// [`Plan::digest`] of the scenario before sharding.
     pub digest: Option<String>,
-    /// A built-in target already running (URL, pid) to use instead of
+    /// A reference server already running (URL, pid) to use instead of
     /// starting one.
     pub attach_builtin: Option<(String, i32)>,
 }
@@ -79,7 +79,7 @@ struct Target {
 }
 
 impl Target {
-    /// The built-in target at `addr`, attached to or started by this run.
+    /// The reference server at `addr`, attached to or started by this run.
     fn builtin(
         addr: SocketAddr,
         url: String,
@@ -131,7 +131,7 @@ async fn start_target(plan: &Plan, opts: &RunOptions, shutdown: &Shutdown) -> Re
             // its open-file limit needs (the same hard limit as ours).
             let workers =
                 crate::processes::needed(plan.peak_connections(), process::raise_nofile_limit().1);
-            let child = ChildTarget::spawn_with(
+            let child = ReferenceChild::spawn_with(
                 &exe,
                 plan.builtin_delay,
                 plan.builtin_cost_per_conn,
@@ -235,7 +235,7 @@ async fn run_with_target(
     late_by: Option<Duration>,
 ) -> Result<RunOutcome> {
     // Here, not before the target starts: an early return still stops a
-    // built-in target, and no run folder is left empty.
+    // reference server, and no run folder is left empty.
     let sources = Arc::new(Sources::for_target(target.addr, &plan.local_addrs));
     check_ports(plan, &sources)?;
     let started = SystemTime::now();

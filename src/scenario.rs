@@ -79,18 +79,18 @@ pub struct Scenario {
     /// Sequential phases (default) or concurrent groups.
     #[serde(default)]
     pub mode: Mode,
-    /// Target base URL; absent means the built-in reference target.
+    /// Target base URL; absent means the reference server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Spanned<String>>,
     /// How the target speaks: `"builtin"`, `"nchan"`, or a table (the
     /// generic profile, optionally `base = "nchan"` to start from a preset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Spanned<toml::Value>>,
-    /// Built-in target only: delay added to every response and publish
+    /// Reference server only: delay added to every response and publish
     /// (a deliberately slowed target, e.g. to check a CI gate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin_delay: Option<Spanned<Dur>>,
-    /// Built-in target only: each publish waits this long per open
+    /// Reference server only: each publish waits this long per open
     /// subscriber stream (a known per-connection cost, for capacity tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin_cost_per_conn: Option<Spanned<Dur>>,
@@ -108,8 +108,8 @@ pub struct Scenario {
     /// Limits against hostile servers and client timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Spanned<LimitsSpec>>,
-    /// Built-in target only: faults it injects, `kind = rate` (see
-    /// [`crate::target::fault`]).
+    /// Reference server only: faults it injects, `kind = rate` (see
+    /// [`crate::reference::fault`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<Spanned<toml::Table>>,
     /// Defaults of `stampede capacity` (ignored by `run`).
@@ -128,7 +128,7 @@ pub struct StormSpec {
     /// When, after the phase start.
     pub at: Spanned<Dur>,
     /// `"client"` (default: clients close their own connections) or
-    /// `"target"` (the built-in target's `POST /control/drop`).
+    /// `"target"` (the reference server's `POST /control/drop`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<Spanned<String>>,
 }

@@ -252,7 +252,7 @@ pub async fn run_phase(
         _ => None,
     };
 
-    // `[storm] via = "target"`: the built-in target ends every stream at
+    // `[storm] via = "target"`: the reference server ends every stream at
     // the storm's instant (clients measure from that instant, not from
     // when the request landed).
     let storm_drop = plan
@@ -458,7 +458,7 @@ pub async fn run_phase(
     }
 }
 
-/// Asks the built-in target to end every open subscriber stream.
+/// Asks the reference server to end every open subscriber stream.
 async fn drop_subscribers(addr: SocketAddr, authority: &str) -> Result<(), String> {
     use http_body_util::{BodyExt, Empty};
     let timeout = Duration::from_secs(5);

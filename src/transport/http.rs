@@ -157,7 +157,7 @@ pub enum PollOutcome {
 
 /// A subscriber that pulls events with repeated GETs carrying a cursor, as
 /// its profile section describes: the cursor in a query parameter (the
-/// built-in target: `?after=` in, `X-Cursor` out) or in HTTP cache headers
+/// reference server: `?after=` in, `X-Cursor` out) or in HTTP cache headers
 /// (`If-Modified-Since`/`If-None-Match` from `Last-Modified`/`Etag`, nchan).
 pub struct CursorPoller {
     conn: Option<Conn>,

@@ -1,6 +1,6 @@
 //! Long polling: the next GET goes out as soon as the previous one returns;
 //! the server holds it until an event or its hold timeout (an empty status
-//! of the profile: `204` on the built-in target, `408` on nchan), which is
+//! of the profile: `204` on the reference server, `408` on nchan), which is
 //! counted as a server timeout, not an error. The cursor is kept across
 //! polls and reconnects.
 

@@ -1,5 +1,5 @@
 //! Chunked HTTP streaming of newline-delimited JSON: one object per line
-//! whose `data_field` is the message (the built-in target sends
+//! whose `data_field` is the message (the reference server sends
 //! `{"id":N,"data":"..."}`), or a bare JSON string. Reconnects resume with
 //! `?<resume_param>=<last id>` when the profile names one. A line that is
 //! neither is counted as a protocol fault and skipped; the stream goes on.

@@ -1,4 +1,4 @@
-//! Fault injection for the built-in target: a target that misbehaves on
+//! Fault injection for the reference server: a target that misbehaves on
 //! purpose, at a rate per fault, so that stampede's own handling of broken
 //! servers is exercised (`stampede serve --fault reset=0.05,...`, or a
 //! scenario's `[faults]` table).
