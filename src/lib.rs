@@ -46,6 +46,7 @@ pub mod shard;
 pub mod shutdown;
 pub mod sweep;
 pub mod transport;
+pub mod units;
 
 /// Documented process exit codes.
 pub mod exit {

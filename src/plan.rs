@@ -17,37 +17,7 @@ use crate::scenario::{Dur, Mode, Scenario, Source, ThresholdSpec};
 use crate::shard::Shard;
 use crate::transport::request::RequestPlan;
 use crate::transport::{Params, TransportKind};
-
-/// Serde helpers writing durations as seconds (`*_s` fields).
-pub mod secs {
-    use serde::Serializer;
-    use std::time::Duration;
-
-    /// Serializes a duration as fractional seconds.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    /// Reads fractional seconds.
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = <f64 as serde::Deserialize>::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Serde helper for optional durations as seconds.
-pub mod opt_secs {
-    use serde::Serializer;
-    use std::time::Duration;
-
-    /// Serializes an optional duration as fractional seconds or null.
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
-}
+use crate::units::{opt_secs, secs};
 
 /// What to run against.
 #[derive(Debug, Clone, Serialize)]

@@ -127,13 +127,13 @@ pub struct Params {
     /// Polling kinds: reuse one connection.
     pub keep_alive: bool,
     /// Long polling: how long the server may hold a poll.
-    #[serde(with = "crate::plan::secs")]
+    #[serde(with = "crate::units::secs")]
     pub hold_timeout: Duration,
     /// Client-side limit for one request or handshake.
-    #[serde(with = "crate::plan::secs")]
+    #[serde(with = "crate::units::secs")]
     pub request_timeout: Duration,
     /// WebSocket: client ping interval.
-    #[serde(with = "crate::plan::opt_secs")]
+    #[serde(with = "crate::units::opt_secs")]
     pub ping_interval: Option<Duration>,
     /// Request mode: what to send.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,7 +165,7 @@ pub struct Limits {
     /// A streaming connection that delivers no byte for this long is dead
     /// (WebSocket: pongs count, so with `ping_interval` this is the ping
     /// timeout).
-    #[serde(rename = "read_timeout_s", with = "crate::plan::secs")]
+    #[serde(rename = "read_timeout_s", with = "crate::units::secs")]
     pub read_timeout: Duration,
 }
 
