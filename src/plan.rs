@@ -383,102 +383,26 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
                 &format!("must be in 1..={MAX_CLIENTS}"),
             ));
         }
-        let only =
-            |present: bool, span: std::ops::Range<usize>, key: &str, kinds: &[TransportKind]| {
-                if present && !kinds.contains(&kind) {
-                    let names: Vec<_> = kinds.iter().map(|k| k.label()).collect();
-                    Err(src.error(
-                        span,
-                        key,
-                        &format!(
-                            "applies to transport {} only, not {}",
-                            names.join(" / "),
-                            kind.label()
-                        ),
-                    ))
-                } else {
-                    Ok(())
-                }
-            };
-        let span_of = |d: &Option<toml::Spanned<Dur>>| d.as_ref().map_or(0..0, |d| d.span());
-        only(
-            g.interval.is_some(),
-            span_of(&g.interval),
-            "interval",
-            &[TransportKind::Poll],
-        )?;
-        only(
-            g.timeout.is_some(),
-            span_of(&g.timeout),
-            "timeout",
-            &[TransportKind::LongPoll],
-        )?;
-        only(
-            g.ping_interval.is_some(),
-            span_of(&g.ping_interval),
-            "ping_interval",
-            &[TransportKind::Websocket],
-        )?;
-        only(
-            g.keep_alive.is_some(),
-            g.keep_alive.as_ref().map_or(0..0, |k| k.span()),
-            "keep_alive",
-            &[
-                TransportKind::Poll,
-                TransportKind::LongPoll,
-                TransportKind::Request,
-            ],
-        )?;
-        use TransportKind::{Echo, Request};
-        let sp = |o: Option<std::ops::Range<usize>>| o.unwrap_or(0..0);
-        only(
-            g.rate.is_some(),
-            sp(g.rate.as_ref().map(|x| x.span())),
-            "rate",
-            &[Request, Echo],
-        )?;
-        only(
-            g.url.is_some(),
-            sp(g.url.as_ref().map(|x| x.span())),
-            "url",
-            &[Request, Echo],
-        )?;
-        only(
-            g.urls.is_some(),
-            sp(g.urls.as_ref().map(|x| x.span())),
-            "urls",
-            &[Request],
-        )?;
-        only(
-            g.method.is_some(),
-            sp(g.method.as_ref().map(|x| x.span())),
-            "method",
-            &[Request],
-        )?;
-        only(
-            g.body.is_some(),
-            sp(g.body.as_ref().map(|x| x.span())),
-            "body",
-            &[Request],
-        )?;
-        only(
-            g.expect_status.is_some(),
-            sp(g.expect_status.as_ref().map(|x| x.span())),
-            "expect_status",
-            &[Request],
-        )?;
-        only(
-            g.http2.is_some(),
-            sp(g.http2.as_ref().map(|x| x.span())),
-            "http2",
-            &[Request],
-        )?;
-        only(
-            g.message_bytes.is_some(),
-            sp(g.message_bytes.as_ref().map(|x| x.span())),
-            "message_bytes",
-            &[Echo],
-        )?;
+        // Keys only some transports take: each transport lists its own.
+        for (key, span) in g.transport_keys() {
+            let Some(span) = span else { continue };
+            if !kind.info().keys.contains(&key) {
+                let names: Vec<_> = TransportKind::accepting(key)
+                    .into_iter()
+                    .map(|k| k.label())
+                    .collect();
+                return Err(src.error(
+                    span,
+                    key,
+                    &format!(
+                        "applies to transport {} only, not {}",
+                        names.join(" / "),
+                        kind.label()
+                    ),
+                ));
+            }
+        }
+        use TransportKind::Echo;
         let positive = |d: &Option<toml::Spanned<Dur>>, key: &str| -> Result<Option<Duration>> {
             match d {
                 Some(s) if s.get_ref().0.is_zero() => {
@@ -1436,21 +1360,9 @@ fn profile_table(t: &toml::Spanned<toml::Value>, src: &Source) -> Result<Profile
     };
     let mut profile = match base {
         Some(mut b) => {
-            let mut sections = |key: &str| table.remove(key);
-            macro_rules! section {
-                ($key:literal, $field:ident) => {
-                    if let Some(v) = sections($key) {
-                        b.$field = Some(v.try_into().map_err(|e: toml::de::Error| {
-                            err(format!("[profile.{}]: {}", $key, e.message().trim()))
-                        })?);
-                    }
-                };
-            }
-            section!("poll", poll);
-            section!("long_poll", long_poll);
-            section!("sse", sse);
-            section!("ndjson", ndjson);
-            section!("websocket", websocket);
+            b.sections
+                .replace_from(&mut table)
+                .map_err(|(key, m)| err(format!("[profile.{key}]: {m}")))?;
             if let Some(v) = table.remove("publish") {
                 b.publish = v.try_into().map_err(|e: toml::de::Error| {
                     err(format!("[profile.publish]: {}", e.message().trim()))
@@ -1473,9 +1385,20 @@ fn profile_table(t: &toml::Spanned<toml::Value>, src: &Source) -> Result<Profile
             }
             b
         }
-        None => toml::Value::Table(table)
-            .try_into::<Profile>()
-            .map_err(|e| err(e.message().trim().to_string()))?,
+        None => {
+            // As serde words it for a struct that denies unknown fields
+            // (the flattened sections cannot).
+            let keys = profile::keys();
+            if let Some(k) = table.keys().find(|k| !keys.contains(&k.as_str())) {
+                let expected: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+                return Err(err(format!(
+                    "unknown field `{k}`, expected one of {}",
+                    expected.join(", ")
+                )));
+            }
+            toml::Value::Table(table).try_into::<Profile>()
+        }
+        .map_err(|e| err(e.message().trim().to_string()))?,
     };
     if profile.name.is_empty() {
         profile.name = "generic".into();

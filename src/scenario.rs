@@ -330,6 +330,30 @@ pub struct Group {
     pub churn: Option<Spanned<ChurnSpec>>,
 }
 
+impl Group {
+    /// The keys only some transports accept ([`crate::transport::GROUP_KEYS`],
+    /// same order), with their places when given.
+    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 12] {
+        fn at<T>(v: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
+            v.as_ref().map(|v| v.span())
+        }
+        [
+            ("interval", at(&self.interval)),
+            ("timeout", at(&self.timeout)),
+            ("ping_interval", at(&self.ping_interval)),
+            ("keep_alive", at(&self.keep_alive)),
+            ("rate", at(&self.rate)),
+            ("url", at(&self.url)),
+            ("urls", at(&self.urls)),
+            ("method", at(&self.method)),
+            ("body", at(&self.body)),
+            ("expect_status", at(&self.expect_status)),
+            ("http2", at(&self.http2)),
+            ("message_bytes", at(&self.message_bytes)),
+        ]
+    }
+}
+
 /// `arrival = { rate = 200, until = "60s" }`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -583,6 +607,13 @@ fn parse_value(raw: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_keys_are_the_registry_group_keys() {
+        let g: Group = toml::from_str("transport = \"poll\"\nclients = 1\n").unwrap();
+        let names: Vec<_> = g.transport_keys().iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, crate::transport::GROUP_KEYS);
+    }
 
     fn src(text: &str) -> Source {
         Source {

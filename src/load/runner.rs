@@ -115,13 +115,14 @@ impl KindVisitor for Spawner<'_> {
     fn visit<T: Transport>(self) {
         let g = self.group;
         let profile = &self.plan.profile;
+        let sections = Arc::new(profile.sections.clone());
         let session = |channel: &str, path: String| {
             Arc::new(SessionSpec {
                 addr: self.spec.addr,
                 authority: self.spec.authority.clone(),
                 path: format!("{}{path}", self.spec.base_path),
                 channel: channel.to_string(),
-                profile: profile.clone(),
+                profile: sections.clone(),
                 headers: g.wire_headers.clone(),
                 params: g.params.clone(),
                 connect_timeout: self.plan.connect_timeout,

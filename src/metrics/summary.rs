@@ -317,12 +317,9 @@ impl GroupResult {
             status_3xx: status(Count::Status3xx),
             status_4xx: status(Count::Status4xx),
             status_5xx: status(Count::Status5xx),
-            empty_responses: matches!(
-                self.transport,
-                TransportKind::Poll | TransportKind::LongPoll
-            )
-            .then(|| m.count(Count::EmptyResponses)),
-            server_timeouts: (self.transport == TransportKind::LongPoll)
+            empty_responses: (self.transport.info().empty_responses)
+                .then(|| m.count(Count::EmptyResponses)),
+            server_timeouts: (self.transport.info().server_timeouts)
                 .then(|| m.count(Count::ServerTimeouts)),
             requests_per_delivery: delivered.and_then(|d| {
                 if self.transport.is_request_based() {
@@ -352,7 +349,7 @@ impl GroupResult {
                 let errors = m.error_total();
                 // A request answered with an unexpected status is both a
                 // completed request and an error: count the attempt once.
-                let counted_twice = if self.transport == TransportKind::Request {
+                let counted_twice = if self.transport.info().status_is_response {
                     err(ErrorKind::Status) + err(ErrorKind::RateLimited)
                 } else {
                     0

@@ -27,6 +27,12 @@ pub struct Echo {
 }
 
 impl Transport for Echo {
+    const LABEL: &'static str = "echo";
+    const KEYS: &'static [&'static str] = &["rate", "url", "message_bytes"];
+    const SUBSCRIBES: bool = false;
+    const REQUEST_BASED: bool = true;
+    type Section = super::NoSection;
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,

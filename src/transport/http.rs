@@ -551,7 +551,7 @@ mod tests {
     use crate::profile::builtin;
 
     fn messages(body: BodyFormat, text: &str) -> Result<Vec<String>, String> {
-        let mut p = builtin().poll.unwrap_or_else(|| unreachable!());
+        let mut p = builtin().sections.poll.unwrap_or_else(|| unreachable!());
         p.body = body;
         let mut out = Vec::new();
         for_each_message(&p, text.as_bytes(), |m| {

@@ -20,6 +20,13 @@ pub struct LongPoll {
 }
 
 impl Transport for LongPoll {
+    const LABEL: &'static str = "long-poll";
+    const KEYS: &'static [&'static str] = &["timeout", "keep_alive"];
+    const REQUEST_BASED: bool = true;
+    const EMPTY_RESPONSES: bool = true;
+    const SERVER_TIMEOUTS: bool = true;
+    type Section = super::poll::PollProfile;
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,

@@ -1,7 +1,10 @@
 //! Client transports: how one simulated client opens a session with the
-//! target and observes the next message(s). Each transport is one file behind
-//! the `Transport` trait; `TransportKind` is the one place that lists them
-//! (its serde name is the scenario's `transport = "..."`).
+//! target and observes the next message(s). Each transport is one file
+//! holding its wire session *and* its configuration (label, the group keys
+//! it accepts, its profile section): the `Transport` trait. The
+//! `registry!` list below is the one place that lists them; it generates
+//! `TransportKind` (whose serde name is the scenario's `transport = "..."`),
+//! its dispatch and the profile's `Sections`.
 //!
 //! A transport must not know *when* it runs (that is the load module's job)
 //! nor what a payload means (the client decodes envelopes): it reports what
@@ -17,78 +20,248 @@ use serde::{Deserialize, Serialize};
 
 use crate::fault::Fault;
 use crate::net::IoCounters;
-use crate::profile::Profile;
 
-pub mod echo;
 pub mod h1;
 mod http;
-pub mod long_poll;
-pub mod ndjson;
-pub mod poll;
-pub mod request;
-pub mod sse;
-pub mod websocket;
 
-/// The transports stampede can drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransportKind {
+/// A transport's config side, walked by [`registry!`]: what its scenario
+/// and profile say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    /// The scenario / CSV label.
+    pub label: &'static str,
+    /// The transport-specific group keys it accepts (see
+    /// [`GROUP_KEYS`]).
+    pub keys: &'static [&'static str],
+    /// Subscribes to the publisher's event stream.
+    pub subscribes: bool,
+    /// Issues one request per exchange.
+    pub request_based: bool,
+    /// Counts empty responses (`empty_responses`).
+    pub empty_responses: bool,
+    /// Counts polls the server ended without an event (`server_timeouts`).
+    pub server_timeouts: bool,
+    /// An unexpected status is both a completed request and an error.
+    pub status_is_response: bool,
+}
+
+impl Info {
+    /// The config side of transport `T`.
+    pub const fn of<T: Transport>() -> Info {
+        Info {
+            label: T::LABEL,
+            keys: T::KEYS,
+            subscribes: T::SUBSCRIBES,
+            request_based: T::REQUEST_BASED,
+            empty_responses: T::EMPTY_RESPONSES,
+            server_timeouts: T::SERVER_TIMEOUTS,
+            status_is_response: T::STATUS_IS_RESPONSE,
+        }
+    }
+}
+
+/// Group keys that only some transports accept, in the order they are
+/// checked; each transport lists the ones it takes in `Transport::KEYS`
+/// (the registry test checks every listed key is one of these).
+pub const GROUP_KEYS: &[&str] = &[
+    "interval",
+    "timeout",
+    "ping_interval",
+    "keep_alive",
+    "rate",
+    "url",
+    "urls",
+    "method",
+    "body",
+    "expect_status",
+    "http2",
+    "message_bytes",
+];
+
+/// A transport's `[profile.<name>]` section.
+pub trait Section:
+    std::fmt::Debug + Clone + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+    /// The path template (`{channel}` is replaced).
+    fn url(&self) -> &str;
+    /// Checks what serde cannot; `key` names the section in messages.
+    fn check(&self, key: &str) -> Result<(), String>;
+}
+
+/// The section type of a transport without one (it does not subscribe:
+/// its URLs come from its group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoSection {}
+
+impl Section for NoSection {
+    fn url(&self) -> &str {
+        match *self {}
+    }
+    fn check(&self, _: &str) -> Result<(), String> {
+        match *self {}
+    }
+}
+
+/// Checks that a section's `url` is a path, as every profile path must be.
+pub fn path_ok(url: &str, what: &str) -> Result<(), String> {
+    if !url.starts_with('/') {
+        return Err(format!(
+            "{what}.url {url:?} must be a path starting with `/` (the target URL gives host and port)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a list of statuses a section accepts.
+pub fn status_ok(list: &[u16], what: &str) -> Result<(), String> {
+    if list.is_empty() || list.iter().any(|s| !(100..=599).contains(s)) {
+        Err(format!("{what}: give HTTP statuses between 100 and 599"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Expands the registry: the modules, [`TransportKind`], its dispatch and
+/// the profile's [`Sections`].
+macro_rules! registry {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident :: $ty:ident $(, section $field:ident)?;)*) => {
+        $(pub mod $module;)*
+
+        /// The transports stampede can drive (the serde name is the
+        /// scenario's `transport = "..."`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum TransportKind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl TransportKind {
+            /// Every kind, in report order.
+            pub const ALL: [TransportKind; [$(stringify!($variant)),*].len()] =
+                [$(TransportKind::$variant),*];
+
+            /// The kind's config side.
+            pub const fn info(self) -> Info {
+                match self {
+                    $(TransportKind::$variant => Info::of::<$module::$ty>(),)*
+                }
+            }
+
+            /// Calls `v.visit::<T>()` with this kind's transport type: the
+            /// single place where a kind meets its implementation.
+            pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
+                match self {
+                    $(TransportKind::$variant => v.visit::<$module::$ty>(),)*
+                }
+            }
+
+            /// The key of its `[profile.<key>]` section, if it has one.
+            pub fn section_key(self) -> Option<&'static str> {
+                match self {
+                    $(TransportKind::$variant => registry!(@key $($field)?),)*
+                }
+            }
+
+            /// True when its transport type declares a profile section.
+            #[doc(hidden)]
+            pub fn declares_section(self) -> bool {
+                match self {
+                    $(TransportKind::$variant => std::any::TypeId::of::<
+                        <$module::$ty as Transport>::Section,
+                    >() != std::any::TypeId::of::<NoSection>(),)*
+                }
+            }
+        }
+
+        /// How a server speaks each transport: one optional section per
+        /// transport that has one, in registry order.
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Sections {
+            $($(
+                #[doc = concat!("`[profile.", stringify!($field), "]`.")]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<<$module::$ty as Transport>::Section>,
+            )?)*
+        }
+
+        impl Sections {
+            /// The section keys, in registry order.
+            pub const KEYS: &'static [&'static str] = &[$($(stringify!($field),)?)*];
+
+            /// The URL template used for `kind`, if supported.
+            pub fn url_for(&self, kind: TransportKind) -> Option<&str> {
+                let sections = self;
+                match kind {
+                    $(TransportKind::$variant => registry!(@url sections $($field)?),)*
+                }
+            }
+
+            /// Checks every section given, in registry order.
+            pub fn check(&self) -> Result<(), String> {
+                $($(
+                    if let Some(s) = &self.$field {
+                        s.check(stringify!($field))?;
+                    }
+                )?)*
+                Ok(())
+            }
+
+            /// Replaces the sections `table` names (removing their keys);
+            /// on failure, the section's key and the message.
+            pub fn replace_from(&mut self, table: &mut toml::Table) -> Result<(), (&'static str, String)> {
+                $($(
+                    if let Some(v) = table.remove(stringify!($field)) {
+                        self.$field = Some(v.try_into().map_err(|e: toml::de::Error| {
+                            (stringify!($field), e.message().trim().to_string())
+                        })?);
+                    }
+                )?)*
+                Ok(())
+            }
+        }
+    };
+    (@key $field:ident) => { Some(stringify!($field)) };
+    (@key) => { None };
+    (@url $s:ident $field:ident) => { $s.$field.as_ref().map(Section::url) };
+    // Transports without a section take their URLs from their group.
+    (@url $s:ident) => { Some("") };
+}
+
+// The registry: one line per transport, in report order. A transport is its
+// file plus its line here.
+registry! {
     /// Interval polling with a cursor.
-    Poll,
+    Poll => poll::Poll, section poll;
     /// Long polling: held until an event or the server's timeout.
-    LongPoll,
+    LongPoll => long_poll::LongPoll, section long_poll;
     /// Server-Sent Events.
-    Sse,
+    Sse => sse::Sse, section sse;
     /// Chunked HTTP streaming of newline-delimited JSON.
-    Ndjson,
+    Ndjson => ndjson::Ndjson, section ndjson;
     /// WebSocket subscription.
-    Websocket,
+    Websocket => websocket::WebSocket, section websocket;
     /// Plain HTTP requests, no publisher (wrk / wrk2 style).
-    Request,
+    Request => request::Request;
     /// WebSocket echo round trips.
-    Echo,
+    Echo => echo::Echo;
 }
 
 impl TransportKind {
-    /// Every kind, in report order.
-    pub const ALL: [TransportKind; 7] = [
-        TransportKind::Poll,
-        TransportKind::LongPoll,
-        TransportKind::Sse,
-        TransportKind::Ndjson,
-        TransportKind::Websocket,
-        TransportKind::Request,
-        TransportKind::Echo,
-    ];
-
     /// The scenario / CSV label.
     pub fn label(self) -> &'static str {
-        match self {
-            TransportKind::Poll => "poll",
-            TransportKind::LongPoll => "long-poll",
-            TransportKind::Sse => "sse",
-            TransportKind::Ndjson => "ndjson",
-            TransportKind::Websocket => "websocket",
-            TransportKind::Request => "request",
-            TransportKind::Echo => "echo",
-        }
+        self.info().label
     }
 
     /// True for transports that issue one request per exchange.
     pub fn is_request_based(self) -> bool {
-        matches!(
-            self,
-            TransportKind::Poll
-                | TransportKind::LongPoll
-                | TransportKind::Request
-                | TransportKind::Echo
-        )
+        self.info().request_based
     }
 
     /// True for subscribers of the publisher's event stream (false for
     /// request and echo load, which need no publisher).
     pub fn subscribes(self) -> bool {
-        !matches!(self, TransportKind::Request | TransportKind::Echo)
+        self.info().subscribes
     }
 
     /// True when intended sends are never skipped: a late send goes out at
@@ -98,18 +271,12 @@ impl TransportKind {
         !self.subscribes()
     }
 
-    /// Calls `v.visit::<T>()` with this kind's transport type: the single
-    /// place where a kind meets its implementation.
-    pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
-        match self {
-            TransportKind::Poll => v.visit::<poll::Poll>(),
-            TransportKind::LongPoll => v.visit::<long_poll::LongPoll>(),
-            TransportKind::Sse => v.visit::<sse::Sse>(),
-            TransportKind::Ndjson => v.visit::<ndjson::Ndjson>(),
-            TransportKind::Websocket => v.visit::<websocket::WebSocket>(),
-            TransportKind::Request => v.visit::<request::Request>(),
-            TransportKind::Echo => v.visit::<echo::Echo>(),
-        }
+    /// The kinds that accept group key `key`, in registry order.
+    pub fn accepting(key: &str) -> Vec<TransportKind> {
+        TransportKind::ALL
+            .into_iter()
+            .filter(|k| k.info().keys.contains(&key))
+            .collect()
     }
 }
 
@@ -193,7 +360,7 @@ pub struct SessionSpec {
     /// Channel name (empty for request and echo load).
     pub channel: String,
     /// How this server speaks each transport.
-    pub profile: Arc<Profile>,
+    pub profile: Arc<Sections>,
     /// Headers for every request and handshake, secrets expanded.
     pub headers: Arc<[(::http::HeaderName, ::http::HeaderValue)]>,
     /// Transport parameters.
@@ -277,8 +444,25 @@ pub enum Step {
     Ended,
 }
 
-/// One client's session with the target.
+/// One client's session with the target, and its configuration.
 pub trait Transport: Sized + Send + 'static {
+    /// The scenario / CSV label (its `TransportKind`'s serde name).
+    const LABEL: &'static str;
+    /// The group keys of [`GROUP_KEYS`] it accepts.
+    const KEYS: &'static [&'static str];
+    /// Subscribes to the publisher's event stream.
+    const SUBSCRIBES: bool = true;
+    /// Issues one request per exchange.
+    const REQUEST_BASED: bool = false;
+    /// Counts empty responses.
+    const EMPTY_RESPONSES: bool = false;
+    /// Counts polls the server ended without an event.
+    const SERVER_TIMEOUTS: bool = false;
+    /// An unexpected status is both a completed request and an error.
+    const STATUS_IS_RESPONSE: bool = false;
+    /// Its profile section ([`NoSection`] when it has none).
+    type Section: Section;
+
     /// Connects and subscribes. `cursor` resumes after the last event a
     /// previous session of this client saw.
     fn open<S: Sink>(
@@ -306,4 +490,51 @@ pub trait Transport: Sized + Send + 'static {
 
     /// Ends the session politely (close frame and the like).
     fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walks the registry: what each transport file declares agrees with
+    /// its line there and with the scenario's group keys.
+    #[test]
+    fn registry_is_consistent() {
+        for kind in TransportKind::ALL {
+            let info = kind.info();
+            let serde_name = serde_json::to_value(kind).unwrap();
+            assert_eq!(serde_name, info.label, "{kind:?}: LABEL is its serde name");
+            for key in info.keys {
+                assert!(
+                    GROUP_KEYS.contains(key),
+                    "{kind:?}: unknown group key {key}"
+                );
+            }
+            assert_eq!(
+                kind.section_key().is_some(),
+                kind.declares_section(),
+                "{kind:?}: a Section type needs `section <key>` on its registry line, and back"
+            );
+            assert_eq!(
+                Sections::default().url_for(kind).is_none(),
+                kind.section_key().is_some(),
+                "{kind:?}: without a section its URLs come from the group"
+            );
+            if !info.subscribes {
+                assert!(
+                    kind.section_key().is_none(),
+                    "{kind:?}: a non-subscriber has no section"
+                );
+            }
+        }
+        for key in GROUP_KEYS {
+            assert!(
+                !TransportKind::accepting(key).is_empty(),
+                "group key {key} is accepted by no transport"
+            );
+        }
+        let labels: std::collections::HashSet<_> =
+            TransportKind::ALL.iter().map(|k| k.label()).collect();
+        assert_eq!(labels.len(), TransportKind::ALL.len(), "labels are unique");
+    }
 }

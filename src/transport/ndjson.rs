@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
 use super::h1::H1;
 use super::http::{json_message, open_stream, percent_encode_into};
 use super::{SessionSpec, Sink, Step, Transport};
@@ -25,6 +27,10 @@ pub struct Ndjson {
 }
 
 impl Transport for Ndjson {
+    const LABEL: &'static str = "ndjson";
+    const KEYS: &'static [&'static str] = &[];
+    type Section = NdjsonProfile;
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -130,4 +136,38 @@ impl Transport for Ndjson {
     }
 
     async fn close(self) {}
+}
+
+/// Newline-delimited JSON streaming.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NdjsonProfile {
+    /// Path template.
+    pub url: String,
+    /// The field of each line's object that holds the message (a line may
+    /// also be a bare JSON string).
+    #[serde(default = "data")]
+    pub data_field: String,
+    /// The field with the event id, used to resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_field: Option<String>,
+    /// Query parameter that resumes after an id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_param: Option<String>,
+}
+
+
+
+impl super::Section for NdjsonProfile {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        super::path_ok(&self.url, what)
+    }
+}
+
+fn data() -> String {
+    super::poll::data()
 }

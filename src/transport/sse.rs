@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use http::header::{HeaderName, HeaderValue, ACCEPT};
 use sse_parse::SseParser;
 
@@ -23,6 +25,10 @@ pub struct Sse {
 }
 
 impl Transport for Sse {
+    const LABEL: &'static str = "sse";
+    const KEYS: &'static [&'static str] = &[];
+    type Section = SseProfile;
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -112,4 +118,31 @@ impl Transport for Sse {
     }
 
     async fn close(self) {}
+}
+
+/// Server-Sent Events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseProfile {
+    /// Path template.
+    pub url: String,
+    /// Send `Last-Event-ID` when reconnecting.
+    #[serde(default = "yes")]
+    pub resume: bool,
+}
+
+
+
+impl super::Section for SseProfile {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        super::path_ok(&self.url, what)
+    }
+}
+
+fn yes() -> bool {
+    true
 }

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderName, HeaderValue, Method};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -218,6 +220,10 @@ pub fn closed_by_server(frame: Option<&CloseFrame>) -> Result<Step, Fault> {
 }
 
 impl Transport for WebSocket {
+    const LABEL: &'static str = "websocket";
+    const KEYS: &'static [&'static str] = &["ping_interval"];
+    type Section = WebSocketProfile;
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -317,6 +323,38 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// WebSocket subscription.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketProfile {
+    /// Path template.
+    pub url: String,
+    /// `Sec-WebSocket-Protocol` to ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocol: Option<String>,
+    /// A message to send after the upgrade to subscribe (`{channel}` is
+    /// replaced), for servers that subscribe in-band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_message: Option<String>,
+}
+
+
+
+impl super::Section for WebSocketProfile {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        super::path_ok(&self.url, what)?;
+        if let Some(p) = &self.subprotocol {
+            http::HeaderValue::from_str(p)
+                .map_err(|_| format!("{what}.subprotocol is not a valid header value"))?;
+        }
+        Ok(())
     }
 }
 

@@ -81,7 +81,7 @@ pub async fn one_shot<H: AsRef<[u8]> + Send + 'static>(
         authority: addr.to_string(),
         path: path.into(),
         channel: "c".into(),
-        profile: std::sync::Arc::new(stampede::profile::builtin()),
+        profile: std::sync::Arc::new(stampede::profile::builtin().sections),
         headers: std::sync::Arc::new([]),
         params: Params {
             keep_alive: true,
