@@ -163,20 +163,6 @@ pub fn wire_headers(profile: &Profile) -> Result<Vec<(HeaderName, HeaderValue)>,
 
 /// The reference server.
 pub fn builtin() -> Profile {
-    let poll = |url: &str, hold: Option<&str>| PollProfile {
-        url: url.into(),
-        cursor: CursorStyle::Query,
-        cursor_param: crate::transport::poll::after(),
-        cursor_header: crate::transport::poll::x_cursor(),
-        start: Start::Head,
-        start_lookback: crate::transport::poll::two_s(),
-        body: BodyFormat::Lines,
-        data_field: crate::transport::poll::data(),
-        drain: false,
-        hold_query: hold.map(str::to_string),
-        ok_status: vec![200],
-        empty_status: vec![204, 304],
-    };
     Profile {
         name: "builtin".into(),
         headers: BTreeMap::new(),
@@ -187,25 +173,7 @@ pub fn builtin() -> Profile {
             content_type: text_plain(),
             ok_status: publish_ok(),
         },
-        sections: Sections {
-            poll: Some(poll("/poll/{channel}", None)),
-            long_poll: Some(poll("/lp/{channel}", Some("timeout_ms={timeout_ms}"))),
-            sse: Some(SseProfile {
-                url: "/sse/{channel}".into(),
-                resume: true,
-            }),
-            ndjson: Some(NdjsonProfile {
-                url: "/stream/{channel}".into(),
-                data_field: crate::transport::poll::data(),
-                id_field: Some("id".into()),
-                resume_param: Some("after".into()),
-            }),
-            websocket: Some(WebSocketProfile {
-                url: "/ws/{channel}".into(),
-                subprotocol: None,
-                subscribe_message: None,
-            }),
-        },
+        sections: Sections::preset("builtin"),
     }
 }
 
@@ -213,20 +181,6 @@ pub fn builtin() -> Profile {
 /// (one message per poll response, `304` when nothing is new, `408` when a
 /// long poll's hold expires, no NDJSON).
 pub fn nchan() -> Profile {
-    let poll = |url: &str, drain: bool, empty: Vec<u16>| PollProfile {
-        url: url.into(),
-        cursor: CursorStyle::Etag,
-        cursor_param: crate::transport::poll::after(),
-        cursor_header: crate::transport::poll::x_cursor(),
-        start: Start::Recent,
-        start_lookback: crate::transport::poll::two_s(),
-        body: BodyFormat::Single,
-        data_field: crate::transport::poll::data(),
-        drain,
-        hold_query: None,
-        ok_status: vec![200],
-        empty_status: empty,
-    };
     Profile {
         name: "nchan".into(),
         headers: BTreeMap::new(),
@@ -237,20 +191,7 @@ pub fn nchan() -> Profile {
             content_type: text_plain(),
             ok_status: vec![200, 201, 202],
         },
-        sections: Sections {
-            poll: Some(poll("/poll/{channel}", true, vec![304])),
-            long_poll: Some(poll("/lp/{channel}", false, vec![408, 304])),
-            sse: Some(SseProfile {
-                url: "/sse/{channel}".into(),
-                resume: true,
-            }),
-            ndjson: None,
-            websocket: Some(WebSocketProfile {
-                url: "/ws/{channel}".into(),
-                subprotocol: None,
-                subscribe_message: None,
-            }),
-        },
+        sections: Sections::preset("nchan"),
     }
 }
 

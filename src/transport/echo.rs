@@ -33,6 +33,10 @@ impl Transport for Echo {
     const REQUEST_BASED: bool = true;
     type Section = super::NoSection;
 
+    fn preset(_: &str) -> Option<super::NoSection> {
+        None
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::poll::PollProfile;
 use super::http::{CursorPoller, PollOutcome};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
@@ -26,6 +27,17 @@ impl Transport for LongPoll {
     const EMPTY_RESPONSES: bool = true;
     const SERVER_TIMEOUTS: bool = true;
     type Section = super::poll::PollProfile;
+
+    fn preset(profile: &str) -> Option<PollProfile> {
+        match profile {
+            "builtin" => Some(PollProfile::builtin(
+                "/lp/{channel}",
+                Some("timeout_ms={timeout_ms}"),
+            )),
+            "nchan" => Some(PollProfile::nchan("/lp/{channel}", false, vec![408, 304])),
+            _ => None,
+        }
+    }
 
     async fn open<S: Sink>(
         spec: &SessionSpec,

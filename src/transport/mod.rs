@@ -189,6 +189,13 @@ macro_rules! registry {
             /// The section keys, in registry order.
             pub const KEYS: &'static [&'static str] = &[$($(stringify!($field),)?)*];
 
+            /// The sections of preset profile `profile`.
+            pub fn preset(profile: &str) -> Sections {
+                Sections {
+                    $($($field: <$module::$ty as Transport>::preset(profile),)?)*
+                }
+            }
+
             /// The URL template used for `kind`, if supported.
             pub fn url_for(&self, kind: TransportKind) -> Option<&str> {
                 let sections = self;
@@ -462,6 +469,10 @@ pub trait Transport: Sized + Send + 'static {
     const STATUS_IS_RESPONSE: bool = false;
     /// Its profile section ([`NoSection`] when it has none).
     type Section: Section;
+
+    /// Its section in the preset profile `profile` (`builtin`, `nchan`),
+    /// if that server speaks it.
+    fn preset(profile: &str) -> Option<Self::Section>;
 
     /// Connects and subscribes. `cursor` resumes after the last event a
     /// previous session of this client saw.

@@ -31,6 +31,19 @@ impl Transport for Ndjson {
     const KEYS: &'static [&'static str] = &[];
     type Section = NdjsonProfile;
 
+    fn preset(profile: &str) -> Option<NdjsonProfile> {
+        match profile {
+            "builtin" => Some(NdjsonProfile {
+                url: "/stream/{channel}".into(),
+                data_field: data(),
+                id_field: Some("id".into()),
+                resume_param: Some("after".into()),
+            }),
+            // nchan has no NDJSON.
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -169,5 +182,5 @@ impl super::Section for NdjsonProfile {
 }
 
 fn data() -> String {
-    super::poll::data()
+    "data".into()
 }

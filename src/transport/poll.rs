@@ -33,6 +33,14 @@ impl Transport for Poll {
     const EMPTY_RESPONSES: bool = true;
     type Section = PollProfile;
 
+    fn preset(profile: &str) -> Option<PollProfile> {
+        match profile {
+            "builtin" => Some(PollProfile::builtin("/poll/{channel}", None)),
+            "nchan" => Some(PollProfile::nchan("/poll/{channel}", true, vec![304])),
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -167,6 +175,44 @@ pub struct PollProfile {
 
 
 
+impl PollProfile {
+    /// The reference server's polls: query cursor, head start, lines.
+    pub fn builtin(url: &str, hold: Option<&str>) -> PollProfile {
+        PollProfile {
+            url: url.into(),
+            cursor: CursorStyle::Query,
+            cursor_param: after(),
+            cursor_header: x_cursor(),
+            start: Start::Head,
+            start_lookback: two_s(),
+            body: BodyFormat::Lines,
+            data_field: data(),
+            drain: false,
+            hold_query: hold.map(str::to_string),
+            ok_status: vec![200],
+            empty_status: vec![204, 304],
+        }
+    }
+
+    /// nchan's polls: etag cursor, recent start, one message per response.
+    pub fn nchan(url: &str, drain: bool, empty: Vec<u16>) -> PollProfile {
+        PollProfile {
+            url: url.into(),
+            cursor: CursorStyle::Etag,
+            cursor_param: after(),
+            cursor_header: x_cursor(),
+            start: Start::Recent,
+            start_lookback: two_s(),
+            body: BodyFormat::Single,
+            data_field: data(),
+            drain,
+            hold_query: None,
+            ok_status: vec![200],
+            empty_status: empty,
+        }
+    }
+}
+
 impl super::Section for PollProfile {
     fn url(&self) -> &str {
         &self.url
@@ -189,20 +235,16 @@ impl super::Section for PollProfile {
     }
 }
 
-/// Default `after`.
-pub fn after() -> String {
+fn after() -> String {
     "after".into()
 }
-/// Default `x_cursor`.
-pub fn x_cursor() -> String {
+fn x_cursor() -> String {
     "x-cursor".into()
 }
-/// Default `data`.
-pub fn data() -> String {
+fn data() -> String {
     "data".into()
 }
-/// Default `two_s`.
-pub fn two_s() -> std::time::Duration {
+fn two_s() -> std::time::Duration {
     std::time::Duration::from_secs(2)
 }
 fn cursor_none() -> CursorStyle {

@@ -210,6 +210,10 @@ impl Transport for Request {
     const STATUS_IS_RESPONSE: bool = true;
     type Section = super::NoSection;
 
+    fn preset(_: &str) -> Option<super::NoSection> {
+        None
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,

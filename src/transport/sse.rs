@@ -29,6 +29,16 @@ impl Transport for Sse {
     const KEYS: &'static [&'static str] = &[];
     type Section = SseProfile;
 
+    fn preset(profile: &str) -> Option<SseProfile> {
+        match profile {
+            "builtin" | "nchan" => Some(SseProfile {
+                url: "/sse/{channel}".into(),
+                resume: true,
+            }),
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,

@@ -224,6 +224,17 @@ impl Transport for WebSocket {
     const KEYS: &'static [&'static str] = &["ping_interval"];
     type Section = WebSocketProfile;
 
+    fn preset(profile: &str) -> Option<WebSocketProfile> {
+        match profile {
+            "builtin" | "nchan" => Some(WebSocketProfile {
+                url: "/ws/{channel}".into(),
+                subprotocol: None,
+                subscribe_message: None,
+            }),
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
