@@ -114,10 +114,7 @@ pub fn keys() -> Vec<&'static str> {
     keys
 }
 
-/// Fills `{channel}` into a template.
-pub fn fill(template: &str, channel: &str) -> String {
-    template.replace("{channel}", channel)
-}
+pub use crate::transport::fill;
 
 /// Expands `${VAR}` from the environment. The expanded value is a secret:
 /// callers keep it out of everything they write.

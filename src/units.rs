@@ -1,5 +1,5 @@
 //! Units as run folders write them: serde helpers for durations in
-//! seconds (`*_s` fields). A leaf: it imports nothing from the crate, so
+//! seconds (`*_s` fields), percentiles in milliseconds. A leaf: it imports nothing from the crate, so
 //! every module that writes a duration can use it without a cycle.
 
 /// Serde helpers writing durations as seconds (`*_s` fields).
@@ -31,4 +31,10 @@ pub mod opt_secs {
             None => s.serialize_none(),
         }
     }
+}
+
+/// A percentile of a microsecond histogram in milliseconds (3 decimals),
+/// `None` without samples.
+pub fn pct_ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| (h.value_at_quantile(q) as f64 / 1000.0 * 1000.0).round() / 1000.0)
 }

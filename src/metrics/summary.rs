@@ -239,10 +239,7 @@ impl GroupResult {
     }
 }
 
-/// A percentile in milliseconds, `None` without samples.
-pub fn pct_ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
-    (!h.is_empty()).then(|| round3(h.value_at_quantile(q) as f64 / 1000.0))
-}
+pub use crate::units::pct_ms;
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0

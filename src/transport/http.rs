@@ -15,10 +15,10 @@ use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
 
 use super::h1::{serialize, H1, STREAM_CHUNK};
+use super::poll::{BodyFormat, CursorStyle, PollProfile, Start};
 use super::{RequestSample, SessionSpec, Sink};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
-use crate::profile::{BodyFormat, CursorStyle, PollProfile, Start};
 
 /// One HTTP/1.1 connection; its driver task ends when this is dropped.
 pub struct Conn {

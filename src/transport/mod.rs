@@ -112,6 +112,11 @@ pub fn path_ok(url: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Fills `{channel}` into a template.
+pub fn fill(template: &str, channel: &str) -> String {
+    template.replace("{channel}", channel)
+}
+
 /// Checks a list of statuses a section accepts.
 pub fn status_ok(list: &[u16], what: &str) -> Result<(), String> {
     if list.is_empty() || list.iter().any(|s| !(100..=599).contains(s)) {

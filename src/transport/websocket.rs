@@ -257,7 +257,7 @@ impl Transport for WebSocket {
         )
         .await?;
         if let Some(m) = &profile.subscribe_message {
-            let text = crate::profile::fill(m, &spec.channel);
+            let text = super::fill(m, &spec.channel);
             if let Err(e) = ws.send(Message::text(text)).await {
                 sink.disconnected();
                 return Err(e.into());
