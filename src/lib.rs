@@ -41,6 +41,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod schedule;
 pub mod secrets;
 pub mod shard;
 pub mod shutdown;

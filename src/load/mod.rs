@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod pacer;
-pub mod rate;
 pub mod runner;
-pub mod shape;
+
+// The schedules a phase follows live below the plan; load runs them.
+pub use crate::schedule::{rate, shape};

@@ -69,10 +69,10 @@ pub struct GroupPlan {
     /// Connected clients over time (empty: all `clients` spread over
     /// `ramp_up`). Each stage's `to` is a client count a shard divides.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stages: Vec<crate::load::shape::Stage>,
-    /// Arrival rate, session lengths, churn (see [`crate::load::shape::Turnover`]).
-    #[serde(skip_serializing_if = "crate::load::shape::Turnover::is_empty")]
-    pub turnover: crate::load::shape::Turnover,
+    pub stages: Vec<crate::schedule::shape::Stage>,
+    /// Arrival rate, session lengths, churn (see [`crate::schedule::shape::Turnover`]).
+    #[serde(skip_serializing_if = "crate::schedule::shape::Turnover::is_empty")]
+    pub turnover: crate::schedule::shape::Turnover,
     /// Profile and group headers on the wire (secrets expanded; never
     /// serialized).
     #[serde(skip)]

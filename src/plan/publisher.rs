@@ -18,7 +18,7 @@ pub struct PublisherPlan {
     pub channel_prefix: Option<String>,
     /// Publish-rate stages from the phase start (empty: `rate` throughout).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stages: Vec<crate::load::rate::RateStage>,
+    pub stages: Vec<crate::schedule::rate::RateStage>,
 }
 
 impl PublisherPlan {
@@ -38,8 +38,8 @@ impl PublisherPlan {
     }
 
     /// The publish schedule: `rate`, then the stages.
-    pub fn schedule(&self) -> crate::load::rate::RateSchedule {
-        crate::load::rate::RateSchedule::new(self.rate_per_s, &self.stages)
+    pub fn schedule(&self) -> crate::schedule::rate::RateSchedule {
+        crate::schedule::rate::RateSchedule::new(self.rate_per_s, &self.stages)
     }
 }
 

@@ -39,8 +39,8 @@ pub struct StormPlan {
 pub(super) fn rate_stages_plan(
     p: &crate::scenario::Publisher,
     src: &Source,
-) -> Result<Vec<crate::load::rate::RateStage>> {
-    use crate::load::rate::RateStage;
+) -> Result<Vec<crate::schedule::rate::RateStage>> {
+    use crate::schedule::rate::RateStage;
     let Some(list) = &p.stages else {
         return Ok(Vec::new());
     };
@@ -149,8 +149,8 @@ pub(super) fn turnover_plan(
     clients: u64,
     kind: TransportKind,
     src: &Source,
-) -> Result<crate::load::shape::Turnover> {
-    use crate::load::shape::{Arrival, Churn, Distribution, Session, Turnover};
+) -> Result<crate::schedule::shape::Turnover> {
+    use crate::schedule::shape::{Arrival, Churn, Turnover};
     let spans = [
         g.arrival.as_ref().map(|a| ("arrival", a.span())),
         g.session.as_ref().map(|a| ("session", a.span())),
@@ -190,70 +190,11 @@ pub(super) fn turnover_plan(
             })
         }
     };
-    let session = match &g.session {
-        None => None,
-        Some(sp) => {
-            let bad = |m: &str| src.error(sp.span(), "session", m);
-            let spec = sp.get_ref();
-            let (mean, min, max) = (
-                spec.mean.map(|d| d.0),
-                spec.min.map(|d| d.0),
-                spec.max.map(|d| d.0),
-            );
-            let distribution = match spec.distribution.as_deref() {
-                None | Some("fixed") => Distribution::Fixed,
-                Some("uniform") => Distribution::Uniform,
-                Some("exponential") => Distribution::Exponential,
-                Some(other) => {
-                    return Err(bad(&format!(
-                        "distribution {other:?}: use \"fixed\", \"uniform\" or \"exponential\""
-                    )))
-                }
-            };
-            let s = match distribution {
-                Distribution::Fixed => match (mean, min, max) {
-                    (Some(m), None, None) if !m.is_zero() => Session {
-                        distribution,
-                        mean: m,
-                        min: Duration::ZERO,
-                        max: None,
-                    },
-                    _ => {
-                        return Err(bad(
-                            "a fixed session needs `mean` > 0 only (no `min` / `max`)",
-                        ))
-                    }
-                },
-                Distribution::Uniform => match (mean, min, max) {
-                    (None, Some(lo), Some(hi)) if hi > lo => Session {
-                        distribution,
-                        mean: (lo + hi) / 2,
-                        min: lo,
-                        max: Some(hi),
-                    },
-                    _ => return Err(bad(
-                        "a uniform session needs `min` < `max` (and no `mean`: it is their middle)",
-                    )),
-                },
-                Distribution::Exponential => match mean {
-                    Some(m) if !m.is_zero() => {
-                        let lo = min.unwrap_or_default();
-                        if max.is_some_and(|hi| hi <= lo) {
-                            return Err(bad("`max` must be greater than `min`"));
-                        }
-                        Session {
-                            distribution,
-                            mean: m,
-                            min: lo,
-                            max,
-                        }
-                    }
-                    _ => return Err(bad("an exponential session needs `mean` > 0")),
-                },
-            };
-            Some(s)
-        }
-    };
+    let session = g
+        .session
+        .as_ref()
+        .map(|sp| session_plan(sp, src))
+        .transpose()?;
     let churn = match &g.churn {
         None => None,
         Some(c) => {
@@ -289,6 +230,75 @@ pub(super) fn turnover_plan(
     })
 }
 
+/// `session = { distribution = ..., mean / min / max }`.
+fn session_plan(
+    sp: &toml::Spanned<crate::scenario::SessionLengthSpec>,
+    src: &Source,
+) -> Result<crate::schedule::shape::Session> {
+    use crate::schedule::shape::{Distribution, Session};
+    let bad = |m: &str| src.error(sp.span(), "session", m);
+    let spec = sp.get_ref();
+    let (mean, min, max) = (
+        spec.mean.map(|d| d.0),
+        spec.min.map(|d| d.0),
+        spec.max.map(|d| d.0),
+    );
+    let distribution = match spec.distribution.as_deref() {
+        None | Some("fixed") => Distribution::Fixed,
+        Some("uniform") => Distribution::Uniform,
+        Some("exponential") => Distribution::Exponential,
+        Some(other) => {
+            return Err(bad(&format!(
+                "distribution {other:?}: use \"fixed\", \"uniform\" or \"exponential\""
+            )))
+        }
+    };
+    let s = match distribution {
+        Distribution::Fixed => match (mean, min, max) {
+            (Some(m), None, None) if !m.is_zero() => Session {
+                distribution,
+                mean: m,
+                min: Duration::ZERO,
+                max: None,
+            },
+            _ => {
+                return Err(bad(
+                    "a fixed session needs `mean` > 0 only (no `min` / `max`)",
+                ))
+            }
+        },
+        Distribution::Uniform => match (mean, min, max) {
+            (None, Some(lo), Some(hi)) if hi > lo => Session {
+                distribution,
+                mean: (lo + hi) / 2,
+                min: lo,
+                max: Some(hi),
+            },
+            _ => {
+                return Err(bad(
+                    "a uniform session needs `min` < `max` (and no `mean`: it is their middle)",
+                ))
+            }
+        },
+        Distribution::Exponential => match mean {
+            Some(m) if !m.is_zero() => {
+                let lo = min.unwrap_or_default();
+                if max.is_some_and(|hi| hi <= lo) {
+                    return Err(bad("`max` must be greater than `min`"));
+                }
+                Session {
+                    distribution,
+                    mean: m,
+                    min: lo,
+                    max,
+                }
+            }
+            _ => return Err(bad("an exponential session needs `mean` > 0")),
+        },
+    };
+    Ok(s)
+}
+
 /// A group's `stages`: ramps to at most `clients`, holds; subscribers only
 /// (request and echo load is paced by `rate`).
 pub(super) fn stages_plan(
@@ -296,8 +306,8 @@ pub(super) fn stages_plan(
     clients: u64,
     kind: TransportKind,
     src: &Source,
-) -> Result<Vec<crate::load::shape::Stage>> {
-    use crate::load::shape::Stage;
+) -> Result<Vec<crate::schedule::shape::Stage>> {
+    use crate::schedule::shape::Stage;
     let Some(list) = &g.stages else {
         return Ok(Vec::new());
     };

@@ -445,13 +445,13 @@ impl Phases<'_> {
 /// this process may have: one error, not thousands of failed connects.
 fn check_capacity(plan: &Plan, nofile: u64) -> Result<()> {
     let peak = plan.peak_connections();
-    if nofile == 0 || peak + crate::processes::FD_RESERVE <= nofile {
+    if nofile == 0 || peak + process::FD_RESERVE <= nofile {
         return Ok(());
     }
     Err(Error::Usage(format!(
         "this plan holds up to {peak} connections at once, but one process may open {nofile} files here (the hard limit); run it as {} processes: --processes {} (or --processes auto), or with --shard on several machines",
-        crate::processes::needed(peak, nofile),
-        crate::processes::needed(peak, nofile),
+        process::needed(peak, nofile),
+        process::needed(peak, nofile),
     )))
 }
 

@@ -10,7 +10,6 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::gate::threshold;
 use crate::load::runner::Tick;
-use crate::load::shape;
 use crate::metrics::health::{Health, LagProbe};
 use crate::metrics::process::PhaseUsage;
 use crate::metrics::summary::{pct_ms, GroupResult, Resources};
@@ -19,6 +18,7 @@ use crate::plan::Plan;
 use crate::progress::{Progress, Status};
 use crate::report::hlog::HlogWriter;
 use crate::report::timeseries;
+use crate::schedule::shape;
 use crate::shutdown::{Shutdown, StopReason};
 
 /// Where ticks are written: the run folder's time series and interval logs.

@@ -76,8 +76,7 @@ pub(super) async fn start_target(
                 .ok_or_else(|| Error::TargetStart("cannot locate the stampede binary".into()))?;
             // The target holds every connection too: as many workers as
             // its open-file limit needs (the same hard limit as ours).
-            let workers =
-                crate::processes::needed(plan.peak_connections(), process::raise_nofile_limit().1);
+            let workers = process::needed(plan.peak_connections(), process::raise_nofile_limit().1);
             let child = ReferenceChild::spawn_with(
                 &exe,
                 plan.builtin_delay,
