@@ -10,6 +10,44 @@
 //! at the end of `stampede run`) only reads finished folders back
 //! ([`report::generate`]) to draw `charts/*.svg` and `report.html`.
 //!
+//! Architecture map, lowest layer first (a module imports from its own
+//! layer or lower ones; `cargo test` does not check this, the import-graph
+//! script in the issue 15 notes does):
+//!
+//! 1. Leaves, importing nothing of the crate: [`clock`], [`envelope`],
+//!    [`rng`], [`secrets`], [`shard`], [`shutdown`], [`progress`], [`units`]
+//!    (seconds and percentile helpers for run-folder fields), and [`error`]
+//!    (with [`exit`]).
+//! 2. The wire: [`fault`] (error kinds; → secrets), [`net`] (TCP, TLS, byte
+//!    counting; → fault).
+//! 3. [`transport`]: one file per transport holding its session *and* its
+//!    configuration (label, group keys, profile section, presets), listed
+//!    once in its `registry!` (→ envelope, fault, net, units).
+//!    [`reference`](mod@reference): the reference server, ours, that `run` starts when no
+//!    target (the server under test) is given (→ error, fault, rng,
+//!    shutdown, units).
+//! 4. [`scenario`] (the file as written; → transport), [`profile`] (how a
+//!    server speaks each transport: the publisher's side plus the
+//!    transports' sections; → transport, secrets), [`schedule`] (client
+//!    stages, turnover, publish-rate stages; → scenario, units),
+//!    [`metrics`] (recorders, summaries, health, process usage; → fault,
+//!    transport, units).
+//! 5. [`plan`] (the validated plan, each piece converting itself; →
+//!    scenario, profile, schedule, transport, reference, net, gate,
+//!    sweep), [`publish`] (the publisher; → profile, schedule, transport,
+//!    metrics, net), [`load`] (pacer, client loop, phase runner; → plan,
+//!    publish, schedule, transport, metrics).
+//! 6. Run folders read back and judged: [`report`], [`gate`], [`sweep`],
+//!    [`capacity`].
+//! 7. Commands: [`run`] (one run: target start, phase loop, per-phase
+//!    recorder, `run.json` and exit status; → load, plan, reference,
+//!    report, gate, metrics), [`repeat`], [`merge`], [`processes`] and
+//!    [`cli`].
+//!
+//! One import cycle is left, through layer 6: plan → gate / sweep →
+//! report → capacity → run → plan (and load, which run drives); the run
+//! folder's schema work (issue 15, item 2) is where it is cut.
+//!
 //! Invariants:
 //! - transports never import load, metrics or report; load never names a
 //!   concrete transport (one `match`, in `TransportKind::visit`);

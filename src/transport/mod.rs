@@ -24,7 +24,7 @@ use crate::net::IoCounters;
 pub mod h1;
 mod http;
 
-/// A transport's config side, walked by [`registry!`]: what its scenario
+/// A transport's config side, walked by `registry!`: what its scenario
 /// and profile say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Info {
