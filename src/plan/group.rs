@@ -363,7 +363,7 @@ pub(super) fn wire_headers(
     profile: &Profile,
     groups: &mut [GroupPlan],
 ) -> Result<Arc<[(HeaderName, HeaderValue)]>> {
-    let profile_headers: Arc<[(HeaderName, HeaderValue)]> = profile::wire_headers(&profile)
+    let profile_headers: Arc<[(HeaderName, HeaderValue)]> = profile::wire_headers(profile)
         .map_err(|m| match &sc.profile {
             Some(p) => src.error(p.span(), "profile", &m),
             None => Error::Usage(m),

@@ -399,8 +399,8 @@ impl Phases<'_> {
         }
         let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
         // The summary grows phase by phase, so a later crash keeps earlier phases.
-        summary_csv::write(&dir, &rows)?;
-        write_sweep(&dir, &info, &rows)?;
+        summary_csv::write(dir, &rows)?;
+        write_sweep(dir, info, &rows)?;
         Ok(())
     }
 
