@@ -169,8 +169,6 @@ pub struct NdjsonProfile {
     pub resume_param: Option<String>,
 }
 
-
-
 impl super::Section for NdjsonProfile {
     fn url(&self) -> &str {
         &self.url

@@ -173,8 +173,6 @@ pub struct PollProfile {
     pub empty_status: Vec<u16>,
 }
 
-
-
 impl PollProfile {
     /// The reference server's polls: query cursor, head start, lines.
     pub fn builtin(url: &str, hold: Option<&str>) -> PollProfile {

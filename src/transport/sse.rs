@@ -141,8 +141,6 @@ pub struct SseProfile {
     pub resume: bool,
 }
 
-
-
 impl super::Section for SseProfile {
     fn url(&self) -> &str {
         &self.url

@@ -352,8 +352,6 @@ pub struct WebSocketProfile {
     pub subscribe_message: Option<String>,
 }
 
-
-
 impl super::Section for WebSocketProfile {
     fn url(&self) -> &str {
         &self.url
