@@ -6,6 +6,7 @@
 pub mod client;
 pub mod pacer;
 pub mod runner;
+mod window;
 
 // The schedules a phase follows live below the plan; load runs them.
 pub use crate::schedule::{rate, shape};
