@@ -402,8 +402,8 @@ fn spawn_publisher(
     publish_stop: &tokio_util::sync::CancellationToken,
     shutdown: &Shutdown,
 ) -> Option<tokio::task::JoinHandle<PublishReport>> {
-    match &plan.publisher {
-        Some(p) => Some(tokio::spawn(publish::run(
+    plan.publisher.as_ref().map(|p| {
+        tokio::spawn(publish::run(
             PublishSpec {
                 addr: spec.addr,
                 authority: spec.authority.clone(),
@@ -422,9 +422,8 @@ fn spawn_publisher(
             publish_until,
             publish_stop.clone(),
             shutdown.clone(),
-        ))),
-        _ => None,
-    }
+        ))
+    })
 }
 
 /// `[storm] via = "target"`: the reference server ends every stream at
