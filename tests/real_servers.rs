@@ -31,6 +31,15 @@ fn exact(r: &SummaryRow) {
     assert_eq!(r.error_rate, 0.0, "{r:?}");
 }
 
+/// Fails unless a warning in `run.json` contains `needle`.
+fn assert_warned(dir: &std::path::Path, needle: &str) {
+    let w = warnings(dir);
+    assert!(
+        w.iter().any(|w| w.contains(needle)),
+        "no warning with {needle:?}: {w:?}"
+    );
+}
+
 fn warnings(dir: &std::path::Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("run.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -262,12 +271,7 @@ async fn a_coding_stampede_cannot_decode_is_an_error_on_every_session() {
     );
     let info = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
     assert!(info.contains("Content-Encoding: zstd"), "{info}");
-    assert!(
-        warnings(dir.path())
-            .iter()
-            .any(|w| w.contains("every expected event was lost")),
-        "{info}"
-    );
+    assert_warned(dir.path(), "every expected event was lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,13 +414,7 @@ async fn a_subscribe_that_never_completes_is_a_timeout_and_its_events_are_lost()
     assert!(r.expected.unwrap() >= 3 * r.published.unwrap() / 2, "{r:?}");
     assert_eq!(r.lost, r.expected, "{r:?}");
     assert_eq!(r.errors_of(ErrorKind::Timeout), 3, "one per client: {r:?}");
-    assert!(
-        warnings(dir.path())
-            .iter()
-            .any(|w| w.contains("every expected event was lost")),
-        "{:?}",
-        warnings(dir.path())
-    );
+    assert_warned(dir.path(), "every expected event was lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,12 +452,7 @@ async fn a_publisher_that_never_succeeds_fails_the_run_even_when_short() {
     assert_eq!(out.exit_code, stampede::exit::RUNTIME);
     let info = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
     assert!(info.contains("the publisher never succeeded"), "{info}");
-    assert!(
-        warnings(dir.path())
-            .iter()
-            .any(|w| w.contains("no event was published")),
-        "{info}"
-    );
+    assert_warned(dir.path(), "no event was published");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,12 +585,7 @@ async fn a_poller_without_a_working_cursor_is_named_in_a_warning() {
     let (out, dir) = run_against(&peer, &json_poll("cursor = \"none\""), "poll-nocursor").await;
     let r = row(&out.rows, "poll");
     assert!(r.duplicated.unwrap() > r.delivered.unwrap(), "{r:?}");
-    let w = warnings(dir.path());
-    assert!(
-        w.iter()
-            .any(|w| w.contains("a poller without a working cursor")),
-        "{w:?}"
-    );
+    assert_warned(dir.path(), "a poller without a working cursor");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
