@@ -308,7 +308,11 @@ async fn idle_closing_poll(mut c: Conn, first: Req, idle: Duration, gzip: bool, 
         } else {
             let log = c.hub.log.lock().unwrap().clone();
             let after: Option<usize> = req.path.split("after=").nth(1).and_then(|a| a.parse().ok());
-            let ka = if announce {
+            // A zero idle time: every answer says `Connection: close` and
+            // the connection closes after it.
+            let ka = if idle.is_zero() {
+                "Connection: close\r\n".to_string()
+            } else if announce {
                 format!("Keep-Alive: timeout={}\r\n", idle.as_secs())
             } else {
                 String::new()
@@ -344,7 +348,7 @@ async fn idle_closing_poll(mut c: Conn, first: Req, idle: Duration, gzip: bool, 
                 )
                 .into_bytes(),
             };
-            if !c.write(&answer).await {
+            if !c.write(&answer).await || idle.is_zero() {
                 return;
             }
         }
@@ -610,4 +614,13 @@ async fn one_mebibyte_events_reach_every_transport_of_the_reference_server() {
         exact(r);
     }
     target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_answered_with_connection_close_goes_on_a_fresh_connection() {
+    let peer = PubSub::start(|c, r| idle_closing_poll(c, r, Duration::ZERO, false, false)).await;
+    let (out, _dir) = run_against(&peer, &poll_scenario(10, "500ms", "3s"), "poll-close").await;
+    let r = row(&out.rows, "poll");
+    exact(r);
+    assert_eq!(r.retries, Some(0), "{r:?}");
 }
