@@ -119,6 +119,12 @@ impl Extractor {
         }
     }
 
+    /// True when the profile names where the envelope sits: JSON items are
+    /// then handed over whole, for the pointer to start at.
+    pub fn has_path(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// Classifies one message.
     pub fn classify(&self, message: &[u8]) -> Class {
         // A plain relay sends the envelope as the whole message: this is

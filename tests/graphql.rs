@@ -99,10 +99,7 @@ async fn exact_run(clients: u32, rate: u32, duration: &str, tag: &str) {
     );
     // connection_ack comes before the measured window; the pongs to the
     // preset's 10 s heartbeat come in it, one per client at least.
-    assert!(
-        r.control_messages.unwrap() >= u64::from(clients),
-        "{r:?}"
-    );
+    assert!(r.control_messages.unwrap() >= u64::from(clients), "{r:?}");
     assert_eq!(r.other_messages, Some(0), "{r:?}");
     assert!(r.delivery_p50_ms.unwrap() < 20.0, "{r:?}");
     assert!(r.subscribe_p50_ms.is_some(), "{r:?}");

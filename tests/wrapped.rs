@@ -75,7 +75,7 @@ async fn wrapping_peer(mut c: Conn, req: Req) {
                 s(&m)
             );
             // Text and binary frames alternate.
-            let msg = if n % 2 == 0 {
+            let msg = if n.is_multiple_of(2) {
                 Message::text(frame)
             } else {
                 Message::binary(frame.into_bytes())

@@ -100,7 +100,7 @@ struct ClientSink<'a> {
     /// The storm's instant and this client's progress through it.
     storm: Option<(Instant, StormState)>,
     /// Finds envelopes in wrapped messages and classifies the rest.
-    extractor: Extractor,
+    extractor: Arc<Extractor>,
     /// When the current session attempt began (run-clock ns).
     attempt_ns: u64,
     /// The client's number in its group.
@@ -413,7 +413,7 @@ pub async fn run<T: Transport>(
             .storm
             .filter(|s| s.at > spec.start_at)
             .map(|s| (s.at, StormState::Before)),
-        extractor: Extractor::new(&spec.session.profile),
+        extractor: spec.session.extractor.clone(),
         attempt_ns: 0,
         number: spec.number,
     };

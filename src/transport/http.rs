@@ -17,10 +17,10 @@ use tokio::task::JoinHandle;
 
 use super::coding::Decoder;
 use super::h1::{serialize, H1, STREAM_CHUNK};
+use super::poll::{BodyFormat, CursorStyle, PollProfile, Start};
 use super::{RequestSample, SessionSpec, Sink};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
-use crate::profile::{BodyFormat, CursorStyle, PollProfile, Start};
 
 /// One HTTP/1.1 connection; its driver task ends when this is dropped.
 pub struct Conn {
@@ -159,7 +159,7 @@ pub enum PollOutcome {
 
 /// A subscriber that pulls events with repeated GETs carrying a cursor, as
 /// its profile section describes: the cursor in a query parameter (the
-/// built-in target: `?after=` in, `X-Cursor` out) or in HTTP cache headers
+/// reference server: `?after=` in, `X-Cursor` out) or in HTTP cache headers
 /// (`If-Modified-Since`/`If-None-Match` from `Last-Modified`/`Etag`, nchan).
 pub struct CursorPoller {
     conn: Option<Conn>,
@@ -186,7 +186,7 @@ impl CursorPoller {
         let mut me = CursorPoller {
             conn: Some(Conn::open(spec, io, sink).await?),
             cursor,
-            profile: whole_items(profile, &spec.profile),
+            profile: whole_items(profile, spec.extractor.has_path()),
             extra_query: String::new(),
             idle_until: None,
         };
@@ -576,9 +576,9 @@ pub fn item_id(item: &serde_json::Value, field: &str) -> Option<String> {
 
 /// The poll section as a poller uses it: with a `message_path` the
 /// pointer starts at each whole item, so `data_field` is not looked at.
-fn whole_items(poll: &PollProfile, profile: &crate::profile::Profile) -> PollProfile {
+fn whole_items(poll: &PollProfile, has_path: bool) -> PollProfile {
     let mut p = poll.clone();
-    if profile.message_path.is_some() {
+    if has_path {
         p.data_field.clear();
     }
     p
@@ -728,7 +728,7 @@ mod tests {
     use crate::profile::builtin;
 
     fn messages(body: BodyFormat, text: &str) -> Result<Vec<String>, String> {
-        let mut p = builtin().poll.unwrap_or_else(|| unreachable!());
+        let mut p = builtin().sections.poll.unwrap_or_else(|| unreachable!());
         p.body = body;
         let mut out = Vec::new();
         for_each_message(&p, text.as_bytes(), |m, _| {

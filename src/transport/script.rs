@@ -60,10 +60,37 @@ pub struct ReplyRule {
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Interval, e.g. `"30s"`.
-    #[serde(with = "crate::profile::duration_str")]
+    #[serde(with = "duration_str")]
     pub every: Duration,
     /// The message (templated).
     pub send: String,
+}
+
+/// `subscribe_timeout` when a profile does not say.
+pub fn default_subscribe_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// True for the default `subscribe_timeout` (not written out).
+pub fn is_default_subscribe_timeout(d: &Duration) -> bool {
+    *d == default_subscribe_timeout()
+}
+
+/// Durations as `"30s"` strings.
+pub mod duration_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes `"30s"`.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    /// Reads `"30s"`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Fills a template for one session; `n` is the session's counter, moved

@@ -13,6 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderName, HeaderValue, Method};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -303,7 +305,12 @@ fn check_upgrade(head: &StreamHead, key: &str, offered: Option<&str>) -> Result<
             Ok(())
         }
         (want, got) => fail(format!(
-            "subprotocol {want:?} asked for, the server chose {got:?}"
+            "subprotocol {} asked for, the server chose {}",
+            want.map_or("none".to_string(), |w| format!("`{w}`")),
+            got.map_or("none".to_string(), |g| format!(
+                "`{}`",
+                String::from_utf8_lossy(g.as_bytes())
+            ))
         )),
     }
 }
@@ -326,6 +333,20 @@ pub fn closed_by_server(frame: Option<&CloseFrame>) -> Result<Step, Fault> {
 }
 
 impl Transport for WebSocket {
+    const LABEL: &'static str = "websocket";
+    const KEYS: &'static [&'static str] = &["ping_interval", "compression"];
+    type Section = WebSocketProfile;
+
+    fn preset(profile: &str) -> Option<WebSocketProfile> {
+        match profile {
+            "builtin" | "nchan" => Some(WebSocketProfile {
+                url: "/ws/{channel}".into(),
+                ..WebSocketProfile::default()
+            }),
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -461,7 +482,7 @@ impl WebSocket {
         let client = sink.client_number();
         let mut n = 0;
         if let Some(m) = &profile.subscribe_message {
-            let text = crate::profile::fill(m, &spec.channel);
+            let text = super::fill(m, &spec.channel);
             self.ws.send(Message::text(text)).await?;
         }
         let deadline = tokio::time::Instant::now() + profile.subscribe_timeout;
@@ -472,7 +493,8 @@ impl WebSocket {
             if let Some(w) = step.wait_for() {
                 let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
                 if !self.wait_for(&rule, deadline, sink).await? {
-                    return Ok(unconfirmed(sink, profile.subscribe_timeout, w));
+                    unconfirmed(sink, profile.subscribe_timeout, w);
+                    return Ok(());
                 }
             }
         }
@@ -483,7 +505,8 @@ impl WebSocket {
         if let Some(w) = &profile.subscribed_when {
             let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
             if !self.wait_for(&rule, deadline, sink).await? {
-                return Ok(unconfirmed(sink, profile.subscribe_timeout, w));
+                unconfirmed(sink, profile.subscribe_timeout, w);
+                return Ok(());
             }
         }
         sink.subscribed(started.elapsed());
@@ -619,6 +642,68 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// WebSocket subscription.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketProfile {
+    /// Path template.
+    pub url: String,
+    /// `Sec-WebSocket-Protocol` to ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocol: Option<String>,
+    /// A message to send after the upgrade to subscribe (`{channel}` is
+    /// replaced), for servers that subscribe in-band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_message: Option<String>,
+    /// Offer permessage-deflate (RFC 7692), as browsers do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compression: bool,
+    /// Messages sent after the upgrade (after `subscribe_message`), in
+    /// order: a template, or `{ send, wait_for }` to wait for the server's
+    /// answer before the next (see [`script`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<script::ScriptStep>,
+    /// The server's confirmation (a JSON subset or a substring) before a
+    /// client counts as subscribed; the time to it is `subscribe_*`.
+    /// Without it, a client is subscribed once its messages are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribed_when: Option<String>,
+    /// How long the script's waits and `subscribed_when` may take: then a
+    /// `timeout` error, and the client is still expected to receive.
+    #[serde(
+        default = "script::default_subscribe_timeout",
+        with = "script::duration_str",
+        skip_serializing_if = "script::is_default_subscribe_timeout"
+    )]
+    pub subscribe_timeout: Duration,
+    /// Answers to server messages (application-level pings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reply: Vec<script::ReplyRule>,
+    /// A message sent on an interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<script::Heartbeat>,
+    /// A message sent before closing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodbye: Option<String>,
+}
+
+impl super::Section for WebSocketProfile {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        super::path_ok(&self.url, what)?;
+        if let Some(p) = &self.subprotocol {
+            http::HeaderValue::from_str(p)
+                .map_err(|_| format!("{what}.subprotocol is not a valid header value"))?;
+        }
+        script::check(&self.messages, &self.reply, self.heartbeat.as_ref())
+            .map_err(|m| format!("{what}: {m}"))?;
+        Ok(())
     }
 }
 
