@@ -282,6 +282,21 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
     Ok(Sender::Http(sender, handle))
 }
 
+/// In a JSON body the envelope sits inside a JSON string: escaped as one
+/// (the envelope is printable ASCII without `"` or `\`, so this only ever
+/// scans it; a body template of any shape stays valid JSON).
+fn json_escaped(content_type: &str, payload: String) -> String {
+    let json = content_type
+        .as_bytes()
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"json"));
+    if !json || !payload.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return payload;
+    }
+    let quoted = serde_json::Value::String(payload).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
 async fn publish_one(
     spec: &PublishSpec,
     conn: &mut Option<Sender>,
@@ -289,6 +304,7 @@ async fn publish_one(
     channel: &str,
     payload: String,
 ) -> Result<(), Fault> {
+    let payload = json_escaped(&spec.profile.content_type, payload);
     let body = crate::profile::fill(&spec.profile.body, channel).replace("{payload}", &payload);
     tokio::time::timeout(PUBLISH_TIMEOUT, async {
         if conn.as_ref().is_none_or(Sender::is_closed) {
@@ -348,4 +364,25 @@ async fn publish_one(
     })
     .await
     .map_err(|_| Fault::timeout("publish"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_json_escaped_only_in_json_bodies() {
+        let env = crate::envelope::Envelope {
+            channel: 1,
+            seq: 2,
+            sent_ns: 3,
+        }
+        .encode(40);
+        assert_eq!(json_escaped("application/json", env.clone()), env);
+        assert_eq!(
+            json_escaped("Application/JSON", "a\"b\\c".into()),
+            "a\\\"b\\\\c"
+        );
+        assert_eq!(json_escaped("text/plain", "a\"b".into()), "a\"b");
+    }
 }

@@ -90,6 +90,21 @@ async fn exact_run(clients: u32, rate: u32, duration: &str, tag: &str) {
     .await;
     assert_eq!(out.exit_code, 0, "{:?}", out.stop);
     let r = row(&out.rows, "websocket");
+    eprintln!(
+        "{tag}: {clients} subscribers, published {:?}, expected {:?}, delivered {:?}, lost {:?}, \
+         duplicated {:?}, errors {}, control_messages {:?}, delivery p50 {:?} ms p99 {:?} ms, \
+         subscribe p50 {:?} ms",
+        r.published,
+        r.expected,
+        r.delivered,
+        r.lost,
+        r.duplicated,
+        r.errors,
+        r.control_messages,
+        r.delivery_p50_ms,
+        r.delivery_p99_ms,
+        r.subscribe_p50_ms
+    );
     assert!(r.expected.unwrap() > 0, "{r:?}");
     assert_eq!(r.delivered, r.expected, "{r:?}");
     assert_eq!(
