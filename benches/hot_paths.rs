@@ -84,7 +84,7 @@ fn main() {
     // Classifying a plain relay's message (the envelope is the whole
     // message), and a wrapped one found with and without a path, against
     // the bare decode today's client does.
-    let plain = stampede::extract::Extractor::new(&stampede::profile::builtin());
+    let plain = stampede::profile::builtin().extractor();
     let control = median_ns(n, |_| {
         black_box(Envelope::decode(black_box(payload.as_bytes())));
     });
@@ -111,7 +111,7 @@ fn main() {
     );
     let mut with_path = stampede::profile::builtin();
     with_path.message_path = Some("/payload/data/onEvent/text".into());
-    let pathed = stampede::extract::Extractor::new(&with_path);
+    let pathed = with_path.extractor();
     let ns = median_ns(n / 10, |_| {
         black_box(pathed.classify(black_box(wrapped.as_bytes())));
     });

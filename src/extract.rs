@@ -13,7 +13,6 @@
 use serde_json::Value;
 
 use crate::envelope::Envelope;
-use crate::profile::Profile;
 
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,12 +109,13 @@ pub struct Extractor {
 }
 
 impl Extractor {
-    /// The extractor of `profile`.
-    pub fn new(profile: &Profile) -> Extractor {
+    /// The extractor of a profile's `message_path`, `control` rules and
+    /// `strict` (see `Profile::extractor`).
+    pub fn new(message_path: Option<&str>, control: &[String], strict: bool) -> Extractor {
         Extractor {
-            path: profile.message_path.as_deref().map(pointer_tokens),
-            control: profile.control.iter().map(|r| Matcher::new(r)).collect(),
-            strict: profile.strict,
+            path: message_path.map(pointer_tokens),
+            control: control.iter().map(|r| Matcher::new(r)).collect(),
+            strict,
         }
     }
 

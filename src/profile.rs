@@ -105,8 +105,14 @@ impl Profile {
         match name {
             "builtin" => Some(builtin()),
             "nchan" => Some(nchan()),
-            other => crate::presets::get(other),
+            // The files are checked by the tests below; a broken one is a bug.
+            other => crate::presets::text(other).and_then(|t| toml::from_str(t).ok()),
         }
+    }
+
+    /// How clients find the envelope in this profile's messages.
+    pub fn extractor(&self) -> crate::extract::Extractor {
+        crate::extract::Extractor::new(self.message_path.as_deref(), &self.control, self.strict)
     }
 
     /// Checks what serde cannot: templates, statuses, cursor combinations.
@@ -149,30 +155,7 @@ pub fn keys() -> Vec<&'static str> {
 
 pub use crate::transport::fill;
 
-/// Expands `${VAR}` from the environment. The expanded value is a secret:
-/// callers keep it out of everything they write.
-pub fn expand_env(template: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed `${{` in {template:?}"))?;
-        let var = &after[..end];
-        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("`${{{var}}}` is not an environment variable name"));
-        }
-        let value =
-            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?;
-        crate::secrets::register(var, &value);
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
+pub use crate::secrets::expand_env;
 
 /// Expands a profile's headers into wire form.
 pub fn wire_headers(profile: &Profile) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
@@ -289,6 +272,17 @@ fn generic() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_data_preset_parses_and_checks() {
+        for (name, _) in crate::presets::DATA {
+            let p = Profile::preset(name).unwrap_or_else(|| panic!("{name} does not parse"));
+            assert_eq!(p.name, *name);
+            p.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(p.websocket.is_some(), "{name}");
+            assert!(PRESETS.contains(name), "{name}");
+        }
+    }
 
     #[test]
     fn presets_check() {

@@ -48,6 +48,31 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// Expands `${VAR}` from the environment. The expanded value is a secret:
+/// callers keep it out of everything they write.
+pub fn expand_env(template: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `${{` in {template:?}"))?;
+        let var = &after[..end];
+        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`${{{var}}}` is not an environment variable name"));
+        }
+        let value =
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?;
+        register(var, &value);
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

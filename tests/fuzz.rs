@@ -125,9 +125,9 @@ proptest! {
         bytes.extend_from_slice(&post);
         let mut profile = stampede::profile::builtin();
         profile.control = vec!["{\"type\":\"ping\"}".into(), "x".into()];
-        let _ = stampede::extract::Extractor::new(&profile).classify(&bytes);
+        let _ = profile.extractor().classify(&bytes);
         profile.message_path = Some("/a/0/b".into());
-        let _ = stampede::extract::Extractor::new(&profile).classify(&bytes);
+        let _ = profile.extractor().classify(&bytes);
     }
 
     #[test]

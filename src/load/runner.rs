@@ -117,7 +117,7 @@ impl KindVisitor for Spawner<'_> {
         let g = self.group;
         let profile = &self.plan.profile;
         let sections = Arc::new(profile.sections.clone());
-        let extractor = Arc::new(crate::extract::Extractor::new(profile));
+        let extractor = Arc::new(profile.extractor());
         let session = |channel: &str, path: String| {
             Arc::new(SessionSpec {
                 addr: self.spec.addr,

@@ -105,7 +105,7 @@ pub fn fill(template: &str, channel: &str, client: u64, n: &mut u64) -> Result<S
         out = out.replace("{n}", &n.to_string());
     }
     if out.contains("${") {
-        out = crate::profile::expand_env(&out)?;
+        out = crate::secrets::expand_env(&out)?;
     }
     Ok(out)
 }

@@ -475,7 +475,7 @@ impl WebSocket {
     async fn start<S: Sink>(
         &mut self,
         spec: &SessionSpec,
-        profile: &crate::profile::WebSocketProfile,
+        profile: &WebSocketProfile,
         started: Instant,
         sink: &mut S,
     ) -> Result<(), Fault> {
