@@ -227,7 +227,9 @@ pub fn builtin() -> Profile {
         sections: Sections::preset("builtin"),
         message_path: None,
         control: Vec::new(),
-        strict: false,
+        // It relays stampede's envelope as the whole message: anything
+        // else is an error.
+        strict: true,
     }
 }
 
@@ -249,7 +251,9 @@ pub fn nchan() -> Profile {
         sections: Sections::preset("nchan"),
         message_path: None,
         control: Vec::new(),
-        strict: false,
+        // It relays stampede's envelope as the whole message: anything
+        // else is an error.
+        strict: true,
     }
 }
 

@@ -26,6 +26,9 @@ pub struct Ndjson {
     data_field: String,
     id_field: Option<String>,
     limits: crate::transport::Limits,
+    /// A strict profile: a line without a string data field is a fault,
+    /// not a wrapped message.
+    strict: bool,
 }
 
 impl Transport for Ndjson {
@@ -78,6 +81,7 @@ impl Transport for Ndjson {
                 profile.data_field.clone()
             },
             id_field: profile.id_field.clone(),
+            strict: spec.extractor.strict,
             limits: spec.params.limits,
         })
     }
@@ -122,18 +126,24 @@ impl Transport for Ndjson {
                 }
                 let parsed = serde_json::from_slice::<serde_json::Value>(line)
                     .map_err(|e| format!("bad NDJSON line: {e}"))
-                    .map(|v| {
+                    .and_then(|v| {
                         // A line whose data is not a string is a wrapped
                         // message: the line itself, as the server wrote it.
                         match json_message(&v, &self.data_field) {
                             std::borrow::Cow::Borrowed(data) => sink.message(data.as_bytes(), at),
+                            std::borrow::Cow::Owned(_) if self.strict => {
+                                return Err(format!(
+                                    "an object without a string `{}` field",
+                                    self.data_field
+                                ))
+                            }
                             std::borrow::Cow::Owned(_) => sink.message(line, at),
                         }
-                        self.id_field.as_ref().and_then(|f| match v.get(f) {
+                        Ok(self.id_field.as_ref().and_then(|f| match v.get(f) {
                             Some(serde_json::Value::Number(n)) => Some(n.to_string()),
                             Some(serde_json::Value::String(s)) => Some(s.clone()),
                             _ => None,
-                        })
+                        }))
                     });
                 match parsed {
                     Ok(id) => {

@@ -92,7 +92,7 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
         path: path.into(),
         channel: "c".into(),
         profile: std::sync::Arc::new(stampede::profile::builtin().sections),
-        extractor: Default::default(),
+        extractor: std::sync::Arc::new(stampede::profile::builtin().extractor()),
         headers: std::sync::Arc::new([]),
         params: Params {
             keep_alive: true,
