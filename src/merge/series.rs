@@ -40,6 +40,40 @@ struct Slot {
     stage: Option<String>,
 }
 
+impl Slot {
+    /// Adds one of the shard's rows for this second: counts and rate ×
+    /// interval sums add up, target readings keep their largest value.
+    fn add(&mut self, row: &timeseries::Row) {
+        let w = row.interval_s;
+        self.unix_s = self.unix_s.max(row.unix_s);
+        self.interval_s += w;
+        self.phase = row.phase;
+        self.transport = row.transport.clone();
+        self.measured |= row.measured;
+        self.connections = row.connections;
+        self.deliveries += row.deliveries;
+        self.errors += row.errors;
+        for (a, b) in self.errors_by_kind.iter_mut().zip(row.errors_by_kind) {
+            *a += b;
+        }
+        self.reconnects += row.reconnects;
+        self.deliveries_x += row.deliveries_per_s * w;
+        self.requests_x += row.requests_per_s * w;
+        self.sent_x += row.bytes_sent_per_s * w;
+        self.received_x += row.bytes_received_per_s * w;
+        if let Some(c) = row.client_cpu_pct {
+            self.client_cpu_x = Some(self.client_cpu_x.unwrap_or(0.0) + c * w);
+        }
+        self.target_cpu = max_opt(self.target_cpu, row.target_cpu_pct);
+        self.target_rss = max_opt(self.target_rss, row.target_rss_mb);
+        self.target_connections = self.target_connections.max(row.target_connections);
+        self.lag_ms = max_opt(self.lag_ms, row.loadgen_lag_ms);
+        if row.stage.is_some() {
+            self.stage = row.stage.clone();
+        }
+    }
+}
+
 /// `timeseries.csv` of the merged run: per group and wall-clock second,
 /// counts and rates summed over shards, delivery percentiles from the
 /// added interval histograms.
@@ -82,33 +116,7 @@ pub(super) fn merge_series(
                     cell.0.resize_with(shards.len(), Slot::default);
                 }
                 let slot = &mut cell.0[si];
-                let w = row.interval_s;
-                slot.unix_s = slot.unix_s.max(row.unix_s);
-                slot.interval_s += w;
-                slot.phase = row.phase;
-                slot.transport = row.transport.clone();
-                slot.measured |= row.measured;
-                slot.connections = row.connections;
-                slot.deliveries += row.deliveries;
-                slot.errors += row.errors;
-                for (a, b) in slot.errors_by_kind.iter_mut().zip(row.errors_by_kind) {
-                    *a += b;
-                }
-                slot.reconnects += row.reconnects;
-                slot.deliveries_x += row.deliveries_per_s * w;
-                slot.requests_x += row.requests_per_s * w;
-                slot.sent_x += row.bytes_sent_per_s * w;
-                slot.received_x += row.bytes_received_per_s * w;
-                if let Some(c) = row.client_cpu_pct {
-                    slot.client_cpu_x = Some(slot.client_cpu_x.unwrap_or(0.0) + c * w);
-                }
-                slot.target_cpu = max_opt(slot.target_cpu, row.target_cpu_pct);
-                slot.target_rss = max_opt(slot.target_rss, row.target_rss_mb);
-                slot.target_connections = slot.target_connections.max(row.target_connections);
-                slot.lag_ms = max_opt(slot.lag_ms, row.loadgen_lag_ms);
-                if row.stage.is_some() {
-                    slot.stage = row.stage.clone();
-                }
+                slot.add(row);
                 let Some(iv) = log.get(i) else { continue };
                 let h = hlog::decode(&iv.encoded).map_err(|e| {
                     folder_error(&path, format!("not a readable interval histogram: {e}"))
