@@ -529,22 +529,19 @@ impl WebSocket {
             };
             self.last_rx = tokio::time::Instant::now();
             let at = Instant::now();
-            let bytes: &[u8] = match &msg {
+            let msg = match msg {
                 None => {
                     return Err(Fault::new(
                         ErrorKind::Closed,
                         "the server ended the WebSocket before confirming the subscription",
                     ))
                 }
-                Some(Err(_)) => {
-                    return Err(msg.and_then(Result::err).map_or_else(
-                        || Fault::new(ErrorKind::Other, "WebSocket error"),
-                        Fault::from,
-                    ))
-                }
-                Some(Ok(Message::Text(t))) => t.as_bytes(),
-                Some(Ok(Message::Binary(b))) => b,
-                Some(Ok(Message::Close(f))) => {
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(m)) => m,
+            };
+            match &msg {
+                Message::Text(_) | Message::Binary(_) => {}
+                Message::Close(f) => {
                     let f = f.clone();
                     answer_close(&mut self.ws).await;
                     closed_by_server(f.as_ref())?;
@@ -553,14 +550,14 @@ impl WebSocket {
                         "the server closed the WebSocket before confirming the subscription",
                     ));
                 }
-                Some(Ok(_)) => continue,
-            };
-            if m.matches(bytes) {
+                _ => continue,
+            }
+            let data = msg.into_data();
+            if m.matches(&data) {
                 sink.control();
                 return Ok(true);
             }
-            let owned = bytes.to_vec();
-            self.on_message(&owned, at, sink).await?;
+            self.on_message(&data, at, sink).await?;
         }
     }
 
