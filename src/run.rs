@@ -460,6 +460,9 @@ async fn run_with_target(
         let report = runner::run_phase(plan, &spec, clock, shutdown, shards, |tick: &Tick<'_>| {
             if tick.group == first_group {
                 cpu_now = usage.sample(tick.end_ns, pid);
+                if tick.measured {
+                    usage.mark_held();
+                }
                 target_sockets = usage.target_sockets();
                 lag_ms = Some(lag.take_max_ms());
             }

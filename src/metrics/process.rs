@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::summary::Resources;
+use super::summary::{Marginal, Resources};
 
 /// One reading of a process's resource use.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -108,6 +108,8 @@ pub struct PhaseUsage {
     target_peak: u64,
     target_seen: bool,
     target_sockets_peak: Option<u64>,
+    /// The target's sample at the held load (see [`PhaseUsage::mark_held`]).
+    target_held: Option<ProcSample>,
 }
 
 impl PhaseUsage {
@@ -154,6 +156,19 @@ impl PhaseUsage {
         out
     }
 
+    /// Offers the last sample, taken in the measured window, as the held
+    /// load the marginal memory is measured at: the one with the most open
+    /// sockets is kept, the latest of equals (clients leave during the
+    /// drain, which the measured window includes, while freed memory
+    /// mostly stays with the process).
+    pub fn mark_held(&mut self) {
+        if let Some((_, _, Some(t))) = self.last {
+            if self.target_held.is_none_or(|h| t.sockets >= h.sockets) {
+                self.target_held = Some(t);
+            }
+        }
+    }
+
     /// The target's open sockets at the last sample.
     pub fn target_sockets(&self) -> Option<u64> {
         self.last
@@ -170,12 +185,21 @@ impl PhaseUsage {
             cpu_s: me1.cpu_s - me0.cpu_s,
             rss_peak_bytes: self.client_peak,
             sockets_peak: None,
+            marginal: None,
         };
         let target = match (tg0, tg1) {
             (Some(a), Some(b)) if self.target_seen => Some(Resources {
                 cpu_s: b.cpu_s - a.cpu_s,
                 rss_peak_bytes: self.target_peak,
                 sockets_peak: self.target_sockets_peak,
+                marginal: self.target_held.map(|h| Marginal {
+                    rss_before_bytes: a.rss_bytes,
+                    rss_held_bytes: h.rss_bytes,
+                    sockets_added: match (a.sockets, h.sockets) {
+                        (Some(x), Some(y)) if y > x => Some(y - x),
+                        _ => None,
+                    },
+                }),
             }),
             _ => None,
         };

@@ -399,6 +399,9 @@ pub struct Cost {
     pub target_cpu_ms_per_1k: Option<f64>,
     /// Target peak RSS per 1,000 connections, MB (`target_rss_per_1k_conn_mb`).
     pub target_mb_per_1k_conn: Option<f64>,
+    /// What 1,000 more connections added to the target's RSS, MB
+    /// (`target_rss_marginal_per_1k_conn_mb`).
+    pub target_marginal_mb_per_1k_conn: Option<f64>,
 }
 
 impl Cost {
@@ -419,6 +422,12 @@ impl Cost {
                 row.target_connections_peak,
                 row.clients,
             ),
+            target_marginal_mb_per_1k_conn: cost::target_rss_marginal_per_1k_conn_mb(
+                own(row.target_rss_before_mb),
+                row.target_rss_held_mb,
+                row.target_connections_added,
+                row.clients,
+            ),
         }
     }
 }
@@ -437,6 +446,10 @@ fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
         ("Bytes per delivery", "bytes (sent + received)"),
         ("Target CPU per 1,000 deliveries", "CPU ms"),
         ("Target memory per 1,000 connections", "peak RSS MB"),
+        (
+            "Target marginal memory per 1,000 connections",
+            "RSS growth MB",
+        ),
     ]
     .iter()
     .map(|(t, y)| Panel {
@@ -481,6 +494,14 @@ fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
             (c.bytes_per_delivery, "n/a: no deliveries"),
             (c.target_cpu_ms_per_1k, target_why),
             (c.target_mb_per_1k_conn, target_why),
+            (
+                c.target_marginal_mb_per_1k_conn,
+                if shared || row.target_cpu_s.is_none() {
+                    target_why
+                } else {
+                    "n/a: no sample at the held load"
+                },
+            ),
         ];
         for (panel, (value, why)) in panels.iter_mut().zip(values) {
             if value.is_none() && !panel.note.contains(why) {
@@ -507,7 +528,10 @@ fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
         title: title.into(),
         note: "From summary.csv: requests_per_delivery, bytes_per_delivery, \
                target_cpu_s × 1,000,000 / delivered (ms per 1,000 deliveries) and \
-               target_rss_peak_mb / target_connections_peak × 1,000 (per client when the sockets cannot be read), the same definitions as the summary columns. Target CPU and memory cover the whole \
+               target_rss_peak_mb / target_connections_peak × 1,000 (per client when the sockets cannot be read), \
+               and the marginal memory: (target_rss_held_mb − target_rss_before_mb) / \
+               target_connections_added × 1,000, the RSS the held connections added without \
+               the target's baseline; the same definitions as the summary columns. Target CPU and memory cover the whole \
                phase (ramp-up and drain included); for groups that ran concurrently they \
                cannot be split per transport and read n/a, as they do for an external target."
             .into(),
@@ -529,6 +553,13 @@ mod tests {
         let c = Cost::of(&row, false);
         assert_eq!(c.target_cpu_ms_per_1k, Some(200.0));
         assert_eq!(c.target_mb_per_1k_conn, Some(100.0));
+        assert_eq!(c.target_marginal_mb_per_1k_conn, None);
+        row.target_rss_before_mb = Some(20.0);
+        row.target_rss_held_mb = Some(21.6);
+        row.target_connections_added = Some(250);
+        let c = Cost::of(&row, false);
+        assert_eq!(c.target_marginal_mb_per_1k_conn, Some(6.4));
+        assert_eq!(Cost::of(&row, true).target_marginal_mb_per_1k_conn, None);
         assert_eq!(c.requests_per_delivery, None);
         let c = Cost::of(&row, true);
         assert_eq!(c.target_cpu_ms_per_1k, None);
