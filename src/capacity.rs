@@ -502,6 +502,7 @@ impl GroupSearch<'_> {
         let outcome = run::run(
             plan.clone(),
             RunOptions {
+                dashboard: None,
                 out: Some(out.clone()),
                 ..self.opts.run.clone()
             },

@@ -23,6 +23,7 @@
 pub mod capacity;
 pub mod cli;
 pub mod clock;
+pub mod dashboard;
 pub mod envelope;
 pub mod error;
 pub mod fault;
@@ -179,6 +180,13 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         }
         // `auto` that fits one process is a plain run.
         if p > 1 || args.processes != Some(cli::Processes::Auto) {
+            if args.dashboard.is_some() {
+                return Err(Error::Usage(
+                    "--dashboard cannot be combined with --processes (each shard is its own \
+                     process)"
+                        .into(),
+                ));
+            }
             return processes::run_command(&args, plan, p).await;
         }
     }
@@ -199,7 +207,18 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     } else {
         progress::Display::Auto
     };
+    // Started before the run, so the page is there from the first second;
+    // stopped when the command returns.
+    let dashboard = match args.dashboard {
+        Some(addr) => {
+            let d = dashboard::Dashboard::start(addr, &plan.name).await?;
+            eprintln!("stampede: dashboard: {}", d.url());
+            Some(d)
+        }
+        None => None,
+    };
     let opts = run::RunOptions {
+        dashboard: dashboard.as_ref().map(|d| d.feed()),
         scenario_file: args.scenario.display().to_string(),
         out: args.out.clone(),
         results_root: args.results.clone(),
@@ -295,6 +314,7 @@ async fn capacity_command(args: cli::CapacityArgs) -> Result<i32> {
             insecure: r.insecure,
         },
         run: run::RunOptions {
+            dashboard: None,
             scenario_file: r.scenario.display().to_string(),
             out: r.out.clone(),
             results_root: r.results.clone(),

@@ -55,6 +55,8 @@ pub struct RunOptions {
     /// A built-in target already running (URL, pid) to use instead of
     /// starting one.
     pub attach_builtin: Option<(String, i32)>,
+    /// The live dashboard's feed (`--dashboard`).
+    pub dashboard: Option<crate::dashboard::Feed>,
 }
 
 /// How a run ended.
@@ -518,6 +520,9 @@ async fn run_with_target(
                 stage: stage_label(plan, g, tick, clock.ns(phase_start)),
                 errors_by_kind: iv.errors,
             };
+            if let Some(feed) = &opts.dashboard {
+                feed.row(&row);
+            }
             if let Err(e) = ts.row(&row) {
                 write_error.get_or_insert(e);
             }
@@ -668,6 +673,9 @@ async fn run_with_target(
         // The summary grows phase by phase, so a later crash keeps earlier phases.
         summary_csv::write(&dir, &rows)?;
         write_sweep(&dir, &info, &rows)?;
+        if let Some(feed) = &opts.dashboard {
+            feed.phase(&rows);
+        }
     }
 
     let hlog_result = hlog.finish();
@@ -714,6 +722,9 @@ async fn run_with_target(
     info.partial = stop.is_some();
     info.partial_reason = reason;
     info.write(&dir)?;
+    if let Some(feed) = &opts.dashboard {
+        feed.end(status);
+    }
     if let Some(e) = write_error {
         return Err(e);
     }
