@@ -1,7 +1,7 @@
 //! `stampede capacity`: how many clients (or events per second) of each
 //! transport group the target carries within an SLO. Per group, it steps the
 //! load up geometrically (or through given steps), runs each step as a whole
-//! run of that group alone (its own run folder, a fresh built-in target),
+//! run of that group alone (its own run folder, a fresh reference server),
 //! stops at the first step that breaks the SLO, then bisects between the
 //! last good and the first bad step. A step where stampede itself was
 //! saturated ([`crate::metrics::health`]) is flagged, and a failure there is
@@ -333,7 +333,7 @@ pub async fn search(
         }
     }
     let dir = opts.run.out.clone().unwrap_or_else(|| {
-        crate::report::default_run_dir(
+        crate::folder::default_run_dir(
             &opts.run.results_root,
             &format!("{}-capacity", whole.name),
             std::time::SystemTime::now(),
@@ -494,7 +494,7 @@ impl GroupSearch<'_> {
             })?;
         let label = format!(
             "{}-{}-{}",
-            crate::report::sanitize(self.group),
+            crate::folder::sanitize(self.group),
             self.settings.vary.label(),
             value
         );

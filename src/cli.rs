@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario and write a run folder.
     Run(RunArgs),
-    /// Run the built-in reference target alone.
+    /// Run the reference server alone.
     Serve(ServeArgs),
     /// Find the most clients (or events/s) each group carries within an SLO.
     Capacity(CapacityArgs),
@@ -106,7 +106,7 @@ pub struct RunArgs {
     /// Override the measured hold time of each phase, e.g. 10s.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
-    /// Run against this server instead of the built-in target.
+    /// Run against this server instead of the reference server.
     #[arg(long, env = "STAMPEDE_TARGET")]
     pub target: Option<String>,
     /// How the target speaks: builtin, nchan, or generic (the scenario's
@@ -169,7 +169,7 @@ pub struct RunArgs {
     /// kernel's choice): past one address's ephemeral ports.
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub local_addr: Vec<std::net::IpAddr>,
-    /// Use this already running built-in target (`URL PID`) instead of
+    /// Use this already running reference server (`URL PID`) instead of
     /// starting one: how `--processes` shares one target between shards.
     #[arg(long, hide = true, num_args = 2, value_names = ["URL", "PID"])]
     pub attach_builtin: Option<Vec<String>>,

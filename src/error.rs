@@ -23,7 +23,7 @@ pub enum Error {
     /// The target cannot be reached or started.
     #[error("target unreachable: {0}")]
     TargetUnreachable(String),
-    /// The built-in target could not be started.
+    /// The reference server could not be started.
     #[error("cannot start the built-in target: {0}")]
     TargetStart(String),
     /// Results could not be written.

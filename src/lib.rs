@@ -11,6 +11,43 @@
 //! at the end of `stampede run`) only reads finished folders back
 //! ([`report::generate`]) to draw `charts/*.svg` and `report.html`.
 //!
+//! Architecture map, lowest layer first: a module imports only from lower
+//! layers (checked by `tests/architecture.rs`, which runs
+//! `scripts/modgraph.py` and fails on any import cycle).
+//!
+//! 1. Leaves, importing nothing of the crate but each other: [`clock`],
+//!    [`envelope`], [`rng`], [`secrets`], [`shard`], [`shutdown`],
+//!    [`progress`], [`units`] (seconds and percentile helpers for
+//!    run-folder fields), [`error`] (with [`exit`]).
+//! 2. The wire: [`fault`] (error kinds; → secrets), [`net`] (TCP, TLS, byte
+//!    counting; → fault).
+//! 3. [`transport`]: one file per transport holding its session *and* its
+//!    configuration (label, group keys, profile section, presets), listed
+//!    once in its `registry!`, plus the HTTP/1.1 client, content codings
+//!    and permessage-deflate (→ envelope, fault, net, units).
+//!    [`reference`](mod@reference): the reference server, ours, that `run`
+//!    starts when no target (the server under test) is given (→ error,
+//!    fault, rng, shutdown, units).
+//! 4. [`folder`]: the run folder's schema, writers and readers, and the one
+//!    column registry every output reads (→ error, fault, secrets,
+//!    transport). [`scenario`] (the file as written; → transport),
+//!    [`profile`] (how a server speaks each transport; → transport,
+//!    secrets), [`schedule`] (client stages, turnover, publish-rate
+//!    stages; → scenario, units).
+//! 5. [`metrics`] (recorders, summaries, health, process usage, and the
+//!    plausibility warnings; → folder, fault, transport, units), [`gate`]
+//!    (thresholds, baselines, compare; → folder, scenario, units).
+//! 6. [`plan`] (the validated plan, each piece converting itself, sweeps
+//!    included; → scenario, profile, schedule, transport, reference, net,
+//!    folder, gate), [`publish`] (the publisher; → profile, schedule,
+//!    transport, metrics, net), [`load`] (pacer, client loop, phase runner;
+//!    → plan, publish, schedule, transport, metrics), [`report`] (charts
+//!    and HTML from finished folders; → folder, gate, metrics).
+//! 7. Commands: [`run`] (one run: target start, phase loop, per-phase
+//!    recorder, `run.json` and exit status; → load, plan, reference,
+//!    folder, gate, metrics), then [`repeat`], [`merge`], [`capacity`]
+//!    (→ run, report), [`processes`] and [`cli`].
+//!
 //! Invariants:
 //! - transports never import load, metrics or report; load never names a
 //!   concrete transport (one `match`, in `TransportKind::visit`);
@@ -38,17 +75,21 @@ pub mod processes;
 pub mod profile;
 pub mod progress;
 pub mod publish;
+pub mod reference;
 pub mod repeat;
 pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod schedule;
 pub mod secrets;
 pub mod shard;
 pub mod shutdown;
-pub mod sweep;
-pub mod target;
 pub mod transport;
+pub mod units;
+
+/// Sweeps are planned with the rest of the plan (kept at this path).
+pub use plan::sweep;
 
 /// Documented process exit codes.
 pub mod exit {
@@ -362,19 +403,19 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
         None
     } else {
         Some(
-            target::fault::FaultPlan::parse(&args.faults)
+            reference::fault::FaultPlan::parse(&args.faults)
                 .map_err(|e| Error::Usage(format!("--fault: {e}")))?,
         )
     };
     if args.worker {
-        target::cluster::worker(args.listen, args.delay, fault_plan).await?;
+        reference::cluster::worker(args.listen, args.delay, fault_plan).await?;
         return Ok(exit::OK);
     }
     if args.processes > 1 {
         let exe = std::env::current_exe()
             .map_err(|e| Error::TargetStart(format!("cannot locate the stampede binary: {e}")))?;
         let stop = serve_stop(args.exit_with_stdin);
-        target::cluster::serve(
+        reference::cluster::serve(
             &exe,
             args.listen,
             args.processes,
@@ -385,7 +426,7 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
         .await?;
         return Ok(exit::OK);
     }
-    let listener = target::bind(args.listen)
+    let listener = reference::bind(args.listen)
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener
         .local_addr()
@@ -396,10 +437,13 @@ async fn serve_command(args: ServeArgs) -> Result<i32> {
         let _ = out.flush();
     }
     let stop = serve_stop(args.exit_with_stdin);
-    let faults = fault_plan.map(|p| Arc::new(target::fault::FaultState::new(p, stop.clone())));
-    target::serve_with_faults(
+    let faults = fault_plan.map(|p| Arc::new(reference::fault::FaultState::new(p, stop.clone())));
+    reference::serve_with_faults(
         listener,
-        Arc::new(target::hub::Hub::with_costs(args.delay, args.cost_per_conn)),
+        Arc::new(reference::hub::Hub::with_costs(
+            args.delay,
+            args.cost_per_conn,
+        )),
         faults,
         stop,
     )

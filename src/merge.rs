@@ -297,7 +297,7 @@ fn add_results(
         h.add(o).map_err(|e| {
             folder_error(
                 dir,
-                format!("histograms of group {:?} cannot be added: {e:?}", a.name),
+                format!("histograms of group {} cannot be added: {e}", a.name),
             )
         })?;
     }
@@ -380,7 +380,7 @@ fn measured_histograms(
             })?;
             total
                 .add(&h)
-                .map_err(|e| folder_error(&path, format!("intervals cannot be added: {e:?}")))?;
+                .map_err(|e| folder_error(&path, format!("intervals cannot be added: {e}")))?;
         }
         out.push(total);
     }
@@ -551,9 +551,9 @@ fn merge_series(shards: &[ShardData], rows: &[SummaryRow], epoch: f64, out: &Pat
                 let h = hlog::decode(&iv.encoded).map_err(|e| {
                     folder_error(&path, format!("not a readable interval histogram: {e}"))
                 })?;
-                cell.1.add(&h).map_err(|e| {
-                    folder_error(&path, format!("intervals cannot be added: {e:?}"))
-                })?;
+                cell.1
+                    .add(&h)
+                    .map_err(|e| folder_error(&path, format!("intervals cannot be added: {e}")))?;
             }
         }
     }

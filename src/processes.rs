@@ -1,7 +1,7 @@
 //! `stampede run --processes P`: P shard processes of this binary on this
 //! machine, started together, then merged. It is the sharded path of
 //! `--shard` + `merge` end to end, with one difference: the shards share
-//! one built-in target (started here), so the target is the same server a
+//! one reference server (started here), so the target is the same server a
 //! single-process run would have loaded.
 
 use std::io::Write;
@@ -12,19 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, TargetPlan};
-use crate::target::ChildTarget;
+use crate::reference::ReferenceChild;
 use crate::{exit, merge, report};
 
-/// Descriptors a process keeps for itself beyond its connections: the
-/// runtime, log and result files, the target's pipes, and slack.
-pub const FD_RESERVE: u64 = 512;
-
-/// Processes needed to hold `connections` sockets when each process may
-/// open `limit` files.
-pub fn needed(connections: u64, limit: u64) -> u32 {
-    let per = limit.saturating_sub(FD_RESERVE).max(1);
-    connections.div_ceil(per).clamp(1, 256) as u32
-}
+// The open-file arithmetic lives with the limit it divides.
+pub use crate::metrics::process::{needed, FD_RESERVE};
 
 /// The folder of shard `i` inside the merged run folder.
 pub fn shard_dir(dir: &Path, i: u32) -> PathBuf {
@@ -41,10 +33,10 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
         .clone()
         .unwrap_or_else(|| report::default_run_dir(&args.results, &plan.name, SystemTime::now()));
     std::fs::create_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
-    // One built-in target for every shard, as in a single-process run.
+    // One reference server for every shard, as in a single-process run.
     let target = match plan.target {
         TargetPlan::Builtin => Some(
-            ChildTarget::spawn_with(
+            ReferenceChild::spawn_with(
                 &exe,
                 plan.builtin_delay,
                 plan.builtin_cost_per_conn,

@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::fault::{ErrorKind, Fault};
-use crate::load::rate::RateSchedule;
 use crate::metrics::ledger::{ChannelLog, PublishLog};
 use crate::metrics::recorder::new_histogram;
 use crate::profile::{PublishMethod, PublishProfile};
+use crate::schedule::rate::RateSchedule;
 use crate::shutdown::{Shutdown, StopReason};
 
 /// The target is declared gone after this long without a successful publish

@@ -1,4 +1,4 @@
-//! Capacity search against the built-in target with a known knee: every
+//! Capacity search against the reference server with a known knee: every
 //! publish waits 1 ms per open subscriber stream, so with N SSE clients each
 //! event is delivered at least N ms late. Under an SLO of p99 < 150 ms the
 //! true knee is just below 150 clients; the search must find it within one

@@ -145,7 +145,7 @@ fn ctrl_c_writes_partial_results_and_exits_130() {
             r.group
         );
     }
-    // The built-in target went away with the run.
+    // The reference server went away with the run.
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !std::path::Path::new(&format!("/proc/{target_pid}")).exists() || is_zombie(target_pid)

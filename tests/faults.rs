@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use stampede::fault::ErrorKind;
 use stampede::metrics::summary::SummaryRow;
+use stampede::reference::fault::FaultKind;
 use stampede::shutdown::Shutdown;
-use stampede::target::fault::FaultKind;
 use support::*;
 
 /// Client limits under the target's oversized payloads (128 KiB), timeouts
@@ -194,7 +194,7 @@ async fn oversized_message() {
 }
 
 /// Every fault at once, through the whole path a user takes: the
-/// scenario's `[faults]` table goes to the built-in target started as a
+/// scenario's `[faults]` table goes to the reference server started as a
 /// child process (`serve --fault`). The run ends, completes, and counts
 /// nothing as an unclassified `other` error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! Request mode and echo mode against the built-in target, and the scenario
+//! Request mode and echo mode against the reference server, and the scenario
 //! checks that come with them and with target profiles.
 
 mod support;

@@ -61,7 +61,7 @@ async fn every_transport_has_exact_accounting_against_nchan() {
             .and_then(|r| r.delivery_p50_ms)
             .unwrap()
     };
-    // The same story as on the built-in target: polling waits for its
+    // The same story as on the reference server: polling waits for its
     // interval, the others are near real time.
     for g in ["long-poll", "sse", "websocket"] {
         assert!(

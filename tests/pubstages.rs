@@ -1,4 +1,4 @@
-//! Publish-rate stages end to end on the built-in target: a steady rate, a
+//! Publish-rate stages end to end on the reference server: a steady rate, a
 //! burst and a step; the ledger settles exactly (nothing lost), `published`
 //! is the schedule's count in the measured window, and the time series
 //! names the publisher's stage.

@@ -13,7 +13,7 @@ use stampede::fault::ErrorKind;
 use stampede::metrics::summary::SummaryRow;
 use stampede::run::RunOutcome;
 use stampede::shutdown::Shutdown;
-use support::pubsub::{next_or_idle, scenario, Conn, PubSub, Req};
+use support::pubsub::{next_or_idle, scenario, stream_with_keepalive, Conn, PubSub, Req};
 use support::{plan, row, run_plan, TempDir};
 
 async fn run_against(peer: &PubSub, text: &str, tag: &str) -> (RunOutcome, TempDir) {
@@ -31,6 +31,15 @@ fn exact(r: &SummaryRow) {
     assert_eq!(r.error_rate, 0.0, "{r:?}");
 }
 
+/// Fails unless a warning in `run.json` contains `needle`.
+fn assert_warned(dir: &std::path::Path, needle: &str) {
+    let w = warnings(dir);
+    assert!(
+        w.iter().any(|w| w.contains(needle)),
+        "no warning with {needle:?}: {w:?}"
+    );
+}
+
 fn warnings(dir: &std::path::Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("run.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -46,21 +55,11 @@ const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n
 
 /// An SSE stream that sends `idle_frame` whenever 100 ms pass without an
 /// event (a heartbeat in one of the forms real servers use).
-async fn sse_with_heartbeats(mut c: Conn, _req: Req, idle_frame: &'static [u8]) {
-    let mut rx = c.subscribe();
-    if !c.write(SSE_HEAD).await {
-        return;
-    }
-    loop {
-        let frame = match next_or_idle(&mut rx, Duration::from_millis(100)).await {
-            Ok(Some(m)) => [b"data: ", &m[..], b"\n\n"].concat(),
-            Ok(None) => idle_frame.to_vec(),
-            Err(()) => return,
-        };
-        if !c.write(&frame).await {
-            return;
-        }
-    }
+async fn sse_with_heartbeats(c: Conn, _req: Req, idle_frame: &'static [u8]) {
+    stream_with_keepalive(c, SSE_HEAD, idle_frame, |m| {
+        [b"data: ", m, b"\n\n"].concat()
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,28 +129,14 @@ async fn a_profile_names_other_sse_event_types_as_data() {
     assert_eq!(r.control_messages, r.delivered, "{r:?}");
 }
 
-async fn ndjson_with_keepalives(
-    mut c: Conn,
-    _req: Req,
-    keepalive: &'static [u8],
-    eol: &'static [u8],
-) {
-    let mut rx = c.subscribe();
-    c.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n")
-        .await;
-    loop {
-        let line = match next_or_idle(&mut rx, Duration::from_millis(100)).await {
-            Ok(Some(m)) => {
-                let v = serde_json::json!({ "data": String::from_utf8(m).unwrap() });
-                [serde_json::to_vec(&v).unwrap(), eol.to_vec()].concat()
-            }
-            Ok(None) => keepalive.to_vec(),
-            Err(()) => return,
-        };
-        if !c.write(&line).await {
-            return;
-        }
-    }
+async fn ndjson_with_keepalives(c: Conn, _req: Req, keepalive: &'static [u8], eol: &'static [u8]) {
+    let head =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n";
+    stream_with_keepalive(c, head, keepalive, |m| {
+        let v = serde_json::json!({ "data": String::from_utf8_lossy(m) });
+        [serde_json::to_vec(&v).unwrap(), eol.to_vec()].concat()
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,12 +271,7 @@ async fn a_coding_stampede_cannot_decode_is_an_error_on_every_session() {
     );
     let info = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
     assert!(info.contains("Content-Encoding: zstd"), "{info}");
-    assert!(
-        warnings(dir.path())
-            .iter()
-            .any(|w| w.contains("every expected event was lost")),
-        "{info}"
-    );
+    assert_warned(dir.path(), "every expected event was lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,7 +308,11 @@ async fn idle_closing_poll(mut c: Conn, first: Req, idle: Duration, gzip: bool, 
         } else {
             let log = c.hub.log.lock().unwrap().clone();
             let after: Option<usize> = req.path.split("after=").nth(1).and_then(|a| a.parse().ok());
-            let ka = if announce {
+            // A zero idle time: every answer says `Connection: close` and
+            // the connection closes after it.
+            let ka = if idle.is_zero() {
+                "Connection: close\r\n".to_string()
+            } else if announce {
                 format!("Keep-Alive: timeout={}\r\n", idle.as_secs())
             } else {
                 String::new()
@@ -364,7 +348,7 @@ async fn idle_closing_poll(mut c: Conn, first: Req, idle: Duration, gzip: bool, 
                 )
                 .into_bytes(),
             };
-            if !c.write(&answer).await {
+            if !c.write(&answer).await || idle.is_zero() {
                 return;
             }
         }
@@ -434,13 +418,7 @@ async fn a_subscribe_that_never_completes_is_a_timeout_and_its_events_are_lost()
     assert!(r.expected.unwrap() >= 3 * r.published.unwrap() / 2, "{r:?}");
     assert_eq!(r.lost, r.expected, "{r:?}");
     assert_eq!(r.errors_of(ErrorKind::Timeout), 3, "one per client: {r:?}");
-    assert!(
-        warnings(dir.path())
-            .iter()
-            .any(|w| w.contains("every expected event was lost")),
-        "{:?}",
-        warnings(dir.path())
-    );
+    assert_warned(dir.path(), "every expected event was lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,12 +456,7 @@ async fn a_publisher_that_never_succeeds_fails_the_run_even_when_short() {
     assert_eq!(out.exit_code, stampede::exit::RUNTIME);
     let info = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
     assert!(info.contains("the publisher never succeeded"), "{info}");
-    assert!(
-        warnings(dir.path())
-            .iter()
-            .any(|w| w.contains("no event was published")),
-        "{info}"
-    );
+    assert_warned(dir.path(), "no event was published");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -616,12 +589,7 @@ async fn a_poller_without_a_working_cursor_is_named_in_a_warning() {
     let (out, dir) = run_against(&peer, &json_poll("cursor = \"none\""), "poll-nocursor").await;
     let r = row(&out.rows, "poll");
     assert!(r.duplicated.unwrap() > r.delivered.unwrap(), "{r:?}");
-    let w = warnings(dir.path());
-    assert!(
-        w.iter()
-            .any(|w| w.contains("a poller without a working cursor")),
-        "{w:?}"
-    );
+    assert_warned(dir.path(), "a poller without a working cursor");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -646,4 +614,13 @@ async fn one_mebibyte_events_reach_every_transport_of_the_reference_server() {
         exact(r);
     }
     target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_answered_with_connection_close_goes_on_a_fresh_connection() {
+    let peer = PubSub::start(|c, r| idle_closing_poll(c, r, Duration::ZERO, false, false)).await;
+    let (out, _dir) = run_against(&peer, &poll_scenario(10, "500ms", "3s"), "poll-close").await;
+    let r = row(&out.rows, "poll");
+    exact(r);
+    assert_eq!(r.retries, Some(0), "{r:?}");
 }

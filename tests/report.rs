@@ -1,5 +1,5 @@
 //! `stampede report` on real run folders: charts and a self-contained HTML
-//! page from short runs against the built-in target, several runs overlaid,
+//! page from short runs against the reference server, several runs overlaid,
 //! and clear usage errors for unusable folders.
 
 mod support;

@@ -1,4 +1,4 @@
-//! Sharded runs against the built-in target: `--processes 2` equals the
+//! Sharded runs against the reference server: `--processes 2` equals the
 //! merge of its two `--shard` folders, percentiles equal an exact
 //! histogram merge, accounting equals a single-process run's, one shard
 //! merges back to its own summary, and folders of different scenarios or

@@ -1,5 +1,5 @@
 //! Reconnect storms: every subscriber connection dropped at one instant,
-//! by the clients themselves or by the built-in target. Transports that
+//! by the clients themselves or by the reference server. Transports that
 //! resume (SSE with Last-Event-ID, long-poll and poll with a cursor) lose
 //! nothing, and every client's reconnect time is measured from the drop.
 

@@ -1,4 +1,4 @@
-//! `[sweep]`: a short sweep against the built-in target gives one summary
+//! `[sweep]`: a short sweep against the reference server gives one summary
 //! row per value per group, `sweep.csv`, a sweep chart and the sweep in
 //! `run.json`; sweeps over an unknown key or with an invalid value are
 //! scenario errors that name the place (exit code 2).
@@ -58,7 +58,7 @@ async fn a_sweep_runs_every_value_and_writes_its_curves() {
     for r in &rows {
         assert_eq!(r.parameter, "groups.poll.interval");
         assert!(r.delivery_p50_ms.is_some() && r.requests_per_delivery.is_some());
-        // The built-in target runs as a child process: its CPU is measured.
+        // The reference server runs as a child process: its CPU is measured.
         assert!(r.target_cpu_ms_per_1k_deliveries.is_some(), "{r:?}");
     }
     assert_eq!(rows[0].value_num, Some(0.1));

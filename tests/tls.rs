@@ -1,6 +1,6 @@
 //! TLS: `https://` / `wss://` targets through rustls, against a TLS
 //! terminator (certificate generated at test time with rcgen) in front of
-//! the in-process reference target. Verified with `--ca-file`, refused
+//! the in-process reference server. Verified with `--ca-file`, refused
 //! without it (counted as `tls` errors), accepted with `--insecure` (and
 //! recorded).
 

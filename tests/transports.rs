@@ -1,4 +1,4 @@
-//! Conformance: every transport kind against the built-in target (started as
+//! Conformance: every transport kind against the reference server (started as
 //! a child process, as `stampede run` does), on one event stream, with exact
 //! accounting. A new subscribing transport kind is covered here
 //! automatically; request and echo load have their own tests.

@@ -193,8 +193,14 @@ pub fn read_raw(path: &Path) -> io::Result<Vec<RawInterval>> {
     let bytes = std::fs::read(path)?;
     let mut out = Vec::new();
     for entry in IntervalLogIterator::new(&bytes) {
-        let entry =
-            entry.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+        let entry = entry.map_err(|e| {
+            let hdrhistogram::serialization::interval_log::LogIteratorError::ParseError { offset } =
+                e;
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not an interval log line at byte {offset}"),
+            )
+        })?;
         if let LogEntry::Interval(ilh) = entry {
             out.push(RawInterval {
                 start_s: ilh.start_timestamp().as_secs_f64(),
@@ -216,5 +222,5 @@ fn decode_with(de: &mut Deserializer, encoded: &str) -> io::Result<Histogram<u64
         .decode(encoded)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     de.deserialize(&mut io::Cursor::new(raw))
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
 }

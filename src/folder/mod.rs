@@ -48,3 +48,24 @@ pub fn sanitize(name: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A compact UTC timestamp for folder names: `20261121T194400Z`.
+pub fn folder_timestamp(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace(['-', ':'], "")
+}
+
+/// RFC 3339 UTC time with milliseconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// `results/<scenario>/<timestamp>` under `root`.
+pub fn default_run_dir(
+    root: &std::path::Path,
+    scenario: &str,
+    t: std::time::SystemTime,
+) -> std::path::PathBuf {
+    root.join(sanitize(scenario)).join(folder_timestamp(t))
+}

@@ -161,7 +161,7 @@ fn sum_log(path: &Path, keep: impl Fn(f64) -> bool) -> Result<Option<Histogram<u
             None => total = Some(iv.hist),
             Some(t) => {
                 if let Err(e) = t.add(&iv.hist) {
-                    add_error = Some(format!("intervals cannot be added: {e:?}"));
+                    add_error = Some(format!("intervals cannot be added: {e}"));
                 }
             }
         }

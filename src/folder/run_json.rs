@@ -26,7 +26,7 @@ pub struct HostInfo {
 pub struct TargetInfo {
     /// Base URL.
     pub url: String,
-    /// True for the built-in target.
+    /// True for the reference server.
     pub builtin: bool,
     /// Its pid, when watched.
     pub pid: Option<i32>,

@@ -71,7 +71,7 @@ pub struct Threshold {
     /// Stop the run once it is breached (after `grace`).
     pub abort_on_fail: bool,
     /// Measured time before an early abort may happen.
-    #[serde(with = "crate::plan::secs", rename = "grace_s")]
+    #[serde(with = "crate::units::secs", rename = "grace_s")]
     pub grace: Duration,
 }
 

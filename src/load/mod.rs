@@ -5,6 +5,8 @@
 
 pub mod client;
 pub mod pacer;
-pub mod rate;
 pub mod runner;
-pub mod shape;
+mod window;
+
+// The schedules a phase follows live below the plan; load runs them.
+pub use crate::schedule::{rate, shape};

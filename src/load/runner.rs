@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use super::client::{self, ClientSpec, ClientStorm, GroupShared};
 use super::shape::{self, Stay};
+use super::window::{boundaries, settle, Window};
 use crate::clock::Clock;
 use crate::metrics::{GroupRecorder, Interval, PublishLog, Tally};
 use crate::plan::{GroupPlan, Plan, StormVia};
@@ -22,7 +23,7 @@ use crate::transport::{KindVisitor, SessionSpec, Transport};
 /// How long clients get to close politely when a phase ends.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// Longest drain after Ctrl-C (a second Ctrl-C exits at once anyway).
-const INTERRUPT_DRAIN: Duration = Duration::from_secs(2);
+pub(super) const INTERRUPT_DRAIN: Duration = Duration::from_secs(2);
 
 /// One phase to run.
 #[derive(Debug, Clone)]
@@ -115,13 +116,14 @@ impl KindVisitor for Spawner<'_> {
     fn visit<T: Transport>(self) {
         let g = self.group;
         let profile = &self.plan.profile;
+        let sections = Arc::new(profile.sections.clone());
         let session = |channel: &str, path: String| {
             Arc::new(SessionSpec {
                 addr: self.spec.addr,
                 authority: self.spec.authority.clone(),
                 path: format!("{}{path}", self.spec.base_path),
                 channel: channel.to_string(),
-                profile: profile.clone(),
+                profile: sections.clone(),
                 headers: g.wire_headers.clone(),
                 params: g.params.clone(),
                 connect_timeout: self.plan.connect_timeout,
@@ -228,82 +230,24 @@ pub async fn run_phase(
     // receiving for a short drain while publishing stops at once.
     let clients_token = tokio_util::sync::CancellationToken::new();
     let publish_stop = shutdown.token().child_token();
-    let publisher = match &plan.publisher {
-        Some(p) if subscribes => Some(tokio::spawn(publish::run(
-            PublishSpec {
-                addr: spec.addr,
-                authority: spec.authority.clone(),
-                channels: spec.channels.clone(),
-                channel_ids: spec.channel_ids.clone(),
-                total_channels: p.channels,
-                base_path: spec.base_path.clone(),
-                profile: plan.profile.publish.clone(),
-                headers: plan.profile_headers.clone(),
-                schedule: p.schedule(),
-                payload_bytes: p.payload_bytes,
-                tls: plan.tls_client.clone(),
-            },
+    let publisher = if subscribes {
+        spawn_publisher(
+            plan,
+            spec,
             clock,
-            start,
-            publish_until,
-            publish_stop.clone(),
-            shutdown.clone(),
-        ))),
-        _ => None,
+            (start, publish_until),
+            &publish_stop,
+            shutdown,
+        )
+    } else {
+        None
     };
 
-    // `[storm] via = "target"`: the built-in target ends every stream at
-    // the storm's instant (clients measure from that instant, not from
-    // when the request landed).
-    let storm_drop = plan
-        .storm
-        .filter(|st| st.via == StormVia::Target && subscribes)
-        .map(|st| {
-            let (addr, authority) = (spec.addr, spec.authority.clone());
-            let stop = shutdown.token().child_token();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => Ok(()),
-                    _ = tokio::time::sleep_until((start + st.at).into()) => {
-                        drop_subscribers(addr, &authority).await
-                    }
-                }
-            })
-        });
+    let storm_drop = spawn_storm_drop(plan, spec, start, shutdown, subscribes);
 
-    let mut tasks = JoinSet::new();
-    let mut shared = Vec::new();
-    for &gi in &spec.groups {
-        let s = Arc::new(GroupShared {
-            recorder: Arc::new(GroupRecorder::new(shards)),
-            ledgers: Mutex::new(Vec::new()),
-            clock,
-            stopped: Default::default(),
-        });
-        let g = &plan.groups[gi];
-        g.transport.visit(Spawner {
-            group: g,
-            spec,
-            plan,
-            shared: s.clone(),
-            cancel: clients_token.clone(),
-            start,
-            tasks: &mut tasks,
-        });
-        shared.push((gi, s));
-    }
+    let (mut tasks, shared) = spawn_groups(plan, spec, clock, start, shards, &clients_token);
 
-    // Interval boundaries: every second, plus the window edges.
-    let mut boundaries: Vec<Instant> = Vec::new();
-    let mut t = start + Duration::from_secs(1);
-    while t < drain_until {
-        boundaries.push(t);
-        t += Duration::from_secs(1);
-    }
-    boundaries.extend([measure_from, publish_until, drain_until]);
-    boundaries.retain(|b| *b > start);
-    boundaries.sort();
-    boundaries.dedup();
+    let boundaries = boundaries(start, measure_from, publish_until, drain_until);
 
     // `hold_end`: the end of the hold, or when the run was cut short.
     let collect =
@@ -344,26 +288,7 @@ pub async fn run_phase(
         // Let events already published arrive before the clients stop.
         tokio::time::sleep(plan.drain.min(INTERRUPT_DRAIN)).await;
     }
-    let no_report = |why: Option<&str>| PublishReport {
-        log: PublishLog::default(),
-        latency: crate::metrics::recorder::new_histogram(),
-        slip: crate::metrics::recorder::new_histogram(),
-        errors: 0,
-        first_error: why.map(str::to_string),
-    };
-    let storm_error = match storm_drop {
-        None => None,
-        Some(t) => match t.await {
-            Ok(r) => r.err(),
-            Err(_) => Some("the storm task failed".into()),
-        },
-    };
-    let publish = match publisher {
-        None => no_report(None),
-        Some(p) => p
-            .await
-            .unwrap_or_else(|_| no_report(Some("publisher task failed"))),
-    };
+    let (publish, storm_error) = finish_publishing(publisher, storm_drop).await;
     for (_, s) in &shared {
         s.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -385,67 +310,14 @@ pub async fn run_phase(
         collect(last, end, hold_end, &mut on_tick);
     }
 
-    // When cut short, publishing stopped at `stopped_at`; a poller may need
-    // one more interval than the short drain gave it, so its window ends
-    // that much earlier and the boundary cannot fake a loss.
-    let window_end = |gi: usize| {
-        if stopped_early && !plan.groups[gi].transport.subscribes() {
-            // Request and echo load sends every scheduled exchange: no slack.
-            publish_until.min(stopped_at)
-        } else if stopped_early {
-            let slack = plan.groups[gi]
-                .interval
-                .unwrap_or_default()
-                .saturating_sub(plan.drain.min(INTERRUPT_DRAIN));
-            publish_until.min(stopped_at.checked_sub(slack).unwrap_or(measure_from))
-        } else {
-            publish_until
-        }
+    let window = Window {
+        measure_from,
+        publish_until,
+        stopped_at,
+        stopped_early,
+        subscribes,
     };
-    let from_ns = clock.ns(measure_from);
-    // The phase's window is the subscribers' (or, without any, the
-    // exchange groups').
-    let to_ns = spec
-        .groups
-        .iter()
-        .filter(|&&gi| !subscribes || plan.groups[gi].transport.subscribes())
-        .map(|&gi| clock.ns(window_end(gi)))
-        .min()
-        .unwrap_or(from_ns)
-        .max(from_ns);
-    let groups = shared
-        .into_iter()
-        .map(|(gi, s)| {
-            let to_ns = clock.ns(window_end(gi)).max(from_ns);
-            let ledgers = std::mem::take(&mut *s.ledgers.lock().unwrap_or_else(|p| p.into_inner()));
-            let accounting = plan.groups[gi].transport.subscribes().then(|| {
-                let mut tally = Tally::default();
-                for l in &ledgers {
-                    tally += l.settle(&publish.log, from_ns, to_ns);
-                }
-                // Channels with at least one of the scenario's clients of
-                // this group, each counted by one shard only.
-                let shard = plan.shard.unwrap_or(crate::shard::Shard::WHOLE);
-                let used = plan.groups[gi].total_clients();
-                let published = PublishLog {
-                    channels: spec
-                        .channel_ids
-                        .iter()
-                        .zip(&publish.log.channels)
-                        .filter(|(&c, _)| u64::from(c) < used && shard.counts_channel(c))
-                        .map(|(_, log)| log.clone())
-                        .collect(),
-                }
-                .published_between(from_ns, to_ns);
-                (tally, published)
-            });
-            GroupPhase {
-                group: gi,
-                accounting,
-                recorder: s.recorder.clone(),
-            }
-        })
-        .collect();
+    let (from_ns, to_ns, groups) = settle(plan, spec, clock, &window, shared, &publish);
     PhaseReport {
         groups,
         publish,
@@ -458,7 +330,129 @@ pub async fn run_phase(
     }
 }
 
-/// Asks the built-in target to end every open subscriber stream.
+/// One task per client of every group of the phase, with each group's
+/// shared recorder and ledgers.
+fn spawn_groups(
+    plan: &Plan,
+    spec: &PhaseSpec,
+    clock: Clock,
+    start: Instant,
+    shards: usize,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> (JoinSet<()>, Vec<(usize, Arc<GroupShared>)>) {
+    let mut tasks = JoinSet::new();
+    let mut shared = Vec::new();
+    for &gi in &spec.groups {
+        let s = Arc::new(GroupShared {
+            recorder: Arc::new(GroupRecorder::new(shards)),
+            ledgers: Mutex::new(Vec::new()),
+            clock,
+            stopped: Default::default(),
+        });
+        let g = &plan.groups[gi];
+        g.transport.visit(Spawner {
+            group: g,
+            spec,
+            plan,
+            shared: s.clone(),
+            cancel: cancel.clone(),
+            start,
+            tasks: &mut tasks,
+        });
+        shared.push((gi, s));
+    }
+    (tasks, shared)
+}
+
+/// Waits for the publisher's report and the storm request's outcome.
+async fn finish_publishing(
+    publisher: Option<tokio::task::JoinHandle<PublishReport>>,
+    storm_drop: Option<tokio::task::JoinHandle<Result<(), String>>>,
+) -> (PublishReport, Option<String>) {
+    let no_report = |why: Option<&str>| PublishReport {
+        log: PublishLog::default(),
+        latency: crate::metrics::recorder::new_histogram(),
+        slip: crate::metrics::recorder::new_histogram(),
+        errors: 0,
+        first_error: why.map(str::to_string),
+    };
+    let storm_error = match storm_drop {
+        None => None,
+        Some(t) => match t.await {
+            Ok(r) => r.err(),
+            Err(_) => Some("the storm task failed".into()),
+        },
+    };
+    let publish = match publisher {
+        None => no_report(None),
+        Some(p) => p
+            .await
+            .unwrap_or_else(|_| no_report(Some("publisher task failed"))),
+    };
+    (publish, storm_error)
+}
+
+/// Starts the publisher for a phase with subscribers, publishing from
+/// `start` until `publish_until`.
+fn spawn_publisher(
+    plan: &Plan,
+    spec: &PhaseSpec,
+    clock: Clock,
+    (start, publish_until): (Instant, Instant),
+    publish_stop: &tokio_util::sync::CancellationToken,
+    shutdown: &Shutdown,
+) -> Option<tokio::task::JoinHandle<PublishReport>> {
+    plan.publisher.as_ref().map(|p| {
+        tokio::spawn(publish::run(
+            PublishSpec {
+                addr: spec.addr,
+                authority: spec.authority.clone(),
+                channels: spec.channels.clone(),
+                channel_ids: spec.channel_ids.clone(),
+                total_channels: p.channels,
+                base_path: spec.base_path.clone(),
+                profile: plan.profile.publish.clone(),
+                headers: plan.profile_headers.clone(),
+                schedule: p.schedule(),
+                payload_bytes: p.payload_bytes,
+                tls: plan.tls_client.clone(),
+            },
+            clock,
+            start,
+            publish_until,
+            publish_stop.clone(),
+            shutdown.clone(),
+        ))
+    })
+}
+
+/// `[storm] via = "target"`: the reference server ends every stream at
+/// the storm's instant (clients measure from that instant, not from when
+/// the request landed).
+fn spawn_storm_drop(
+    plan: &Plan,
+    spec: &PhaseSpec,
+    start: Instant,
+    shutdown: &Shutdown,
+    subscribes: bool,
+) -> Option<tokio::task::JoinHandle<Result<(), String>>> {
+    plan.storm
+        .filter(|st| st.via == StormVia::Target && subscribes)
+        .map(|st| {
+            let (addr, authority) = (spec.addr, spec.authority.clone());
+            let stop = shutdown.token().child_token();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => Ok(()),
+                    _ = tokio::time::sleep_until((start + st.at).into()) => {
+                        drop_subscribers(addr, &authority).await
+                    }
+                }
+            })
+        })
+}
+
+/// Asks the reference server to end every open subscriber stream.
 async fn drop_subscribers(addr: SocketAddr, authority: &str) -> Result<(), String> {
     use http_body_util::{BodyExt, Empty};
     let timeout = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::recorder::new_histogram;
-use super::summary::pct_ms;
+use crate::units::pct_ms;
 
 /// Share of all cores above which stampede counts as CPU-saturated.
 pub const CPU_SATURATED: f64 = 0.8;

@@ -207,6 +207,17 @@ impl PhaseUsage {
     }
 }
 
+/// Descriptors a process keeps for itself beyond its connections: the
+/// runtime, log and result files, the target's pipes, and slack.
+pub const FD_RESERVE: u64 = 512;
+
+/// Processes needed to hold `connections` sockets when each process may
+/// open `limit` files.
+pub fn needed(connections: u64, limit: u64) -> u32 {
+    let per = limit.saturating_sub(FD_RESERVE).max(1);
+    connections.div_ceil(per).clamp(1, 256) as u32
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

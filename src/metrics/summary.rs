@@ -169,10 +169,7 @@ impl GroupResult {
     }
 }
 
-/// A percentile in milliseconds, `None` without samples.
-pub fn pct_ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
-    (!h.is_empty()).then(|| round3(h.value_at_quantile(q) as f64 / 1000.0))
-}
+pub use crate::units::pct_ms;
 
 fn mb(bytes: u64) -> f64 {
     round3(bytes as f64 / (1024.0 * 1024.0))
@@ -282,7 +279,7 @@ impl GroupResult {
                 let errors = m.error_total();
                 // A request answered with an unexpected status is both a
                 // completed request and an error: count the attempt once.
-                let counted_twice = if self.transport == TransportKind::Request {
+                let counted_twice = if self.transport.info().status_is_response {
                     err(ErrorKind::Status) + err(ErrorKind::RateLimited)
                 } else {
                     0

@@ -7,8 +7,8 @@
 use super::axis::{Axis, Scale};
 use super::charts::LOG_RATIO;
 use super::plot::{self, Line, LineChart, LinePanels};
-use crate::capacity::StepRow;
 use crate::error::Result;
+use crate::folder::capacity::StepRow;
 use crate::gate::threshold::{Op, Threshold};
 
 /// The x axis turns logarithmic when the steps span more than this factor.

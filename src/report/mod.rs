@@ -17,12 +17,11 @@ pub mod sweep_chart;
 // The run folder's files, read and written by the schema module; kept
 // under their old paths for callers.
 pub use crate::folder::{
-    hlog, hlog_name, read as folder, run_json, sanitize, summary as summary_csv, sweep_csv,
-    timeseries,
+    default_run_dir, folder_timestamp, hlog, hlog_name, read as folder, rfc3339, run_json,
+    sanitize, summary as summary_csv, sweep_csv, timeseries,
 };
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 
@@ -69,23 +68,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes).map_err(|e| Error::output(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::output(path, e))
-}
-
-/// A compact UTC timestamp for folder names: `20261121T194400Z`.
-pub fn folder_timestamp(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replace(['-', ':'], "")
-}
-
-/// RFC 3339 UTC time with milliseconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// `results/<scenario>/<timestamp>` under `root`.
-pub fn default_run_dir(root: &Path, scenario: &str, t: SystemTime) -> PathBuf {
-    root.join(sanitize(scenario)).join(folder_timestamp(t))
 }
 
 /// Prints the summary as aligned tables: subscriber groups (delivery of

@@ -27,6 +27,16 @@ pub struct Echo {
 }
 
 impl Transport for Echo {
+    const LABEL: &'static str = "echo";
+    const KEYS: &'static [&'static str] = &["rate", "url", "message_bytes", "compression"];
+    const SUBSCRIBES: bool = false;
+    const REQUEST_BASED: bool = true;
+    type Section = super::NoSection;
+
+    fn preset(_: &str) -> Option<super::NoSection> {
+        None
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,

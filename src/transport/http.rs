@@ -16,10 +16,10 @@ use tokio::task::JoinHandle;
 
 use super::coding::Decoder;
 use super::h1::{serialize, H1, STREAM_CHUNK};
+use super::poll::{BodyFormat, CursorStyle, PollProfile, Start};
 use super::{RequestSample, SessionSpec, Sink};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
-use crate::profile::{BodyFormat, CursorStyle, PollProfile, Start};
 
 /// One HTTP/1.1 connection; its driver task ends when this is dropped.
 pub struct Conn {
@@ -158,7 +158,7 @@ pub enum PollOutcome {
 
 /// A subscriber that pulls events with repeated GETs carrying a cursor, as
 /// its profile section describes: the cursor in a query parameter (the
-/// built-in target: `?after=` in, `X-Cursor` out) or in HTTP cache headers
+/// reference server: `?after=` in, `X-Cursor` out) or in HTTP cache headers
 /// (`If-Modified-Since`/`If-None-Match` from `Last-Modified`/`Etag`, nchan).
 pub struct CursorPoller {
     conn: Option<Conn>,
@@ -713,7 +713,7 @@ mod tests {
     use crate::profile::builtin;
 
     fn messages(body: BodyFormat, text: &str) -> Result<Vec<String>, String> {
-        let mut p = builtin().poll.unwrap_or_else(|| unreachable!());
+        let mut p = builtin().sections.poll.unwrap_or_else(|| unreachable!());
         p.body = body;
         let mut out = Vec::new();
         for_each_message(&p, text.as_bytes(), |m, _| {

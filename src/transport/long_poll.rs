@@ -1,12 +1,13 @@
 //! Long polling: the next GET goes out as soon as the previous one returns;
 //! the server holds it until an event or its hold timeout (an empty status
-//! of the profile: `204` on the built-in target, `408` on nchan), which is
+//! of the profile: `204` on the reference server, `408` on nchan), which is
 //! counted as a server timeout, not an error. The cursor is kept across
 //! polls and reconnects.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::poll::PollProfile;
 use super::http::{CursorPoller, PollOutcome};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
@@ -20,6 +21,24 @@ pub struct LongPoll {
 }
 
 impl Transport for LongPoll {
+    const LABEL: &'static str = "long-poll";
+    const KEYS: &'static [&'static str] = &["timeout", "keep_alive"];
+    const REQUEST_BASED: bool = true;
+    const EMPTY_RESPONSES: bool = true;
+    const SERVER_TIMEOUTS: bool = true;
+    type Section = super::poll::PollProfile;
+
+    fn preset(profile: &str) -> Option<PollProfile> {
+        match profile {
+            "builtin" => Some(PollProfile::builtin(
+                "/lp/{channel}",
+                Some("timeout_ms={timeout_ms}"),
+            )),
+            "nchan" => Some(PollProfile::nchan("/lp/{channel}", false, vec![408, 304])),
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,

@@ -1,7 +1,10 @@
 //! Client transports: how one simulated client opens a session with the
-//! target and observes the next message(s). Each transport is one file behind
-//! the `Transport` trait; `TransportKind` is the one place that lists them
-//! (its serde name is the scenario's `transport = "..."`).
+//! target and observes the next message(s). Each transport is one file
+//! holding its wire session *and* its configuration (label, the group keys
+//! it accepts, its profile section): the `Transport` trait. The
+//! `registry!` list below is the one place that lists them; it generates
+//! `TransportKind` (whose serde name is the scenario's `transport = "..."`),
+//! its dispatch and the profile's `Sections`.
 //!
 //! A transport must not know *when* it runs (that is the load module's job)
 //! nor what a payload means (the client decodes envelopes): it reports what
@@ -17,123 +20,146 @@ use serde::{Deserialize, Serialize};
 
 use crate::fault::Fault;
 use crate::net::IoCounters;
-use crate::profile::Profile;
 
 pub mod coding;
-pub mod echo;
+mod config;
 pub mod h1;
 mod http;
-pub mod long_poll;
-pub mod ndjson;
 pub mod pmd;
-pub mod poll;
-pub mod request;
-pub mod sse;
-pub mod websocket;
 
-/// The transports stampede can drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransportKind {
-    /// Interval polling with a cursor.
-    Poll,
-    /// Long polling: held until an event or the server's timeout.
-    LongPoll,
-    /// Server-Sent Events.
-    Sse,
-    /// Chunked HTTP streaming of newline-delimited JSON.
-    Ndjson,
-    /// WebSocket subscription.
-    Websocket,
-    /// Plain HTTP requests, no publisher (wrk / wrk2 style).
-    Request,
-    /// WebSocket echo round trips.
-    Echo,
+pub use config::{fill, path_ok, status_ok, Info, Limits, NoSection, Params, Section, GROUP_KEYS};
+
+/// Expands the registry: the modules, [`TransportKind`], its dispatch and
+/// the profile's [`Sections`].
+macro_rules! registry {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident :: $ty:ident $(, section $field:ident)?;)*) => {
+        $(pub mod $module;)*
+
+        /// The transports stampede can drive (the serde name is the
+        /// scenario's `transport = "..."`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum TransportKind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl TransportKind {
+            /// Every kind, in report order.
+            pub const ALL: [TransportKind; [$(stringify!($variant)),*].len()] =
+                [$(TransportKind::$variant),*];
+
+            /// The kind's config side.
+            pub const fn info(self) -> Info {
+                match self {
+                    $(TransportKind::$variant => Info::of::<$module::$ty>(),)*
+                }
+            }
+
+            /// Calls `v.visit::<T>()` with this kind's transport type: the
+            /// single place where a kind meets its implementation.
+            pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
+                match self {
+                    $(TransportKind::$variant => v.visit::<$module::$ty>(),)*
+                }
+            }
+
+            /// The key of its `[profile.<key>]` section, if it has one.
+            pub fn section_key(self) -> Option<&'static str> {
+                match self {
+                    $(TransportKind::$variant => registry!(@key $($field)?),)*
+                }
+            }
+
+            /// True when its transport type declares a profile section.
+            #[doc(hidden)]
+            pub fn declares_section(self) -> bool {
+                match self {
+                    $(TransportKind::$variant => std::any::TypeId::of::<
+                        <$module::$ty as Transport>::Section,
+                    >() != std::any::TypeId::of::<NoSection>(),)*
+                }
+            }
+        }
+
+        /// How a server speaks each transport: one optional section per
+        /// transport that has one, in registry order.
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Sections {
+            $($(
+                #[doc = concat!("`[profile.", stringify!($field), "]`.")]
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<<$module::$ty as Transport>::Section>,
+            )?)*
+        }
+
+        impl Sections {
+            /// The section keys, in registry order.
+            pub const KEYS: &'static [&'static str] = &[$($(stringify!($field),)?)*];
+
+            /// The sections of preset profile `profile`.
+            pub fn preset(profile: &str) -> Sections {
+                Sections {
+                    $($($field: <$module::$ty as Transport>::preset(profile),)?)*
+                }
+            }
+
+            /// The URL template used for `kind`, if supported.
+            pub fn url_for(&self, kind: TransportKind) -> Option<&str> {
+                let sections = self;
+                match kind {
+                    $(TransportKind::$variant => registry!(@url sections $($field)?),)*
+                }
+            }
+
+            /// Checks every section given, in registry order.
+            pub fn check(&self) -> Result<(), String> {
+                $($(
+                    if let Some(s) = &self.$field {
+                        s.check(stringify!($field))?;
+                    }
+                )?)*
+                Ok(())
+            }
+
+            /// Replaces the sections `table` names (removing their keys);
+            /// on failure, the section's key and the message.
+            pub fn replace_from(&mut self, table: &mut toml::Table) -> Result<(), (&'static str, String)> {
+                $($(
+                    if let Some(v) = table.remove(stringify!($field)) {
+                        self.$field = Some(v.try_into().map_err(|e: toml::de::Error| {
+                            (stringify!($field), e.message().trim().to_string())
+                        })?);
+                    }
+                )?)*
+                Ok(())
+            }
+        }
+    };
+    (@key $field:ident) => { Some(stringify!($field)) };
+    (@key) => { None };
+    (@url $s:ident $field:ident) => { $s.$field.as_ref().map(Section::url) };
+    // Transports without a section take their URLs from their group.
+    (@url $s:ident) => { Some("") };
 }
 
-impl TransportKind {
-    /// Every kind, in report order.
-    pub const ALL: [TransportKind; 7] = [
-        TransportKind::Poll,
-        TransportKind::LongPoll,
-        TransportKind::Sse,
-        TransportKind::Ndjson,
-        TransportKind::Websocket,
-        TransportKind::Request,
-        TransportKind::Echo,
-    ];
-
-    /// The scenario / CSV label.
-    pub fn label(self) -> &'static str {
-        match self {
-            TransportKind::Poll => "poll",
-            TransportKind::LongPoll => "long-poll",
-            TransportKind::Sse => "sse",
-            TransportKind::Ndjson => "ndjson",
-            TransportKind::Websocket => "websocket",
-            TransportKind::Request => "request",
-            TransportKind::Echo => "echo",
-        }
-    }
-
-    /// True for transports that issue one request per exchange.
-    pub fn is_request_based(self) -> bool {
-        matches!(
-            self,
-            TransportKind::Poll
-                | TransportKind::LongPoll
-                | TransportKind::Request
-                | TransportKind::Echo
-        )
-    }
-
-    /// True for subscribers of the publisher's event stream (false for
-    /// request and echo load, which need no publisher).
-    pub fn subscribes(self) -> bool {
-        !matches!(self, TransportKind::Request | TransportKind::Echo)
-    }
-
-    /// True when intended sends are never skipped: a late send goes out at
-    /// once and its latency counts from the intended instant (wrk2's open
-    /// model). Pollers skip missed polls instead, as real pollers do.
-    pub fn catches_up(self) -> bool {
-        !self.subscribes()
-    }
-
-    /// Calls `v.visit::<T>()` with this kind's transport type: the single
-    /// place where a kind meets its implementation.
-    pub fn visit<V: KindVisitor>(self, v: V) -> V::Output {
-        match self {
-            TransportKind::Poll => v.visit::<poll::Poll>(),
-            TransportKind::LongPoll => v.visit::<long_poll::LongPoll>(),
-            TransportKind::Sse => v.visit::<sse::Sse>(),
-            TransportKind::Ndjson => v.visit::<ndjson::Ndjson>(),
-            TransportKind::Websocket => v.visit::<websocket::WebSocket>(),
-            TransportKind::Request => v.visit::<request::Request>(),
-            TransportKind::Echo => v.visit::<echo::Echo>(),
-        }
-    }
-
-    /// True for interval and long pollers (empty responses, statuses).
-    pub fn is_poller(self) -> bool {
-        matches!(self, TransportKind::Poll | TransportKind::LongPoll)
-    }
-
-    /// True for long pollers (server-ended polls).
-    pub fn is_long_poller(self) -> bool {
-        self == TransportKind::LongPoll
-    }
-
-    /// True when a session is confirmed after connecting (a subscription,
-    /// or echo's WebSocket upgrade): plain requests have none.
-    pub fn confirms_sessions(self) -> bool {
-        self != TransportKind::Request
-    }
-
-    /// The transport of `label` (the scenario / CSV label).
-    pub fn from_label(label: &str) -> Option<TransportKind> {
-        TransportKind::ALL.into_iter().find(|k| k.label() == label)
-    }
+// The registry: one line per transport, in report order. A transport is its
+// file plus its line here.
+registry! {
+    /// Interval polling with a cursor.
+    Poll => poll::Poll, section poll;
+    /// Long polling: held until an event or the server's timeout.
+    LongPoll => long_poll::LongPoll, section long_poll;
+    /// Server-Sent Events.
+    Sse => sse::Sse, section sse;
+    /// Chunked HTTP streaming of newline-delimited JSON.
+    Ndjson => ndjson::Ndjson, section ndjson;
+    /// WebSocket subscription.
+    Websocket => websocket::WebSocket, section websocket;
+    /// Plain HTTP requests, no publisher (wrk / wrk2 style).
+    Request => request::Request;
+    /// WebSocket echo round trips.
+    Echo => echo::Echo;
 }
 
 /// Generic code that runs with a concrete transport type.
@@ -142,69 +168,6 @@ pub trait KindVisitor {
     type Output;
     /// Runs with transport `T`.
     fn visit<T: Transport>(self) -> Self::Output;
-}
-
-/// Per-group transport parameters, already validated.
-#[derive(Debug, Clone, Serialize)]
-pub struct Params {
-    /// Polling kinds: reuse one connection.
-    pub keep_alive: bool,
-    /// Long polling: how long the server may hold a poll.
-    #[serde(with = "crate::plan::secs")]
-    pub hold_timeout: Duration,
-    /// Client-side limit for one request or handshake.
-    #[serde(with = "crate::plan::secs")]
-    pub request_timeout: Duration,
-    /// WebSocket: client ping interval.
-    #[serde(with = "crate::plan::opt_secs")]
-    pub ping_interval: Option<Duration>,
-    /// WebSocket / echo: offer permessage-deflate (group `compression`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub compression: bool,
-    /// Request mode: what to send.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<request::RequestPlan>,
-    /// Echo mode: size of each message in bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_bytes: Option<usize>,
-    /// Limits against hostile servers.
-    pub limits: Limits,
-    /// TLS to the target (`https://` / `wss://`), set up once per run.
-    #[serde(skip)]
-    pub tls: Option<Arc<crate::net::Tls>>,
-}
-
-/// Limits against hostile servers: exceeding one is a `limit` fault (or a
-/// `timeout` for `read_timeout`), never unbounded memory or a hang.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Limits {
-    /// Largest single message: an event, a poll body's message, a WebSocket
-    /// message, an NDJSON line.
-    pub max_message_bytes: usize,
-    /// Largest HTTP response head (status line and headers).
-    pub max_header_bytes: usize,
-    /// Largest SSE line, and SSE event block being assembled.
-    pub max_sse_line_bytes: usize,
-    /// Most bytes one client holds unconsumed (a whole poll body, a partial
-    /// stream line).
-    pub max_buffered_bytes: usize,
-    /// A streaming connection that delivers no byte for this long is dead
-    /// (WebSocket: pongs count, so with `ping_interval` this is the ping
-    /// timeout).
-    #[serde(rename = "read_timeout_s", with = "crate::plan::secs")]
-    pub read_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_message_bytes: 4 << 20,
-            max_header_bytes: 64 << 10,
-            max_sse_line_bytes: 4 << 20,
-            max_buffered_bytes: 64 << 20,
-            read_timeout: Duration::from_secs(60),
-        }
-    }
 }
 
 /// Where and how one session connects.
@@ -219,7 +182,7 @@ pub struct SessionSpec {
     /// Channel name (empty for request and echo load).
     pub channel: String,
     /// How this server speaks each transport.
-    pub profile: Arc<Profile>,
+    pub profile: Arc<Sections>,
     /// Headers for every request and handshake, secrets expanded.
     pub headers: Arc<[(::http::HeaderName, ::http::HeaderValue)]>,
     /// Transport parameters.
@@ -310,8 +273,32 @@ pub enum Step {
     Ended,
 }
 
-/// One client's session with the target.
+/// One client's session with the target, and its configuration.
 pub trait Transport: Sized + Send + 'static {
+    /// The scenario / CSV label (its `TransportKind`'s serde name).
+    const LABEL: &'static str;
+    /// The group keys of [`GROUP_KEYS`] it accepts.
+    const KEYS: &'static [&'static str];
+    /// Subscribes to the publisher's event stream.
+    const SUBSCRIBES: bool = true;
+    /// Issues one request per exchange.
+    const REQUEST_BASED: bool = false;
+    /// Counts empty responses.
+    const EMPTY_RESPONSES: bool = false;
+    /// Counts polls the server ended without an event.
+    const SERVER_TIMEOUTS: bool = false;
+    /// An unexpected status is both a completed request and an error.
+    const STATUS_IS_RESPONSE: bool = false;
+    /// A session is confirmed after connecting (a subscription, or echo's
+    /// WebSocket upgrade); plain requests have none.
+    const CONFIRMS_SESSIONS: bool = true;
+    /// Its profile section ([`NoSection`] when it has none).
+    type Section: Section;
+
+    /// Its section in the preset profile `profile` (`builtin`, `nchan`),
+    /// if that server speaks it.
+    fn preset(profile: &str) -> Option<Self::Section>;
+
     /// Connects and subscribes. `cursor` resumes after the last event a
     /// previous session of this client saw.
     fn open<S: Sink>(

@@ -1,11 +1,13 @@
 //! Chunked HTTP streaming of newline-delimited JSON: one object per line
-//! whose `data_field` is the message (the built-in target sends
+//! whose `data_field` is the message (the reference server sends
 //! `{"id":N,"data":"..."}`), or a bare JSON string. Reconnects resume with
 //! `?<resume_param>=<last id>` when the profile names one. A line that is
 //! neither is counted as a protocol fault and skipped; the stream goes on.
 
 use std::sync::Arc;
 use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
 
 use super::http::{json_message, open_stream, percent_encode_into, StreamBody};
 use super::{SessionSpec, Sink, Step, Transport};
@@ -27,6 +29,23 @@ pub struct Ndjson {
 }
 
 impl Transport for Ndjson {
+    const LABEL: &'static str = "ndjson";
+    const KEYS: &'static [&'static str] = &[];
+    type Section = NdjsonProfile;
+
+    fn preset(profile: &str) -> Option<NdjsonProfile> {
+        match profile {
+            "builtin" => Some(NdjsonProfile {
+                url: "/stream/{channel}".into(),
+                data_field: data(),
+                id_field: Some("id".into()),
+                resume_param: Some("after".into()),
+            }),
+            // nchan has no NDJSON.
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -144,4 +163,36 @@ impl Transport for Ndjson {
     }
 
     async fn close(self) {}
+}
+
+/// Newline-delimited JSON streaming.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NdjsonProfile {
+    /// Path template.
+    pub url: String,
+    /// The field of each line's object that holds the message (a line may
+    /// also be a bare JSON string).
+    #[serde(default = "data")]
+    pub data_field: String,
+    /// The field with the event id, used to resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_field: Option<String>,
+    /// Query parameter that resumes after an id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_param: Option<String>,
+}
+
+impl super::Section for NdjsonProfile {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        super::path_ok(&self.url, what)
+    }
+}
+
+fn data() -> String {
+    "data".into()
 }

@@ -194,6 +194,27 @@ fn serialized(spec: &SessionSpec, plan: &RequestPlan) -> Vec<Vec<u8>> {
 }
 
 impl Transport for Request {
+    const LABEL: &'static str = "request";
+    const KEYS: &'static [&'static str] = &[
+        "keep_alive",
+        "rate",
+        "url",
+        "urls",
+        "method",
+        "body",
+        "expect_status",
+        "http2",
+    ];
+    const SUBSCRIBES: bool = false;
+    const REQUEST_BASED: bool = true;
+    const STATUS_IS_RESPONSE: bool = true;
+    const CONFIRMS_SESSIONS: bool = false;
+    type Section = super::NoSection;
+
+    fn preset(_: &str) -> Option<super::NoSection> {
+        None
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use http::header::{HeaderName, HeaderValue, ACCEPT};
 use sse_parse::SseParser;
 
@@ -24,6 +26,21 @@ pub struct Sse {
 }
 
 impl Transport for Sse {
+    const LABEL: &'static str = "sse";
+    const KEYS: &'static [&'static str] = &[];
+    type Section = SseProfile;
+
+    fn preset(profile: &str) -> Option<SseProfile> {
+        match profile {
+            "builtin" | "nchan" => Some(SseProfile {
+                url: "/sse/{channel}".into(),
+                resume: true,
+                events: message_events(),
+            }),
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -125,4 +142,37 @@ impl Transport for Sse {
     }
 
     async fn close(self) {}
+}
+
+/// Server-Sent Events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseProfile {
+    /// Path template.
+    pub url: String,
+    /// Send `Last-Event-ID` when reconnecting.
+    #[serde(default = "yes")]
+    pub resume: bool,
+    /// Event types that carry data. A browser's `onmessage` sees only
+    /// `message` (an event with no `event:` field); every other type, such
+    /// as `event: ping` heartbeats, is a control message, counted apart.
+    #[serde(default = "message_events")]
+    pub events: Vec<String>,
+}
+
+impl super::Section for SseProfile {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        super::path_ok(&self.url, what)
+    }
+}
+
+fn message_events() -> Vec<String> {
+    vec!["message".into()]
+}
+fn yes() -> bool {
+    true
 }

@@ -13,6 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use futures_util::{SinkExt, StreamExt};
 use http::{header, HeaderName, HeaderValue, Method};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -281,7 +283,12 @@ fn check_upgrade(head: &StreamHead, key: &str, offered: Option<&str>) -> Result<
             Ok(())
         }
         (want, got) => fail(format!(
-            "subprotocol {want:?} asked for, the server chose {got:?}"
+            "subprotocol {} asked for, the server chose {}",
+            want.map_or("none".to_string(), |w| format!("`{w}`")),
+            got.map_or("none".to_string(), |g| format!(
+                "`{}`",
+                String::from_utf8_lossy(g.as_bytes())
+            ))
         )),
     }
 }
@@ -304,6 +311,22 @@ pub fn closed_by_server(frame: Option<&CloseFrame>) -> Result<Step, Fault> {
 }
 
 impl Transport for WebSocket {
+    const LABEL: &'static str = "websocket";
+    const KEYS: &'static [&'static str] = &["ping_interval", "compression"];
+    type Section = WebSocketProfile;
+
+    fn preset(profile: &str) -> Option<WebSocketProfile> {
+        match profile {
+            "builtin" | "nchan" => Some(WebSocketProfile {
+                url: "/ws/{channel}".into(),
+                subprotocol: None,
+                subscribe_message: None,
+                compression: false,
+            }),
+            _ => None,
+        }
+    }
+
     async fn open<S: Sink>(
         spec: &SessionSpec,
         io: &Arc<IoCounters>,
@@ -326,7 +349,7 @@ impl Transport for WebSocket {
         )
         .await?;
         if let Some(m) = &profile.subscribe_message {
-            let text = crate::profile::fill(m, &spec.channel);
+            let text = super::fill(m, &spec.channel);
             if let Err(e) = ws.send(Message::text(text)).await {
                 sink.disconnected();
                 return Err(e.into());
@@ -416,6 +439,39 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// WebSocket subscription.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketProfile {
+    /// Path template.
+    pub url: String,
+    /// `Sec-WebSocket-Protocol` to ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocol: Option<String>,
+    /// A message to send after the upgrade to subscribe (`{channel}` is
+    /// replaced), for servers that subscribe in-band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_message: Option<String>,
+    /// Offer permessage-deflate (RFC 7692), as browsers do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compression: bool,
+}
+
+impl super::Section for WebSocketProfile {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        super::path_ok(&self.url, what)?;
+        if let Some(p) = &self.subprotocol {
+            http::HeaderValue::from_str(p)
+                .map_err(|_| format!("{what}.subprotocol is not a valid header value"))?;
+        }
+        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! Test helpers: in-process reference targets on 127.0.0.1:0, plans from
+//! Test helpers: in-process reference servers on 127.0.0.1:0, plans from
 //! scenario text, and runs through the library API.
 #![allow(dead_code)]
 
@@ -13,14 +13,14 @@ use std::sync::Arc;
 use stampede::metrics::summary::SummaryRow;
 use stampede::plan::{self, Plan};
 use stampede::progress::Display;
+use stampede::reference::fault::{FaultPlan, FaultState};
+use stampede::reference::{self, hub::Hub};
 use stampede::run::{self, RunOptions, RunOutcome};
 use stampede::scenario::{self, Source};
 use stampede::shutdown::Shutdown;
-use stampede::target::fault::{FaultPlan, FaultState};
-use stampede::target::{self, hub::Hub};
 use tokio_util::sync::CancellationToken;
 
-/// A reference target served by this test process.
+/// A reference server served by this test process.
 pub struct InProcess {
     pub url: String,
     pub hub: Arc<Hub>,
@@ -33,7 +33,7 @@ impl InProcess {
         Self::start_with(None).await.0
     }
 
-    /// A reference target injecting the faults of `spec` (as `serve
+    /// A reference server injecting the faults of `spec` (as `serve
     /// --fault`), and its injection counts.
     pub async fn start_faulty(spec: &str) -> (InProcess, Arc<FaultState>) {
         let (t, state) = Self::start_with(Some(spec)).await;
@@ -41,7 +41,7 @@ impl InProcess {
     }
 
     async fn start_with(faults: Option<&str>) -> (InProcess, Option<Arc<FaultState>>) {
-        let listener = target::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+        let listener = reference::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let hub = Arc::new(Hub::default());
         let stop = CancellationToken::new();
@@ -49,7 +49,7 @@ impl InProcess {
             let plan = FaultPlan::parse(&[f.to_string()]).expect("fault spec");
             Arc::new(FaultState::new(plan, stop.clone()))
         });
-        let task = tokio::spawn(target::serve_with_faults(
+        let task = tokio::spawn(reference::serve_with_faults(
             listener,
             hub.clone(),
             state.clone(),

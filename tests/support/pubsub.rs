@@ -180,6 +180,31 @@ impl Drop for PubSub {
     }
 }
 
+/// Streams to one subscriber: `head`, then `frame(event)` for each
+/// published event and `idle_frame` after every 100 ms without one, until
+/// the client leaves.
+pub async fn stream_with_keepalive(
+    mut c: Conn,
+    head: &[u8],
+    idle_frame: &[u8],
+    frame: impl Fn(&[u8]) -> Vec<u8>,
+) {
+    let mut rx = c.subscribe();
+    if !c.write(head).await {
+        return;
+    }
+    loop {
+        let bytes = match next_or_idle(&mut rx, Duration::from_millis(100)).await {
+            Ok(Some(m)) => frame(&m),
+            Ok(None) => idle_frame.to_vec(),
+            Err(()) => return,
+        };
+        if !c.write(&bytes).await {
+            return;
+        }
+    }
+}
+
 /// Waits for the next published event, or `None` after `idle` without one
 /// (the handler then sends its keep-alive).
 pub async fn next_or_idle(

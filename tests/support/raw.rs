@@ -91,7 +91,7 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
         authority: addr.to_string(),
         path: path.into(),
         channel: "c".into(),
-        profile: std::sync::Arc::new(stampede::profile::builtin()),
+        profile: std::sync::Arc::new(stampede::profile::builtin().sections),
         headers: std::sync::Arc::new([]),
         params: Params {
             keep_alive: true,

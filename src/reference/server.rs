@@ -1,4 +1,4 @@
-//! The reference target's HTTP routes (axum): publish, the four subscriber
+//! The reference server's HTTP routes (axum): publish, the four subscriber
 //! transports plus NDJSON, a WebSocket echo, and controls for tests.
 //!
 //! | route | what |
@@ -96,7 +96,7 @@ async fn publish(
     id.to_string()
 }
 
-/// A publish another worker accepted (see `target::cluster`).
+/// A publish another worker accepted (see `reference::cluster`).
 async fn publish_forwarded(
     State(hub): State<Arc<Hub>>,
     Path(ch): Path<String>,

@@ -1,4 +1,4 @@
-//! The built-in reference target: a real HTTP server (axum) that offers every
+//! The reference server: a real HTTP server (axum) that offers every
 //! transport on the same channels. `stampede serve` runs it alone; `run`
 //! starts it as a child process of the same binary, so its CPU and memory are
 //! measured apart from the load generator's.
@@ -49,12 +49,12 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Serves the reference target on `listener` until `stop`.
+/// Serves the reference server on `listener` until `stop`.
 pub async fn serve(listener: TcpListener, hub: Arc<hub::Hub>, stop: CancellationToken) {
     serve_with_faults(listener, hub, None, stop).await
 }
 
-/// Serves the reference target, injecting `faults` when given (see
+/// Serves the reference server, injecting `faults` when given (see
 /// [`fault`]), until `stop`.
 pub async fn serve_with_faults(
     listener: TcpListener,
@@ -105,9 +105,9 @@ pub async fn serve_with_faults(
     }
 }
 
-/// The built-in target running as a child process.
+/// The reference server running as a child process.
 #[derive(Debug)]
-pub struct ChildTarget {
+pub struct ReferenceChild {
     child: tokio::process::Child,
     /// Its stdin: the child exits when this closes, even if we are killed.
     _stdin: Option<tokio::process::ChildStdin>,
@@ -119,14 +119,14 @@ pub struct ChildTarget {
     pub pid: i32,
 }
 
-impl ChildTarget {
+impl ReferenceChild {
     /// Starts `exe serve` on 127.0.0.1:0 (responses delayed by `delay`) and
     /// reads the URL it prints.
-    pub async fn spawn(exe: &Path, delay: Duration) -> Result<ChildTarget> {
+    pub async fn spawn(exe: &Path, delay: Duration) -> Result<ReferenceChild> {
         Self::spawn_with(exe, delay, Duration::ZERO, None, 1).await
     }
 
-    /// As [`ChildTarget::spawn`], with publishes delayed by `cost_per_conn`
+    /// As [`ReferenceChild::spawn`], with publishes delayed by `cost_per_conn`
     /// per open stream, injecting `faults` when given, as `processes`
     /// workers sharing one port.
     pub async fn spawn_with(
@@ -135,7 +135,7 @@ impl ChildTarget {
         cost_per_conn: Duration,
         faults: Option<&fault::FaultPlan>,
         processes: u32,
-    ) -> Result<ChildTarget> {
+    ) -> Result<ReferenceChild> {
         let mut command = tokio::process::Command::new(exe);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--exit-with-stdin"])
@@ -173,7 +173,7 @@ impl ChildTarget {
             .ok_or_else(|| Error::TargetStart(format!("unexpected first line {url:?}")))?;
         // Keep reading stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(ChildTarget {
+        Ok(ReferenceChild {
             _stdin: child.stdin.take(),
             child,
             url,

@@ -108,10 +108,10 @@ pub fn expand(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Option<Swee
         let value_err = |m: &str| src.error(v.span(), "sweep.values", m);
         let label = label(v.get_ref()).map_err(|m| value_err(&m))?;
         // Labels become group names and, sanitized, file names.
-        let file_key = crate::report::sanitize(&label);
+        let file_key = crate::folder::sanitize(&label);
         if steps
             .iter()
-            .any(|s| crate::report::sanitize(&s.value) == file_key)
+            .any(|s| crate::folder::sanitize(&s.value) == file_key)
         {
             return Err(value_err(&format!(
                 "{label:?} repeats an earlier value (or reads the same in file names)"

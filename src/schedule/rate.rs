@@ -19,7 +19,7 @@ pub enum RateStage {
         /// Events per second over all channels.
         rate: f64,
         /// Length of the stage.
-        #[serde(rename = "for_s", with = "crate::plan::secs")]
+        #[serde(rename = "for_s", with = "crate::units::secs")]
         len: Duration,
     },
     /// Publish at `rate` for `len`, then back to the rate before it.
@@ -27,7 +27,7 @@ pub enum RateStage {
         /// Events per second over all channels.
         rate: f64,
         /// Length of the stage.
-        #[serde(rename = "for_s", with = "crate::plan::secs")]
+        #[serde(rename = "for_s", with = "crate::units::secs")]
         len: Duration,
     },
     /// Move the rate linearly from the current one to `to` over `len`.
@@ -35,7 +35,7 @@ pub enum RateStage {
         /// Events per second at the end of the stage.
         to: f64,
         /// Length of the stage.
-        #[serde(rename = "over_s", with = "crate::plan::secs")]
+        #[serde(rename = "over_s", with = "crate::units::secs")]
         len: Duration,
     },
 }

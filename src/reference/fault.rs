@@ -1,4 +1,4 @@
-//! Fault injection for the built-in target: a target that misbehaves on
+//! Fault injection for the reference server: a target that misbehaves on
 //! purpose, at a rate per fault, so that stampede's own handling of broken
 //! servers is exercised (`stampede serve --fault reset=0.05,...`, or a
 //! scenario's `[faults]` table).
@@ -205,7 +205,7 @@ pub struct FaultPlan {
     /// rates of the faults that apply to one route sum to at most 1.
     pub rates: BTreeMap<&'static str, f64>,
     /// How long `stall` holds a response.
-    #[serde(rename = "stall_for_s", with = "crate::plan::secs")]
+    #[serde(rename = "stall_for_s", with = "crate::units::secs")]
     pub stall_for: Duration,
     /// Size of `oversized_message` and `sse_huge_line` payloads.
     pub oversize_bytes: usize,

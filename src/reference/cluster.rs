@@ -1,4 +1,4 @@
-//! `stampede serve --processes N`: the built-in target as N worker
+//! `stampede serve --processes N`: the reference server as N worker
 //! processes sharing one port with `SO_REUSEPORT`, so that one target can
 //! hold more connections than one process has file descriptors.
 //!

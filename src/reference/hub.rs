@@ -1,4 +1,4 @@
-//! The reference target's channels: a bounded backlog per channel (for
+//! The reference server's channels: a bounded backlog per channel (for
 //! cursor reads and resume) and a broadcast for live fan-out. Publishing
 //! never waits on a subscriber: a subscriber that falls more than the
 //! broadcast capacity behind loses the oldest events, and the loss is

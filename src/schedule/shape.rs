@@ -16,11 +16,11 @@ pub enum Stage {
         /// Clients connected at the end of the stage.
         to: u64,
         /// Length of the stage.
-        #[serde(with = "crate::plan::secs")]
+        #[serde(with = "crate::units::secs")]
         over: Duration,
     },
     /// Keep the current count.
-    Hold(#[serde(with = "crate::plan::secs")] Duration),
+    Hold(#[serde(with = "crate::units::secs")] Duration),
 }
 
 impl Stage {
@@ -126,7 +126,7 @@ pub struct Arrival {
     /// New connections per second over the group.
     pub rate_per_s: f64,
     /// No arrivals from here on (after the phase start).
-    #[serde(rename = "until_s", with = "crate::plan::opt_secs")]
+    #[serde(rename = "until_s", with = "crate::units::opt_secs")]
     pub until: Option<Duration>,
 }
 
@@ -156,13 +156,13 @@ pub struct Session {
     /// The distribution.
     pub distribution: Distribution,
     /// Mean (fixed, exponential).
-    #[serde(rename = "mean_s", with = "crate::plan::secs")]
+    #[serde(rename = "mean_s", with = "crate::units::secs")]
     pub mean: Duration,
     /// Shortest session.
-    #[serde(rename = "min_s", with = "crate::plan::secs")]
+    #[serde(rename = "min_s", with = "crate::units::secs")]
     pub min: Duration,
     /// Longest session (`None`: unbounded).
-    #[serde(rename = "max_s", with = "crate::plan::opt_secs")]
+    #[serde(rename = "max_s", with = "crate::units::opt_secs")]
     pub max: Option<Duration>,
 }
 
@@ -209,7 +209,7 @@ pub struct Churn {
     /// Leaves per second over the group.
     pub rate_per_s: f64,
     /// Time away before the rejoin.
-    #[serde(rename = "gap_s", with = "crate::plan::secs")]
+    #[serde(rename = "gap_s", with = "crate::units::secs")]
     pub gap: Duration,
 }
 
