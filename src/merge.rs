@@ -336,6 +336,11 @@ fn add_results(
                     m.rss_before_bytes = m.rss_before_bytes.min(n.rss_before_bytes);
                     m.rss_held_bytes = m.rss_held_bytes.max(n.rss_held_bytes);
                     m.sockets_added = m.sockets_added.max(n.sockets_added);
+                    // Every shard's clients ramp together: the steeper.
+                    m.per_1k_mb = match (m.per_1k_mb, n.per_1k_mb) {
+                        (Some(x), Some(y)) => Some(x.max(y)),
+                        (x, y) => x.or(y),
+                    };
                     Some(m)
                 }
                 (x, y) => x.or(y),

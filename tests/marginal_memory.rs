@@ -26,10 +26,13 @@ async fn websocket_hold_has_a_marginal_memory_apart_from_the_baseline() {
     let added = r.target_connections_added.expect("sockets added");
     assert!(added >= 300, "{r:?}");
     let marginal = r.target_rss_marginal_per_1k_conn_mb.expect("marginal");
-    assert_eq!(
-        Some(marginal),
+    assert!(marginal > 0.0, "{r:?}");
+    // The difference over the phase includes what the first connections
+    // brought along once; the ramp's slope leaves it out.
+    let whole =
         cost::target_rss_marginal_per_1k_conn_mb(Some(before), Some(held), Some(added), 300)
-    );
+            .unwrap();
+    assert!(marginal <= whole * 1.5, "{marginal} vs {whole}: {r:?}");
     // Without the baseline RSS, far below the peak per connection.
     assert!(
         marginal < r.target_rss_per_1k_conn_mb.unwrap() / 2.0,

@@ -150,11 +150,15 @@ csv_record! {
             "open sockets of the target at the held load minus before the phase's clients \
              connected (empty when its fd table is not readable)"),
         target_rss_marginal_per_1k_conn_mb: Option<f64> => col("MB", All,
-            "what 1,000 more connections cost the target: `(target_rss_held_mb − \
-             target_rss_before_mb) / target_connections_added × 1000` (per client when the \
-             sockets cannot be read); without the baseline RSS that dominates \
-             `target_rss_per_1k_conn_mb` at small loads. Per phase: groups sharing one \
-             share it").main("target marginal RSS / 1k conn (MB)"),
+            "what 1,000 more connections cost the target: the least-squares slope of its \
+             RSS against its open sockets over the samples from the first connections until \
+             the held load is first reached, × 1000 (what the first connections bring along once is the \
+             line's intercept, as in `benches/hold.sh`'s difference of two loads); without \
+             a ramp to measure, `(target_rss_held_mb − target_rss_before_mb) / \
+             target_connections_added × 1000` (per client when the sockets cannot be \
+             read). Free of the baseline RSS that dominates `target_rss_per_1k_conn_mb` \
+             at small loads. Memory freed by an earlier phase of the same target process \
+             is reused and reads low. Per phase: groups sharing one share it").main("target marginal RSS / 1k conn (MB)"),
         target_cpu_ms_per_1k_deliveries: Option<f64> => col("ms", Subscribers,
             "`target_cpu_s × 10⁶ / delivered`").main("target CPU ms / 1k deliveries"),
         client_cpu_pct: f64 => col("%", All,

@@ -38,6 +38,11 @@ pub struct Marginal {
     pub rss_held_bytes: u64,
     /// Open sockets added between the two (`None`: not readable).
     pub sockets_added: Option<u64>,
+    /// RSS per 1,000 connections from the slope over the ramp (see
+    /// [`super::process::rss_slope`]), MB; `None` without a ramp to
+    /// measure.
+    #[serde(default)]
+    pub per_1k_mb: Option<f64>,
 }
 
 /// Everything measured for one group.
@@ -155,6 +160,7 @@ impl GroupResult {
                         rss_before_bytes: bytes(before),
                         rss_held_bytes: bytes(held),
                         sockets_added: row.target_connections_added,
+                        per_1k_mb: row.target_rss_marginal_per_1k_conn_mb,
                     }),
                     _ => None,
                 },
@@ -326,12 +332,18 @@ impl GroupResult {
             target_rss_before_mb: marginal.map(|m| mb(m.rss_before_bytes)),
             target_rss_held_mb: marginal.map(|m| mb(m.rss_held_bytes)),
             target_connections_added: marginal.and_then(|m| m.sockets_added),
-            target_rss_marginal_per_1k_conn_mb: cost::target_rss_marginal_per_1k_conn_mb(
-                marginal.map(|m| mb(m.rss_before_bytes)),
-                marginal.map(|m| mb(m.rss_held_bytes)),
-                marginal.and_then(|m| m.sockets_added),
-                self.clients,
-            ),
+            // The ramp's slope; without one, the difference over the
+            // connections (both from columns a merge reads back).
+            target_rss_marginal_per_1k_conn_mb: marginal
+                .and_then(|m| m.per_1k_mb.map(round3))
+                .or_else(|| {
+                    cost::target_rss_marginal_per_1k_conn_mb(
+                        marginal.map(|m| mb(m.rss_before_bytes)),
+                        marginal.map(|m| mb(m.rss_held_bytes)),
+                        marginal.and_then(|m| m.sockets_added),
+                        self.clients,
+                    )
+                }),
             target_cpu_ms_per_1k_deliveries: cost::target_cpu_ms_per_1k_deliveries(
                 self.target.map(|t| round3(t.cpu_s)),
                 delivered,

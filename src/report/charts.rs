@@ -422,12 +422,7 @@ impl Cost {
                 row.target_connections_peak,
                 row.clients,
             ),
-            target_marginal_mb_per_1k_conn: cost::target_rss_marginal_per_1k_conn_mb(
-                own(row.target_rss_before_mb),
-                row.target_rss_held_mb,
-                row.target_connections_added,
-                row.clients,
-            ),
+            target_marginal_mb_per_1k_conn: own(row.target_rss_marginal_per_1k_conn_mb),
         }
     }
 }
@@ -529,9 +524,9 @@ fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
         note: "From summary.csv: requests_per_delivery, bytes_per_delivery, \
                target_cpu_s × 1,000,000 / delivered (ms per 1,000 deliveries) and \
                target_rss_peak_mb / target_connections_peak × 1,000 (per client when the sockets cannot be read), \
-               and the marginal memory: (target_rss_held_mb − target_rss_before_mb) / \
-               target_connections_added × 1,000, the RSS the held connections added without \
-               the target's baseline; the same definitions as the summary columns. Target CPU and memory cover the whole \
+               and target_rss_marginal_per_1k_conn_mb (the RSS 1,000 more connections add, \
+               from the slope of RSS against open sockets over the ramp, without the \
+               target's baseline); the same definitions as the summary columns. Target CPU and memory cover the whole \
                phase (ramp-up and drain included); for groups that ran concurrently they \
                cannot be split per transport and read n/a, as they do for an external target."
             .into(),
@@ -554,9 +549,7 @@ mod tests {
         assert_eq!(c.target_cpu_ms_per_1k, Some(200.0));
         assert_eq!(c.target_mb_per_1k_conn, Some(100.0));
         assert_eq!(c.target_marginal_mb_per_1k_conn, None);
-        row.target_rss_before_mb = Some(20.0);
-        row.target_rss_held_mb = Some(21.6);
-        row.target_connections_added = Some(250);
+        row.target_rss_marginal_per_1k_conn_mb = Some(6.4);
         let c = Cost::of(&row, false);
         assert_eq!(c.target_marginal_mb_per_1k_conn, Some(6.4));
         assert_eq!(Cost::of(&row, true).target_marginal_mb_per_1k_conn, None);
