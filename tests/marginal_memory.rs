@@ -50,3 +50,24 @@ async fn websocket_hold_has_a_marginal_memory_apart_from_the_baseline() {
     let html = std::fs::read_to_string(out.dir.join("report.html")).unwrap();
     assert!(html.contains("target marginal RSS / 1k conn (MB)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_phase_on_the_same_target_reads_as_reused_memory_in_the_chart() {
+    let text = "name = \"marginal2\"\nduration = \"1s\"\nramp_up = \"1s\"\nmode = \"sequential\"\n\
+        [publisher]\nrate = 10\n\
+        [[groups]]\ntransport = \"sse\"\nclients = 50\n\
+        [[groups]]\ntransport = \"websocket\"\nclients = 50\n";
+    let dir = TempDir::new("marginal2");
+    let out = run_plan(plan(text), dir.path(), Shutdown::new()).await;
+    assert_eq!(out.exit_code, 0);
+    // Both phases measure; the column keeps the later phase's figure.
+    for r in &out.rows {
+        assert!(r.target_rss_before_mb.is_some(), "{r:?}");
+    }
+    stampede::report::generate(std::slice::from_ref(&out.dir), &out.dir).unwrap();
+    let svg = std::fs::read_to_string(out.dir.join("charts/cost-per-delivery.svg")).unwrap();
+    assert!(
+        svg.contains("n/a: after an earlier phase (its freed memory is reused)"),
+        "the websocket phase ran after the sse phase on the same target"
+    );
+}
