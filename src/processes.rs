@@ -64,40 +64,7 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
 
     let mut children = Vec::with_capacity(processes as usize);
     for i in 0..processes {
-        let mut cmd = tokio::process::Command::new(&exe);
-        cmd.arg("run")
-            .arg(&args.scenario)
-            .arg("--shard")
-            .arg(format!("{i}/{processes}"))
-            .arg("--start-at")
-            .arg(start_at.to_string())
-            .arg("--out")
-            .arg(shard_dir(&dir, i))
-            .args(["--quiet", "--no-report"]);
-        for s in &args.sets {
-            cmd.arg("--set").arg(s);
-        }
-        if let Some(d) = args.duration {
-            cmd.arg(format!("--duration={}ms", d.as_millis()));
-        }
-        if let Some(t) = &args.target {
-            cmd.arg("--target").arg(t);
-        }
-        if let Some(p) = &args.profile {
-            cmd.arg("--profile").arg(p);
-        }
-        if let Some(pid) = args.target_pid {
-            cmd.arg("--target-pid").arg(pid.to_string());
-        }
-        if !args.local_addr.is_empty() {
-            let list: Vec<String> = args.local_addr.iter().map(|a| a.to_string()).collect();
-            cmd.arg("--local-addr").arg(list.join(","));
-        }
-        if let Some(t) = &target {
-            cmd.arg("--attach-builtin")
-                .arg(&t.url)
-                .arg(t.pid.to_string());
-        }
+        let mut cmd = shard_command(&exe, args, &dir, i, processes, start_at, target.as_ref());
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -111,6 +78,94 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
         children.push(child);
     }
 
+    let (codes, interrupts) = wait_for_shards(&mut children, processes, args.quiet).await?;
+    drop(target);
+
+    let dirs: Vec<PathBuf> = (0..processes).map(|i| shard_dir(&dir, i)).collect();
+    for (i, (d, code)) in dirs.iter().zip(&codes).enumerate() {
+        if !d.join("run.json").is_file() {
+            return Err(Error::TargetStart(format!(
+                "shard {i}/{processes} exited with {code} before writing {}",
+                d.display()
+            )));
+        }
+    }
+    let merged = merge::merge(&dirs, &dir)?;
+    let mut stdout = std::io::stdout().lock();
+    if !args.quiet {
+        crate::print_results(&merged.rows, &merged.thresholds, &mut stdout);
+        if interrupts > 0 {
+            eprintln!("stampede: run stopped early (interrupted); partial results written");
+        }
+    }
+    if !args.no_report {
+        merge::write_report(&merged.dir);
+    }
+    let _ = writeln!(stdout, "{}", merged.dir.display());
+    Ok(if interrupts > 0 {
+        exit::INTERRUPTED
+    } else {
+        merged.exit_code
+    })
+}
+
+/// The command line of shard `i`: the scenario and flags of this run, the
+/// shard's slice and folder, the common start time and the shared
+/// reference server.
+fn shard_command(
+    exe: &Path,
+    args: &RunArgs,
+    dir: &Path,
+    i: u32,
+    processes: u32,
+    start_at: u64,
+    target: Option<&ReferenceChild>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("run")
+        .arg(&args.scenario)
+        .arg("--shard")
+        .arg(format!("{i}/{processes}"))
+        .arg("--start-at")
+        .arg(start_at.to_string())
+        .arg("--out")
+        .arg(shard_dir(dir, i))
+        .args(["--quiet", "--no-report"]);
+    for s in &args.sets {
+        cmd.arg("--set").arg(s);
+    }
+    if let Some(d) = args.duration {
+        cmd.arg(format!("--duration={}ms", d.as_millis()));
+    }
+    if let Some(t) = &args.target {
+        cmd.arg("--target").arg(t);
+    }
+    if let Some(p) = &args.profile {
+        cmd.arg("--profile").arg(p);
+    }
+    if let Some(pid) = args.target_pid {
+        cmd.arg("--target-pid").arg(pid.to_string());
+    }
+    if !args.local_addr.is_empty() {
+        let list: Vec<String> = args.local_addr.iter().map(|a| a.to_string()).collect();
+        cmd.arg("--local-addr").arg(list.join(","));
+    }
+    if let Some(t) = target {
+        cmd.arg("--attach-builtin")
+            .arg(&t.url)
+            .arg(t.pid.to_string());
+    }
+    cmd
+}
+
+/// Waits for every shard in turn and returns their exit codes and how many
+/// interrupts arrived. The first Ctrl-C is passed on to the shards not yet
+/// reaped, so they write their results; a second exits at once.
+async fn wait_for_shards(
+    children: &mut [tokio::process::Child],
+    processes: u32,
+    quiet: bool,
+) -> Result<(Vec<i32>, u32)> {
     let pids: Vec<Option<i32>> = children.iter().map(|c| c.id().map(|p| p as i32)).collect();
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Error::TargetStart(format!("cannot watch for Ctrl-C: {e}")))?;
@@ -141,37 +196,10 @@ pub async fn run_command(args: &RunArgs, plan: Plan, processes: u32) -> Result<i
                 }
             }
         };
-        if !args.quiet {
+        if !quiet {
             eprintln!("stampede: shard {i}/{processes} finished (exit {code})");
         }
         codes.push(code);
     }
-    drop(target);
-
-    let dirs: Vec<PathBuf> = (0..processes).map(|i| shard_dir(&dir, i)).collect();
-    for (i, (d, code)) in dirs.iter().zip(&codes).enumerate() {
-        if !d.join("run.json").is_file() {
-            return Err(Error::TargetStart(format!(
-                "shard {i}/{processes} exited with {code} before writing {}",
-                d.display()
-            )));
-        }
-    }
-    let merged = merge::merge(&dirs, &dir)?;
-    let mut stdout = std::io::stdout().lock();
-    if !args.quiet {
-        crate::print_results(&merged.rows, &merged.thresholds, &mut stdout);
-        if interrupts > 0 {
-            eprintln!("stampede: run stopped early (interrupted); partial results written");
-        }
-    }
-    if !args.no_report {
-        merge::write_report(&merged.dir);
-    }
-    let _ = writeln!(stdout, "{}", merged.dir.display());
-    Ok(if interrupts > 0 {
-        exit::INTERRUPTED
-    } else {
-        merged.exit_code
-    })
+    Ok((codes, interrupts))
 }

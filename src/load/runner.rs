@@ -289,16 +289,7 @@ pub async fn run_phase(
         tokio::time::sleep(plan.drain.min(INTERRUPT_DRAIN)).await;
     }
     let (publish, storm_error) = finish_publishing(publisher, storm_drop).await;
-    for (_, s) in &shared {
-        s.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-    clients_token.cancel();
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    stop_clients(&shared, &clients_token, &mut tasks).await;
     let end = Instant::now();
     // Samples taken while closing belong to the last interval.
     if end > last {
@@ -328,6 +319,25 @@ pub async fn run_phase(
         stopped_early,
         storm_error,
     }
+}
+
+/// Stops every client of the phase: marks the groups stopped, cancels the
+/// clients, gives them [`CLOSE_GRACE`] to close, then aborts the rest.
+async fn stop_clients(
+    shared: &[(usize, Arc<GroupShared>)],
+    clients_token: &tokio_util::sync::CancellationToken,
+    tasks: &mut JoinSet<()>,
+) {
+    for (_, s) in shared {
+        s.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    clients_token.cancel();
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
 }
 
 /// One task per client of every group of the phase, with each group's

@@ -4,6 +4,9 @@
 //! [`super::charts`]; axes are [`super::axis`]. Nothing here knows about
 //! runs.
 
+mod bar;
+mod legend;
+
 use std::sync::OnceLock;
 
 use plotters::backend::SVGBackend;
@@ -11,9 +14,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::axis::{Axis, Scale, Ticked};
-use super::format;
+use super::axis::Axis;
 use crate::error::{Error, Result};
+
+pub use bar::bar_chart;
+use legend::{draw_legend, split_for_legend, Swatch};
 
 /// Chart size in pixels: readable on a slide.
 pub const SIZE: (u32, u32) = (1000, 600);
@@ -23,7 +28,7 @@ const FONT: &str = "sans-serif";
 const SOFT_TEXT: RGBColor = RGBColor(0x44, 0x44, 0x44);
 /// Bundled so text can be measured without system fonts (plotters' own
 /// font loading needs fontconfig); the SVG viewer renders with its own font.
-static FONT_DATA: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static FONT_DATA: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
 /// Tableau 10: distinct on white and for the common colour-vision
 /// deficiencies.
@@ -160,11 +165,6 @@ pub struct BarChart {
     pub panels: Vec<Panel>,
     /// Legend: (text, colour).
     pub legend: Vec<(String, RGBColor)>,
-}
-
-enum Swatch {
-    Line { color: RGBColor, dashed: bool },
-    Fill { color: RGBColor, shade: f64 },
 }
 
 fn chart_err(chart: &str) -> impl Fn(String) -> Error + '_ {
@@ -350,193 +350,4 @@ fn draw_line_panels(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &LinePanels) -
     }
     draw_legend(&legend_area, &legend)?;
     Ok(())
-}
-
-/// Draws bar panels, two rows of them; returns the SVG text.
-pub fn bar_chart(c: &BarChart) -> Result<String> {
-    ensure_font()?;
-    let err = chart_err(&c.title);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw_bar_chart(&root, c).map_err(|e| err(e.to_string()))?;
-        root.present().map_err(|e| err(e.to_string()))?;
-    }
-    Ok(svg)
-}
-
-fn draw_bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &BarChart) -> DrawResult {
-    root.fill(&WHITE)?;
-    let root = root.titled(&c.title, (FONT, 28))?;
-    let legend: Vec<(String, Swatch)> = c
-        .legend
-        .iter()
-        .map(|(t, color)| {
-            let s = Swatch::Fill {
-                color: *color,
-                shade: 1.0,
-            };
-            (t.clone(), s)
-        })
-        .collect();
-    let (grid, legend_area) = split_for_legend(&root, &legend)?;
-    let cols = c.panels.len().div_ceil(2).max(1);
-    for (area, p) in grid.split_evenly((2, cols)).iter().zip(&c.panels) {
-        let n = p.bars.len().max(1);
-        let axis = Axis::new(
-            p.y_desc.clone(),
-            Scale::Linear,
-            p.bars.iter().filter_map(|b| b.value.map(|v| v * 1.12)),
-        );
-        let centers: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
-        let x = Ticked {
-            lo: 0.0,
-            hi: n as f64,
-            bold: centers,
-            light: Vec::new(),
-        };
-        let mut chart = ChartBuilder::on(area)
-            .caption(&p.title, (FONT, 17))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x, axis.coord())?;
-        let xfmt = |v: &f64| {
-            p.bars
-                .get(v.floor().max(0.0) as usize)
-                .map_or(String::new(), |b| b.label.clone())
-        };
-        let yfmt = |v: &f64| axis.label(*v);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_label_formatter(&xfmt)
-            .y_label_formatter(&yfmt)
-            .y_desc(&axis.desc)
-            // Crowded panels (several runs) get smaller bar labels.
-            .label_style((FONT, if n > 6 { 11 } else { 13 }))
-            .axis_desc_style((FONT, 14))
-            .bold_line_style(BLACK.mix(0.15))
-            .light_line_style(BLACK.mix(0.05))
-            .draw()?;
-        for (i, b) in p.bars.iter().enumerate() {
-            let x = i as f64;
-            let top_center = |v: f64| {
-                let style = TextStyle::from((FONT, 13).into_font())
-                    .color(&SOFT_TEXT)
-                    .pos(Pos::new(HPos::Center, VPos::Bottom));
-                (x + 0.5, axis.map(v), style)
-            };
-            match b.value {
-                Some(v) => {
-                    chart.draw_series(std::iter::once(Rectangle::new(
-                        [(x + 0.15, 0.0), (x + 0.85, axis.map(v))],
-                        b.color.filled(),
-                    )))?;
-                    let (cx, cy, style) = top_center(v);
-                    chart.draw_series(std::iter::once(
-                        EmptyElement::at((cx, cy)) + Text::new(format::num(v), (0, -3), style),
-                    ))?;
-                }
-                None => {
-                    let (cx, cy, style) = top_center(0.0);
-                    chart.draw_series(std::iter::once(
-                        EmptyElement::at((cx, cy)) + Text::new("n/a", (0, -3), style),
-                    ))?;
-                }
-            }
-        }
-        if !p.note.is_empty() {
-            let style = TextStyle::from((FONT, 13).into_font())
-                .color(&SOFT_TEXT)
-                .pos(Pos::new(HPos::Center, VPos::Top));
-            let top = (n as f64 / 2.0, axis.hi);
-            chart.draw_series(std::iter::once(
-                EmptyElement::at(top) + Text::new(p.note.clone(), (0, 6), style),
-            ))?;
-        }
-    }
-    draw_legend(&legend_area, &legend)?;
-    Ok(())
-}
-
-const LEGEND_FONT: u32 = 15;
-const LEGEND_ROW: i32 = 24;
-
-type Areas<'a> = (
-    DrawingArea<SVGBackend<'a>, Shift>,
-    DrawingArea<SVGBackend<'a>, Shift>,
-);
-
-/// Splits off a right-hand column wide enough for the legend texts (at most
-/// 40% of the chart; longer texts are shortened in the middle).
-fn split_for_legend<'a>(
-    root: &DrawingArea<SVGBackend<'a>, Shift>,
-    legend: &[(String, Swatch)],
-) -> std::result::Result<Areas<'a>, Box<dyn std::error::Error>> {
-    let style = TextStyle::from((FONT, LEGEND_FONT).into_font());
-    let mut widest = 0u32;
-    for (t, _) in legend {
-        widest = widest.max(root.estimate_text_size(&shorten(t), &style)?.0);
-    }
-    let (w, _) = root.dim_in_pixel();
-    let col = (widest + 60).clamp(140, w * 2 / 5);
-    Ok(root.split_horizontally(w.saturating_sub(col)))
-}
-
-fn draw_legend(
-    area: &DrawingArea<SVGBackend<'_>, Shift>,
-    legend: &[(String, Swatch)],
-) -> DrawResult {
-    let style = TextStyle::from((FONT, LEGEND_FONT).into_font())
-        .color(&BLACK)
-        .pos(Pos::new(HPos::Left, VPos::Center));
-    for (i, (text, swatch)) in legend.iter().enumerate() {
-        let y = 40 + i as i32 * LEGEND_ROW;
-        match swatch {
-            Swatch::Line { color, dashed } => {
-                let s = color.stroke_width(3);
-                if *dashed {
-                    area.draw(&PathElement::new(vec![(8, y), (18, y)], s))?;
-                    area.draw(&PathElement::new(vec![(24, y), (34, y)], s))?;
-                } else {
-                    area.draw(&PathElement::new(vec![(8, y), (34, y)], s))?;
-                }
-            }
-            Swatch::Fill { color, shade } => {
-                let fill = color.mix(*shade).filled();
-                area.draw(&Rectangle::new([(8, y - 7), (34, y + 7)], fill))?;
-                area.draw(&Rectangle::new(
-                    [(8, y - 7), (34, y + 7)],
-                    BLACK.mix(0.3).stroke_width(1),
-                ))?;
-            }
-        }
-        area.draw(&Text::new(shorten(text), (42, y), style.clone()))?;
-    }
-    Ok(())
-}
-
-/// Long legend texts keep their start and end: `run-label/group` stays
-/// recognisable by both.
-fn shorten(text: &str) -> String {
-    const MAX: usize = 44;
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= MAX {
-        return text.to_string();
-    }
-    let head: String = chars[..MAX / 2 - 1].iter().collect();
-    let tail: String = chars[chars.len() - MAX / 2..].iter().collect();
-    format!("{head}…{tail}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_labels_keep_both_ends() {
-        let s = shorten(&format!("{}/websocket", "x".repeat(60)));
-        assert!(s.ends_with("/websocket") && s.starts_with("xx") && s.contains('…'));
-    }
 }
