@@ -300,11 +300,13 @@ fn summary(c: &mut Criterion) {
             cpu_s: 12.5,
             rss_peak_bytes: 200 << 20,
             sockets_peak: None,
+            marginal: None,
         },
         target: Some(Resources {
             cpu_s: 30.0,
             rss_peak_bytes: 100 << 20,
             sockets_peak: Some(1000),
+            marginal: None,
         }),
     };
     g.bench_function("GroupResult::row, sse, 1M samples", |b| {

@@ -173,6 +173,12 @@ pub struct RunArgs {
     /// starting one: how `--processes` shares one target between shards.
     #[arg(long, hide = true, num_args = 2, value_names = ["URL", "PID"])]
     pub attach_builtin: Option<Vec<String>>,
+    /// Serve a live page of the run (per group, every second) at this
+    /// address: PORT or HOST:PORT, default 127.0.0.1 on a free port. The
+    /// URL is printed on stderr.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "",
+          value_parser = crate::dashboard::parse_addr)]
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// `stampede merge`.

@@ -60,6 +60,7 @@
 pub mod capacity;
 pub mod cli;
 pub mod clock;
+pub mod dashboard;
 pub mod envelope;
 pub mod error;
 pub mod extract;
@@ -222,6 +223,13 @@ async fn run_command(args: RunArgs) -> Result<i32> {
         }
         // `auto` that fits one process is a plain run.
         if p > 1 || args.processes != Some(cli::Processes::Auto) {
+            if args.dashboard.is_some() {
+                return Err(Error::Usage(
+                    "--dashboard cannot be combined with --processes (each shard is its own \
+                     process)"
+                        .into(),
+                ));
+            }
             return processes::run_command(&args, plan, p).await;
         }
     }
@@ -242,7 +250,18 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     } else {
         progress::Display::Auto
     };
+    // Started before the run, so the page is there from the first second;
+    // stopped when the command returns.
+    let dashboard = match args.dashboard {
+        Some(addr) => {
+            let d = dashboard::Dashboard::start(addr, &plan.name).await?;
+            eprintln!("stampede: dashboard: {}", d.url());
+            Some(d)
+        }
+        None => None,
+    };
     let opts = run::RunOptions {
+        dashboard: dashboard.as_ref().map(|d| d.feed()),
         scenario_file: args.scenario.display().to_string(),
         out: args.out.clone(),
         results_root: args.results.clone(),
@@ -338,6 +357,7 @@ async fn capacity_command(args: cli::CapacityArgs) -> Result<i32> {
             insecure: r.insecure,
         },
         run: run::RunOptions {
+            dashboard: None,
             scenario_file: r.scenario.display().to_string(),
             out: r.out.clone(),
             results_root: r.results.clone(),

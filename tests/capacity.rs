@@ -47,6 +47,7 @@ async fn finds_the_known_knee_within_one_step() {
         scenario_file: "knee.toml".into(),
         overrides: Overrides::default(),
         run: RunOptions {
+            dashboard: None,
             scenario_file: "knee.toml".into(),
             out: Some(dir.path().to_path_buf()),
             results_root: dir.path().to_path_buf(),

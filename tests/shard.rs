@@ -252,6 +252,10 @@ fn one_shard_merges_back_to_its_own_summary() {
     let info = RunInfo::read(&merged).unwrap();
     assert_eq!(info.phases.len(), 1);
     assert_eq!(info.exit_code, Some(0));
+    // A merged folder has its summary for scripts too, from the merged rows.
+    let json = stampede::folder::summary_json::SummaryJson::read(&merged).unwrap();
+    assert_eq!(json.exit_code, Some(0));
+    assert_eq!(json.groups.len(), summary(&merged).len());
 }
 
 #[test]

@@ -32,6 +32,23 @@ pub fn target_rss_per_1k_conn_mb(
     (conns > 0).then(|| round3(mb / conns as f64 * 1000.0))
 }
 
+/// `target_rss_marginal_per_1k_conn_mb`: `(held − before) / connections ×
+/// 1000`, per connection the held load added to the target when its
+/// sockets could be read, else per client; `None` without both samples.
+/// RSS that shrank (a freed cache) reads as 0.
+pub fn target_rss_marginal_per_1k_conn_mb(
+    target_rss_before_mb: Option<f64>,
+    target_rss_held_mb: Option<f64>,
+    target_connections_added: Option<u64>,
+    clients: u64,
+) -> Option<f64> {
+    let grown = (target_rss_held_mb? - target_rss_before_mb?).max(0.0);
+    let conns = target_connections_added
+        .filter(|n| *n > 0)
+        .unwrap_or(clients);
+    (conns > 0).then(|| round3(grown / conns as f64 * 1000.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +70,21 @@ mod tests {
             Some(50.0)
         );
         assert_eq!(target_rss_per_1k_conn_mb(Some(25.0), Some(0), 0), None);
+        assert_eq!(
+            target_rss_marginal_per_1k_conn_mb(Some(20.0), Some(26.5), Some(1000), 250),
+            Some(6.5)
+        );
+        assert_eq!(
+            target_rss_marginal_per_1k_conn_mb(Some(20.0), Some(21.0), None, 250),
+            Some(4.0)
+        );
+        assert_eq!(
+            target_rss_marginal_per_1k_conn_mb(Some(20.0), Some(19.0), None, 250),
+            Some(0.0)
+        );
+        assert_eq!(
+            target_rss_marginal_per_1k_conn_mb(None, Some(19.0), None, 250),
+            None
+        );
     }
 }

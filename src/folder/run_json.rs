@@ -253,7 +253,13 @@ impl RunInfo {
         // field it found its way into.
         let text = crate::secrets::redact(&text);
         std::fs::write(&tmp, text + "\n").map_err(|e| Error::output(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))
+        std::fs::rename(&tmp, &path).map_err(|e| Error::output(&path, e))?;
+        // An ended run's summary for scripts goes with it, from the same
+        // facts: every writer of a finished folder writes run.json last.
+        if self.status != "running" && dir.join(super::summary::FILE).exists() {
+            super::summary_json::write(dir, self)?;
+        }
+        Ok(())
     }
 
     /// Reads `dir/run.json`.

@@ -146,6 +146,24 @@ csv_record! {
         target_rss_per_1k_conn_mb: Option<f64> => col("MB", All,
             "`target_rss_peak_mb / target_connections_peak × 1000` (per client when the \
              sockets cannot be read)").main("target RSS / 1k conn (MB)"),
+        target_rss_before_mb: Option<f64> => col("MB", All,
+            "the target's RSS at the phase's start, before its clients connected"),
+        target_rss_held_mb: Option<f64> => col("MB", All,
+            "the target's RSS at the held load: its sample in the measured window with the most \
+             open sockets (the latest of equals)"),
+        target_connections_added: Option<u64> => col("count", All,
+            "open sockets of the target at the held load minus before the phase's clients \
+             connected (empty when its fd table is not readable)"),
+        target_rss_marginal_per_1k_conn_mb: Option<f64> => col("MB", All,
+            "what 1,000 more connections cost the target: the least-squares slope of its \
+             RSS against its open sockets over the samples from the first connections until \
+             the held load is first reached, × 1000 (what the first connections bring along once is the \
+             line's intercept, as in `benches/hold.sh`'s difference of two loads); without \
+             a ramp to measure, `(target_rss_held_mb − target_rss_before_mb) / \
+             target_connections_added × 1000` (per client when the sockets cannot be \
+             read). Free of the baseline RSS that dominates `target_rss_per_1k_conn_mb` \
+             at small loads. Memory freed by an earlier phase of the same target process \
+             is reused and reads low. Per phase: groups sharing one share it").main("target marginal RSS / 1k conn (MB)"),
         target_cpu_ms_per_1k_deliveries: Option<f64> => col("ms", Subscribers,
             "`target_cpu_s × 10⁶ / delivered`").main("target CPU ms / 1k deliveries"),
         client_cpu_pct: f64 => col("%", All,

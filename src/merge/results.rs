@@ -117,6 +117,23 @@ fn add_results(
             t.cpu_s = t.cpu_s.max(u.cpu_s);
             t.rss_peak_bytes = t.rss_peak_bytes.max(u.rss_peak_bytes);
             t.sockets_peak = t.sockets_peak.max(u.sockets_peak);
+            // One target seen by every shard: its lowest RSS before the
+            // phase, its highest at the held load and the most sockets
+            // added any shard saw (each saw every shard's clients).
+            t.marginal = match (t.marginal, u.marginal) {
+                (Some(mut m), Some(n)) => {
+                    m.rss_before_bytes = m.rss_before_bytes.min(n.rss_before_bytes);
+                    m.rss_held_bytes = m.rss_held_bytes.max(n.rss_held_bytes);
+                    m.sockets_added = m.sockets_added.max(n.sockets_added);
+                    // Every shard's clients ramp together: the steeper.
+                    m.per_1k_mb = match (m.per_1k_mb, n.per_1k_mb) {
+                        (Some(x), Some(y)) => Some(x.max(y)),
+                        (x, y) => x.or(y),
+                    };
+                    Some(m)
+                }
+                (x, y) => x.or(y),
+            };
             Some(t)
         }
         (x, y) => x.or(y),

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::summary::Resources;
+use super::summary::{Marginal, Resources};
 
 /// One reading of a process's resource use.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -108,6 +108,12 @@ pub struct PhaseUsage {
     target_peak: u64,
     target_seen: bool,
     target_sockets_peak: Option<u64>,
+    /// The target's sample at the held load (see [`PhaseUsage::mark_held`]).
+    target_held: Option<ProcSample>,
+    /// The target's (open sockets, RSS bytes) at every sample, and how
+    /// many of them led up to the held sample.
+    target_points: Vec<(u64, u64)>,
+    held_points: usize,
 }
 
 impl PhaseUsage {
@@ -150,8 +156,30 @@ impl PhaseUsage {
             }
             None => (None, None, target.map(|t| t.rss_bytes)),
         };
+        if let Some(ProcSample {
+            sockets: Some(n),
+            rss_bytes,
+            ..
+        }) = target
+        {
+            self.target_points.push((n, rss_bytes));
+        }
         self.last = Some((now_ns, me, target));
         out
+    }
+
+    /// Offers the last sample, taken in the measured window, as the held
+    /// load the marginal memory is measured at: the one with the most open
+    /// sockets is kept, the latest of equals (clients leave during the
+    /// drain, which the measured window includes, while freed memory
+    /// mostly stays with the process).
+    pub fn mark_held(&mut self) {
+        if let Some((_, _, Some(t))) = self.last {
+            if self.target_held.is_none_or(|h| t.sockets >= h.sockets) {
+                self.target_held = Some(t);
+                self.held_points = self.target_points.len();
+            }
+        }
     }
 
     /// The target's open sockets at the last sample.
@@ -170,12 +198,25 @@ impl PhaseUsage {
             cpu_s: me1.cpu_s - me0.cpu_s,
             rss_peak_bytes: self.client_peak,
             sockets_peak: None,
+            marginal: None,
         };
         let target = match (tg0, tg1) {
             (Some(a), Some(b)) if self.target_seen => Some(Resources {
                 cpu_s: b.cpu_s - a.cpu_s,
                 rss_peak_bytes: self.target_peak,
                 sockets_peak: self.target_sockets_peak,
+                marginal: self.target_held.map(|h| Marginal {
+                    rss_before_bytes: a.rss_bytes,
+                    rss_held_bytes: h.rss_bytes,
+                    sockets_added: match (a.sockets, h.sockets) {
+                        (Some(x), Some(y)) if y > x => Some(y - x),
+                        _ => None,
+                    },
+                    per_1k_mb: a.sockets.and_then(|before| {
+                        rss_slope(&self.target_points[..self.held_points], before)
+                            .map(|b| b * 1000.0 / 1048576.0)
+                    }),
+                }),
             }),
             _ => None,
         };
@@ -194,8 +235,52 @@ pub fn needed(connections: u64, limit: u64) -> u32 {
     connections.div_ceil(per).clamp(1, 256) as u32
 }
 
+/// Bytes of RSS per open socket: the least-squares slope of RSS against
+/// sockets over the samples taken once clients had connected (more sockets
+/// than `before`) until the held load was first reached (the hold's own
+/// growth at a constant load — caches, buffers filling — is not per
+/// connection). What the first connections bring
+/// along once (runtime threads, the publisher's buffers) is the line's
+/// intercept, not its slope, so it reads like `benches/hold.sh`'s
+/// difference of two loads. `None` without two different socket counts
+/// (no ramp to measure); never negative.
+pub fn rss_slope(points: &[(u64, u64)], before: u64) -> Option<f64> {
+    let top = points.iter().map(|p| p.0).max()?;
+    let reached = points.iter().position(|p| p.0 == top)?;
+    let pts: Vec<(f64, f64)> = points[..=reached]
+        .iter()
+        .filter(|(n, _)| *n > before)
+        .map(|&(n, r)| (n as f64, r as f64))
+        .collect();
+    let len = pts.len() as f64;
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / len;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / len;
+    let var: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let cov: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (pts.len() >= 2 && var > 0.0).then(|| (cov / var).max(0.0))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slope_leaves_the_first_connections_fixed_cost_out() {
+        let mib = 1048576;
+        // 4 sockets idle at 9 MiB; the first 700 connections bring 33 MiB
+        // along once, then 7 KiB each.
+        let pts = [
+            (4, 9 * mib),
+            (704, 42 * mib),
+            (1404, 42 * mib + 700 * 7168),
+            (2104, 42 * mib + 1400 * 7168),
+            // The hold's own growth at the same load is left out.
+            (2104, 50 * mib),
+        ];
+        let s = super::rss_slope(&pts, 4).unwrap();
+        assert!((s - 7168.0).abs() < 1.0, "{s}");
+        assert_eq!(super::rss_slope(&pts[..2], 4), None);
+        assert_eq!(super::rss_slope(&[(10, 5), (20, 1)], 4), Some(0.0));
+    }
+
     #[test]
     fn reads_self() {
         let s = super::sample(None).expect("own /proc entry");

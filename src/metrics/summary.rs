@@ -22,6 +22,27 @@ pub struct Resources {
     /// Most open sockets sampled in the span (None: not readable).
     #[serde(default)]
     pub sockets_peak: Option<u64>,
+    /// What the held load added (the target only; `None` when no sample
+    /// fell in the measured window).
+    #[serde(default)]
+    pub marginal: Option<Marginal>,
+}
+
+/// The target's memory before the phase's clients connected and at the
+/// held load: the marginal cost of the connections.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Marginal {
+    /// RSS at the phase's start, before any client connected, bytes.
+    pub rss_before_bytes: u64,
+    /// RSS at the last sample of the measured window, bytes.
+    pub rss_held_bytes: u64,
+    /// Open sockets added between the two (`None`: not readable).
+    pub sockets_added: Option<u64>,
+    /// RSS per 1,000 connections from the slope over the ramp (see
+    /// [`super::process::rss_slope`]), MB; `None` without a ramp to
+    /// measure.
+    #[serde(default)]
+    pub per_1k_mb: Option<f64>,
 }
 
 /// Everything measured for one group.
@@ -129,11 +150,21 @@ impl GroupResult {
                 cpu_s: row.client_cpu_s,
                 rss_peak_bytes: bytes(row.client_rss_peak_mb),
                 sockets_peak: None,
+                marginal: None,
             },
             target: row.target_cpu_s.map(|cpu_s| Resources {
                 cpu_s,
                 rss_peak_bytes: bytes(row.target_rss_peak_mb.unwrap_or(0.0)),
                 sockets_peak: row.target_connections_peak,
+                marginal: match (row.target_rss_before_mb, row.target_rss_held_mb) {
+                    (Some(before), Some(held)) => Some(Marginal {
+                        rss_before_bytes: bytes(before),
+                        rss_held_bytes: bytes(held),
+                        sockets_added: row.target_connections_added,
+                        per_1k_mb: row.target_rss_marginal_per_1k_conn_mb,
+                    }),
+                    _ => None,
+                },
             }),
             health: super::health::Health {
                 cpu_pct: row.client_cpu_pct,
@@ -166,6 +197,7 @@ impl GroupResult {
         let subscribes = self.transport.subscribes();
         let tally = self.accounting.map(|(t, _)| t);
         let delivered = tally.map(|t| t.delivered);
+        let marginal = self.target.and_then(|t| t.marginal);
         let statuses = m.count(Count::Status1xx)
             + m.count(Count::Status2xx)
             + m.count(Count::Status3xx)
@@ -299,6 +331,21 @@ impl GroupResult {
                 self.target.and_then(|t| t.sockets_peak),
                 self.clients,
             ),
+            target_rss_before_mb: marginal.map(|m| mb(m.rss_before_bytes)),
+            target_rss_held_mb: marginal.map(|m| mb(m.rss_held_bytes)),
+            target_connections_added: marginal.and_then(|m| m.sockets_added),
+            // The ramp's slope; without one, the difference over the
+            // connections (both from columns a merge reads back).
+            target_rss_marginal_per_1k_conn_mb: marginal
+                .and_then(|m| m.per_1k_mb.map(round3))
+                .or_else(|| {
+                    cost::target_rss_marginal_per_1k_conn_mb(
+                        marginal.map(|m| mb(m.rss_before_bytes)),
+                        marginal.map(|m| mb(m.rss_held_bytes)),
+                        marginal.and_then(|m| m.sockets_added),
+                        self.clients,
+                    )
+                }),
             target_cpu_ms_per_1k_deliveries: cost::target_cpu_ms_per_1k_deliveries(
                 self.target.map(|t| round3(t.cpu_s)),
                 delivered,

@@ -54,6 +54,8 @@ pub struct RunOptions {
     /// A reference server already running (URL, pid) to use instead of
     /// starting one.
     pub attach_builtin: Option<(String, i32)>,
+    /// The live dashboard's feed (`--dashboard`).
+    pub dashboard: Option<crate::dashboard::Feed>,
 }
 
 /// How a run ended.
@@ -206,6 +208,7 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
             ts,
             hlog,
             write_error: None,
+            dashboard: opts.dashboard.clone(),
         },
         results: Vec::new(),
         publishing: Vec::new(),
@@ -446,6 +449,9 @@ impl Phases<'_> {
         // The summary grows phase by phase, so a later crash keeps earlier phases.
         summary_csv::write(dir, &rows)?;
         write_sweep(dir, info, &rows)?;
+        if let Some(feed) = &self.out.dashboard {
+            feed.phase(&rows);
+        }
         Ok(())
     }
 
@@ -464,6 +470,7 @@ impl Phases<'_> {
             ts,
             hlog,
             write_error,
+            dashboard,
         } = out;
         let hlog_result = hlog.finish();
         let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
@@ -482,6 +489,9 @@ impl Phases<'_> {
         );
         let (code, thresholds) = info::finish(&mut info, env.plan, &stop, never, &rows, started);
         info.write(&dir)?;
+        if let Some(feed) = &dashboard {
+            feed.end(&info.status);
+        }
         drop(ts);
         if let Some(e) = write_error {
             return Err(e);

@@ -29,6 +29,8 @@ pub(super) struct Outputs {
     pub hlog: HlogWriter,
     /// The first write that failed: the run goes on and fails at its end.
     pub write_error: Option<Error>,
+    /// The live dashboard (`--dashboard`): sent every row as written.
+    pub dashboard: Option<crate::dashboard::Feed>,
 }
 
 /// Per-group state kept across ticks.
@@ -141,6 +143,9 @@ impl<'a> PhaseRecorder<'a> {
         let plan = self.plan;
         if tick.group == self.groups[0] {
             self.cpu_now = self.usage.sample(tick.end_ns, self.pid);
+            if tick.measured {
+                self.usage.mark_held();
+            }
             self.target_sockets = self.usage.target_sockets();
             self.lag_ms = self.lag.map(LagProbe::take_max_ms);
         }
@@ -164,6 +169,9 @@ impl<'a> PhaseRecorder<'a> {
         st.deliveries += iv.count(Count::Deliveries);
         st.errors += iv.error_total();
         let row = self.row(tick, secs);
+        if let Some(feed) = &self.out.dashboard {
+            feed.row(&row);
+        }
         if let Err(e) = self.out.ts.row(&row) {
             self.out.write_error.get_or_insert(e);
         }
@@ -369,6 +377,7 @@ mod tests {
             ts: timeseries::Writer::create(&dir).unwrap(),
             hlog: HlogWriter::create(hlogs, clock.wall_epoch()).unwrap(),
             write_error: None,
+            dashboard: None,
         };
         let mut progress = Progress::new(crate::progress::Display::Quiet);
         let shutdown = Shutdown::new();

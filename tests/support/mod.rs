@@ -110,6 +110,7 @@ pub async fn run_plan(plan: Plan, dir: &Path, shutdown: Shutdown) -> RunOutcome 
     run::run(
         plan,
         RunOptions {
+            dashboard: None,
             scenario_file: "test.toml".into(),
             out: Some(dir.to_path_buf()),
             results_root: dir.to_path_buf(),

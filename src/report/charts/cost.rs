@@ -20,6 +20,9 @@ pub struct Cost {
     pub target_cpu_ms_per_1k: Option<f64>,
     /// Target peak RSS per 1,000 connections, MB (`target_rss_per_1k_conn_mb`).
     pub target_mb_per_1k_conn: Option<f64>,
+    /// What 1,000 more connections added to the target's RSS, MB
+    /// (`target_rss_marginal_per_1k_conn_mb`).
+    pub target_marginal_mb_per_1k_conn: Option<f64>,
 }
 
 impl Cost {
@@ -40,8 +43,36 @@ impl Cost {
                 row.target_connections_peak,
                 row.clients,
             ),
+            target_marginal_mb_per_1k_conn: own(row.target_rss_marginal_per_1k_conn_mb),
         }
     }
+}
+
+/// True when `row`'s group ran after another phase on the same watched
+/// target process: the memory that phase freed stays with the process and
+/// is reused, so the later phase's marginal memory reads low (measured:
+/// 0 MB per 1,000 WebSocket connections after poll, long-poll and SSE, 7.5
+/// on a fresh target).
+pub fn reuses_memory(run: &RunData, row: &SummaryRow) -> bool {
+    let Some(before) = row.target_rss_before_mb else {
+        return false;
+    };
+    let Some(phase) = run
+        .info
+        .phases
+        .iter()
+        .position(|p| p.groups.contains(&row.group))
+    else {
+        return false;
+    };
+    let earlier: Vec<&String> = run.info.phases[..phase]
+        .iter()
+        .flat_map(|p| &p.groups)
+        .collect();
+    run.rows
+        .iter()
+        .filter(|r| earlier.contains(&&r.group))
+        .any(|r| r.target_rss_peak_mb.is_some() && before > 0.0)
 }
 
 /// True when `group` ran in a phase together with other groups.
@@ -58,6 +89,10 @@ pub(super) fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
         ("Bytes per delivery", "bytes (sent + received)"),
         ("Target CPU per 1,000 deliveries", "CPU ms"),
         ("Target memory per 1,000 connections", "peak RSS MB"),
+        (
+            "Target marginal memory per 1,000 connections",
+            "RSS growth MB",
+        ),
     ]
     .iter()
     .map(|(t, y)| Panel {
@@ -87,7 +122,11 @@ pub(super) fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
     for (_, ri, row) in order {
         let run = &runs[ri];
         let shared = shares_phase(run, &row.group);
-        let c = Cost::of(row, shared);
+        let mut c = Cost::of(row, shared);
+        let reused = !shared && reuses_memory(run, row);
+        if reused {
+            c.target_marginal_mb_per_1k_conn = None;
+        }
         let color = names.color(ri, 0, &row.group);
         legend.push((names.label(run, None, &row.group), color));
         let target_why = if shared {
@@ -102,6 +141,16 @@ pub(super) fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
             (c.bytes_per_delivery, "n/a: no deliveries"),
             (c.target_cpu_ms_per_1k, target_why),
             (c.target_mb_per_1k_conn, target_why),
+            (
+                c.target_marginal_mb_per_1k_conn,
+                if shared || row.target_cpu_s.is_none() {
+                    target_why
+                } else if reused {
+                    "n/a: after an earlier phase (its freed memory is reused)"
+                } else {
+                    "n/a: no sample at the held load"
+                },
+            ),
         ];
         for (panel, (value, why)) in panels.iter_mut().zip(values) {
             if value.is_none() && !panel.note.contains(why) {
@@ -128,7 +177,10 @@ pub(super) fn cost(runs: &[RunData], names: &Names) -> Result<Chart> {
         title: title.into(),
         note: "From summary.csv: requests_per_delivery, bytes_per_delivery, \
                target_cpu_s × 1,000,000 / delivered (ms per 1,000 deliveries) and \
-               target_rss_peak_mb / target_connections_peak × 1,000 (per client when the sockets cannot be read), the same definitions as the summary columns. Target CPU and memory cover the whole \
+               target_rss_peak_mb / target_connections_peak × 1,000 (per client when the sockets cannot be read), \
+               and target_rss_marginal_per_1k_conn_mb (the RSS 1,000 more connections add, \
+               from the slope of RSS against open sockets over the ramp, without the \
+               target's baseline); the same definitions as the summary columns. Target CPU and memory cover the whole \
                phase (ramp-up and drain included); for groups that ran concurrently they \
                cannot be split per transport and read n/a, as they do for an external target."
             .into(),
@@ -150,6 +202,11 @@ mod tests {
         let c = Cost::of(&row, false);
         assert_eq!(c.target_cpu_ms_per_1k, Some(200.0));
         assert_eq!(c.target_mb_per_1k_conn, Some(100.0));
+        assert_eq!(c.target_marginal_mb_per_1k_conn, None);
+        row.target_rss_marginal_per_1k_conn_mb = Some(6.4);
+        let c = Cost::of(&row, false);
+        assert_eq!(c.target_marginal_mb_per_1k_conn, Some(6.4));
+        assert_eq!(Cost::of(&row, true).target_marginal_mb_per_1k_conn, None);
         assert_eq!(c.requests_per_delivery, None);
         let c = Cost::of(&row, true);
         assert_eq!(c.target_cpu_ms_per_1k, None);

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::report::axis::{Axis, Scale, Ticked};
 use crate::report::format;
 
-/// Draws up to four bar panels; returns the SVG text.
+/// Draws bar panels, two rows of them; returns the SVG text.
 pub fn bar_chart(c: &BarChart) -> Result<String> {
     ensure_font()?;
     let err = chart_err(&c.title);
@@ -39,7 +39,8 @@ fn draw_bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &BarChart) -> Dr
         })
         .collect();
     let (grid, legend_area) = split_for_legend(&root, &legend)?;
-    for (area, p) in grid.split_evenly((2, 2)).iter().zip(&c.panels) {
+    let cols = c.panels.len().div_ceil(2).max(1);
+    for (area, p) in grid.split_evenly((2, cols)).iter().zip(&c.panels) {
         let n = p.bars.len().max(1);
         let axis = Axis::new(
             p.y_desc.clone(),

@@ -156,7 +156,7 @@ pub struct Panel {
     pub note: String,
 }
 
-/// Up to four bar panels in a 2 × 2 grid sharing one legend.
+/// Bar panels in two rows sharing one legend.
 #[derive(Debug, Clone)]
 pub struct BarChart {
     /// Title.
