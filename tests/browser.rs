@@ -7,72 +7,20 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use support::browser::{chromium_or_skip, devtools_get, Reaped, CHROMIUM};
 use support::{exe, TempDir};
 use tokio_tungstenite::tungstenite::Message;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn chromium_or_skip() -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    if std::env::var("STAMPEDE_REQUIRE_BROWSER").as_deref() == Ok("1") {
-        panic!("STAMPEDE_REQUIRE_BROWSER=1 but {CHROMIUM} is missing: apt-get install chromium");
-    }
-    eprintln!(
-        "SKIPPED report_in_a_browser: {CHROMIUM} is not installed (apt-get install chromium)"
-    );
-    false
-}
-
-/// A headless Chromium, killed on drop.
-struct Browser(std::process::Child);
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One blocking GET on the DevTools HTTP endpoint (HTTP/1.1: it ignores
-/// HTTP/1.0 and keeps the connection open, so the body is read by length).
-fn devtools_get(port: u16, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("devtools");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
-    let mut r = BufReader::new(s);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).expect("head");
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().expect("length");
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    r.read_exact(&mut body).expect("body");
-    String::from_utf8_lossy(&body).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_in_a_browser() {
-    if !chromium_or_skip() {
+    if !chromium_or_skip("report_in_a_browser") {
         return;
     }
     let dir = TempDir::new("browser");
@@ -116,7 +64,7 @@ async fn report_in_a_browser() {
         .spawn()
         .expect("start chromium");
     let stderr = child.stderr.take().unwrap();
-    let browser = Browser(child);
+    let browser = Reaped(child);
     // Chromium says where DevTools listens on stderr.
     let port = tokio::task::spawn_blocking(move || {
         for line in BufReader::new(stderr).lines() {

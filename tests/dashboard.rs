@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -14,45 +14,9 @@ use std::time::Duration;
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use support::browser::{chromium_or_skip, devtools_get, Reaped, CHROMIUM};
 use support::{exe, TempDir};
 use tokio_tungstenite::tungstenite::Message;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Kills and reaps a child on drop.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn devtools_get(port: u16, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("devtools");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("write");
-    let mut r = BufReader::new(s);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).expect("head");
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().expect("length");
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    r.read_exact(&mut body).expect("body");
-    String::from_utf8_lossy(&body).into_owned()
-}
 
 /// The first line of `stream` that starts with `prefix` (its rest), read
 /// on a blocking thread; the rest of the stream is drained there.
@@ -84,11 +48,7 @@ const SNAPSHOT: &str = "(() => { const out = {}; \
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_dashboard_in_a_browser() {
-    if !Path::new(CHROMIUM).exists() {
-        if std::env::var("STAMPEDE_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            panic!("STAMPEDE_REQUIRE_BROWSER=1 but {CHROMIUM} is missing");
-        }
-        eprintln!("SKIPPED live_dashboard_in_a_browser: {CHROMIUM} is not installed");
+    if !chromium_or_skip("live_dashboard_in_a_browser") {
         return;
     }
     let dir = TempDir::new("dashboard");
