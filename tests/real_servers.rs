@@ -17,10 +17,7 @@ use support::pubsub::{next_or_idle, scenario, stream_with_keepalive, Conn, PubSu
 use support::{plan, row, run_plan, TempDir};
 
 async fn run_against(peer: &PubSub, text: &str, tag: &str) -> (RunOutcome, TempDir) {
-    let p = plan(&format!("target = \"{}\"\n{text}", peer.url));
-    let dir = TempDir::new(tag);
-    let out = run_plan(p, dir.path(), Shutdown::new()).await;
-    (out, dir)
+    peer.run(text, tag).await
 }
 
 fn exact(r: &SummaryRow) {

@@ -14,16 +14,12 @@ use futures_util::SinkExt;
 use stampede::fault::ErrorKind;
 use stampede::metrics::summary::SummaryRow;
 use stampede::run::RunOutcome;
-use stampede::shutdown::Shutdown;
 use support::pubsub::{next_or_idle, scenario, Conn, PubSub, Req};
-use support::{plan, row, run_plan, TempDir};
+use support::{row, TempDir};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn run_against(peer: &PubSub, text: &str, tag: &str) -> (RunOutcome, TempDir) {
-    let p = plan(&format!("target = \"{}\"\n{text}", peer.url));
-    let dir = TempDir::new(tag);
-    let out = run_plan(p, dir.path(), Shutdown::new()).await;
-    (out, dir)
+    peer.run(text, tag).await
 }
 
 fn exact(r: &SummaryRow) {

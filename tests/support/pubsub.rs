@@ -200,6 +200,15 @@ impl PubSub {
         PubSub { url, hub, stop }
     }
 
+    /// Runs scenario `text` (no `target` line) against this peer, quietly,
+    /// into a fresh folder tagged `tag`.
+    pub async fn run(&self, text: &str, tag: &str) -> (stampede::run::RunOutcome, super::TempDir) {
+        let p = super::plan(&format!("target = \"{}\"\n{text}", self.url));
+        let dir = super::TempDir::new(tag);
+        let out = super::run_plan(p, dir.path(), stampede::shutdown::Shutdown::new()).await;
+        (out, dir)
+    }
+
     /// Events published so far.
     pub fn published(&self) -> usize {
         self.hub.log.lock().unwrap().len()
