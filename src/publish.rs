@@ -54,6 +54,9 @@ pub struct PublishSpec {
     pub base_path: String,
     /// How the target takes publishes.
     pub profile: PublishProfile,
+    /// The profile's transport sections (a STOMP or MQTT publisher's
+    /// destination, login and QoS).
+    pub sections: Arc<crate::transport::Sections>,
     /// Extra headers (secrets expanded).
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
     /// When each event is due (rate and stages over all channels).
@@ -218,10 +221,13 @@ async fn channel_loop(
             }
         }
     }
-    if let Some(Sender::Ws(ws)) = conn.as_mut() {
-        // Closing politely lets the server take the last frames; a dropped
-        // socket can lose the final publish (seen with nchan).
-        crate::transport::websocket::close_politely(ws).await;
+    // Closing politely lets the server take the last frames; a dropped
+    // socket can lose the final publish (seen with nchan).
+    match conn.as_mut() {
+        Some(Sender::Ws(ws)) => crate::transport::websocket::close_politely(ws).await,
+        Some(Sender::Stomp(p)) => p.close().await,
+        Some(Sender::Mqtt(p)) => p.close().await,
+        _ => {}
     }
     out
 }
@@ -231,6 +237,8 @@ async fn channel_loop(
 enum Sender {
     Http(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
     Ws(Box<WebSocketStream<crate::net::Stream>>),
+    Stomp(Box<crate::transport::stomp::Publisher<crate::net::Stream>>),
+    Mqtt(Box<crate::transport::mqtt::Publisher<crate::net::Stream>>),
 }
 
 impl Drop for Sender {
@@ -245,12 +253,12 @@ impl Sender {
     fn is_closed(&self) -> bool {
         match self {
             Sender::Http(s, _) => s.is_closed(),
-            Sender::Ws(_) => false,
+            Sender::Ws(_) | Sender::Stomp(_) | Sender::Mqtt(_) => false,
         }
     }
 }
 
-async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
+async fn connect(spec: &PublishSpec, path: &str, channel: &str) -> Result<Sender, Fault> {
     let (tcp, _) = crate::net::connect(spec.addr, PUBLISH_TIMEOUT).await?;
     // Publishes are not counted in any group's bytes: a private counter.
     let counted = crate::net::Counting::new(tcp, Arc::default());
@@ -258,7 +266,7 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
         Some(tls) => tls.handshake(counted, PUBLISH_TIMEOUT).await?.0,
         None => crate::net::Stream::Plain(counted),
     };
-    if spec.profile.method == PublishMethod::WebSocket {
+    if !spec.profile.method.is_http() {
         let url = format!("ws://{}{path}", spec.authority);
         let mut req = url
             .as_str()
@@ -272,8 +280,32 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
             }
             req.headers_mut().insert(name.clone(), value.clone());
         }
+        let sections = &spec.sections;
+        let subprotocol = match spec.profile.method {
+            PublishMethod::Stomp => sections.stomp.as_ref().map(|s| s.subprotocol.as_str()),
+            PublishMethod::Mqtt => sections.mqtt.as_ref().map(|s| s.subprotocol.as_str()),
+            _ => None,
+        };
+        if let Some(p) = subprotocol {
+            let v = HeaderValue::from_str(p)
+                .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
+            req.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
         let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
-        return Ok(Sender::Ws(Box::new(ws)));
+        let missing = |what: &str| Fault::new(ErrorKind::Other, format!("no [profile.{what}]"));
+        return match spec.profile.method {
+            PublishMethod::Stomp => {
+                let s = sections.stomp.as_ref().ok_or_else(|| missing("stomp"))?;
+                let p = crate::transport::stomp::Publisher::start(ws, s, channel).await?;
+                Ok(Sender::Stomp(Box::new(p)))
+            }
+            PublishMethod::Mqtt => {
+                let s = sections.mqtt.as_ref().ok_or_else(|| missing("mqtt"))?;
+                let p = crate::transport::mqtt::Publisher::start(ws, s, channel).await?;
+                Ok(Sender::Mqtt(Box::new(p)))
+            }
+            _ => Ok(Sender::Ws(Box::new(ws))),
+        };
     }
     let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     let handle = tokio::spawn(async move {
@@ -308,7 +340,7 @@ async fn publish_one(
     let body = crate::profile::fill(&spec.profile.body, channel).replace("{payload}", &payload);
     tokio::time::timeout(PUBLISH_TIMEOUT, async {
         if conn.as_ref().is_none_or(Sender::is_closed) {
-            *conn = Some(connect(spec, path).await?);
+            *conn = Some(connect(spec, path, channel).await?);
         }
         match conn.as_mut() {
             None => Err(Fault::new(ErrorKind::Other, "no publisher connection")),
@@ -327,6 +359,8 @@ async fn publish_one(
                 ws.send(Message::text(body)).await?;
                 Ok(())
             }
+            Some(Sender::Stomp(p)) => p.publish(body).await,
+            Some(Sender::Mqtt(p)) => p.publish(Bytes::from(body)).await,
             Some(Sender::Http(sender, _)) => {
                 let method = match spec.profile.method {
                     PublishMethod::Put => Method::PUT,
