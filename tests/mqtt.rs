@@ -120,8 +120,16 @@ async fn a_broker_side_disconnect_is_counted_under_its_kind() {
     eprintln!("{tag}: {r:?}");
     assert!(r.errors_of(ErrorKind::Reset) > 0, "{r:?}");
     assert!(r.reconnects > 0, "{r:?}");
-    for other in ErrorKind::ALL.into_iter().filter(|k| *k != ErrorKind::Reset) {
-        assert_eq!(r.errors_of(other), 0, "{} in {r:?}: {run_json}", other.label());
+    for other in ErrorKind::ALL
+        .into_iter()
+        .filter(|k| *k != ErrorKind::Reset)
+    {
+        assert_eq!(
+            r.errors_of(other),
+            0,
+            "{} in {r:?}: {run_json}",
+            other.label()
+        );
     }
     assert!(
         run_json.contains("without closing handshake"),
@@ -163,4 +171,24 @@ async fn a_persistent_qos_1_session_resumes_through_a_reconnect_storm() {
     // 20 events/s over 4 channels and a 0.7 to 1 s reconnect: each client
     // misses about 4 of its channel's events.
     assert!(clean.lost.unwrap() >= 20, "{clean:?}");
+}
+
+/// The README's STOMP and MQTT scenarios build (as the shipped files do:
+/// `tests/modes.rs` builds every file in `scenarios/`).
+#[test]
+fn readme_broker_scenarios_build() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("## Point stampede at your STOMP broker")
+        .expect("README section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut kinds = Vec::new();
+    for block in section.split("```toml\n").skip(1) {
+        let text = &block[..block.find("```").unwrap()];
+        let p = plan(text);
+        kinds.extend(p.groups.iter().map(|g| g.transport.label()));
+    }
+    assert_eq!(kinds, ["stomp", "mqtt"]);
 }
