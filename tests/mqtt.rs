@@ -52,13 +52,13 @@ fn exact(r: &SummaryRow, tag: &str) {
     assert_eq!(r.other_messages, Some(0), "{tag}: {r:?}");
 }
 
-async fn exact_run(tag: &str, mqtt: &str, clients: u32) {
+async fn exact_run(tag: &str, mqtt: &str, clients: u32, duration: &str) {
     let Some(broker) = Mosquitto::start(tag) else {
         return;
     };
     let text = scenario(
         &broker.url,
-        "4s",
+        duration,
         mqtt,
         &format!("[[groups]]\ntransport = \"mqtt\"\nclients = {clients}\n"),
     );
@@ -80,6 +80,7 @@ async fn mqtt_3_1_1_qos_1_delivers_everything_on_mosquitto() {
         "mosquitto-v311-qos1",
         "version = \"3.1.1\"\nqos = 1\nkeep_alive = \"1s\"",
         40,
+        "4s",
     )
     .await;
 }
@@ -90,6 +91,20 @@ async fn mqtt_5_qos_0_delivers_everything_on_mosquitto() {
         "mosquitto-v5-qos0",
         "version = \"5\"\nqos = 0\nkeep_alive = \"1s\"",
         40,
+        "4s",
+    )
+    .await;
+}
+
+/// The done-when: 500 subscribers, 20 events/s, 30 s, QoS 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 500 subscribers for 30 s (cargo test --test mqtt -- --ignored)"]
+async fn mosquitto_500_subscribers_20_events_per_s_for_30_s() {
+    exact_run(
+        "mosquitto-500",
+        "version = \"3.1.1\"\nqos = 1\nkeep_alive = \"10s\"",
+        500,
+        "30s",
     )
     .await;
 }

@@ -67,7 +67,7 @@ impl Decoder {
     }
 
     /// The next heart-beat or frame, `None` while incomplete.
-    pub fn next(&mut self) -> Result<Option<Parsed>, Fault> {
+    pub fn take(&mut self) -> Result<Option<Parsed>, Fault> {
         match self.buf.first() {
             None => return Ok(None),
             Some(b'\n') => {
@@ -261,7 +261,7 @@ mod tests {
 
     fn all(d: &mut Decoder) -> Vec<Parsed> {
         let mut out = Vec::new();
-        while let Some(p) = d.next().unwrap() {
+        while let Some(p) = d.take().unwrap() {
             out.push(p);
         }
         out
@@ -309,7 +309,7 @@ mod tests {
         let kind = |bytes: &[u8], max: usize| {
             let mut d = Decoder::new(max);
             d.push(bytes);
-            d.next().unwrap_err().kind
+            d.take().unwrap_err().kind
         };
         assert_eq!(kind(b"MESSAGE\nx:\\t\n\n\0", 100), ErrorKind::Protocol);
         assert_eq!(kind(b"MESSAGE\nnocolon\n\n\0", 100), ErrorKind::Protocol);

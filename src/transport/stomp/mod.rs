@@ -292,7 +292,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
-        if let Some(p) = dec.next()? {
+        if let Some(p) = dec.take()? {
             return Ok(Some(p));
         }
         match ws.next().await {
