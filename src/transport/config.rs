@@ -66,6 +66,9 @@ pub const GROUP_KEYS: &[&str] = &[
     "expect_status",
     "http2",
     "message_bytes",
+    "streams_per_connection",
+    "stream_window",
+    "connection_window",
 ];
 
 /// A transport's `[profile.<name>]` section.
@@ -193,6 +196,9 @@ pub struct Params {
     /// Echo mode: size of each message in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<usize>,
+    /// SSE / NDJSON over HTTP/2 (`http2 = true` on a streaming group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h2: Option<super::h2::H2Params>,
     /// Limits against hostile servers.
     pub limits: Limits,
     /// TLS to the target (`https://` / `wss://`), set up once per run.

@@ -103,6 +103,7 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
             compression: false,
             request: None,
             message_bytes: None,
+            h2: None,
             limits: Default::default(),
             tls: None,
         },
