@@ -365,16 +365,12 @@ where
     }
 }
 
-/// A token unique to this process, so that client ids of two runs (or two
-/// shards) never take over each other's sessions.
+/// A token unique to this process (48 random bits from the clock-seeded
+/// generator), so that client ids of two runs, or of two shards on two
+/// machines, never take over each other's sessions.
 fn run_token() -> &'static str {
     static TOKEN: OnceLock<String> = OnceLock::new();
-    TOKEN.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        format!("{:x}{:x}", std::process::id(), nanos & 0xffff)
-    })
+    TOKEN.get_or_init(|| format!("{:012x}", crate::rng::Rng::new().next_u64() >> 16))
 }
 
 /// Fills a client id template: `{run}`, `{group}`, `{client}`, `{channel}`.

@@ -392,4 +392,23 @@ mod tests {
             ErrorKind::Protocol
         );
     }
+
+    proptest::proptest! {
+        /// Hostile bytes never panic either codec: a packet, a need for
+        /// more bytes, or a fault.
+        #[test]
+        fn any_bytes_read_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            for v in [Version::V311, Version::V5] {
+                let mut buf = BytesMut::from(&bytes[..]);
+                for _ in 0..50 {
+                    match read(v, &mut buf, 100) {
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
 }

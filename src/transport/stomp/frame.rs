@@ -324,4 +324,56 @@ mod tests {
         assert_eq!(kind(&[b'a'; 200], 100), ErrorKind::Limit);
         assert_eq!(kind(b"\rX", 100), ErrorKind::Protocol);
     }
+
+    proptest::proptest! {
+        /// Hostile bytes never panic the decoder, and however they are
+        /// split, the decoder finds the same frames (or the same fault).
+        #[test]
+        fn any_bytes_in_any_split_decode_alike(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::strategy::Just(0u8),
+                    proptest::strategy::Just(b'\n'),
+                    proptest::strategy::Just(b':'),
+                ],
+                0..300,
+            ),
+            split in 1usize..40,
+        ) {
+            let decode = |chunks: &mut dyn Iterator<Item = &[u8]>| {
+                let mut d = Decoder::new(200);
+                let mut got = Vec::new();
+                for c in chunks {
+                    d.push(c);
+                    loop {
+                        match d.take() {
+                            Ok(Some(p)) => got.push(Ok(p)),
+                            Ok(None) => break,
+                            Err(f) => {
+                                got.push(Err(f.kind));
+                                return got;
+                            }
+                        }
+                    }
+                }
+                got
+            };
+            let whole = decode(&mut std::iter::once(&bytes[..]));
+            let split = decode(&mut bytes.chunks(split));
+            // Split reads may see a heart-beat where the whole read saw a
+            // frame's trailing EOL, and a limit a little earlier.
+            let frames = |v: &[Result<Parsed, ErrorKind>]| -> Vec<Frame> {
+                v.iter()
+                    .filter_map(|p| match p {
+                        Ok(Parsed::Frame(f)) => Some(f.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let (fw, fs) = (frames(&whole), frames(&split));
+            let n = fw.len().min(fs.len());
+            proptest::prop_assert_eq!(&fw[..n], &fs[..n]);
+        }
+    }
 }
