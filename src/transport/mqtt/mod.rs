@@ -46,6 +46,8 @@ pub struct Mqtt {
     /// Bytes read but not yet a whole packet.
     buf: BytesMut,
     max: usize,
+    /// The session is the connection's only (clean session / clean start).
+    clean: bool,
     keep_alive: Option<Duration>,
     next_ping: Option<tokio::time::Instant>,
     /// When the PINGREQ still waiting for its PINGRESP went out.
@@ -91,6 +93,7 @@ impl Transport for Mqtt {
             version: profile.version,
             buf: BytesMut::new(),
             max: spec.params.limits.max_message_bytes,
+            clean: profile.clean_session,
             keep_alive,
             next_ping: keep_alive.map(|k| tokio::time::Instant::now() + k),
             ping_sent: None,
@@ -143,9 +146,12 @@ impl Transport for Mqtt {
         None
     }
 
+    /// A client leaving for good (the run's end, a session length, churn)
+    /// ends its persistent session where MQTT 5 allows it; a storm's drop
+    /// never gets here, so its session waits for the reconnect.
     async fn close(mut self) {
         let mut out = BytesMut::new();
-        if packet::disconnect(self.version, &mut out).is_ok() {
+        if packet::disconnect(self.version, !self.clean, &mut out).is_ok() {
             let _ = tokio::time::timeout(
                 Duration::from_secs(1),
                 self.ws.send(Message::binary(out.freeze())),
@@ -487,7 +493,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Publisher<S> {
     /// DISCONNECT, then the WebSocket close handshake.
     pub async fn close(&mut self) {
         let mut out = BytesMut::new();
-        if packet::disconnect(self.version, &mut out).is_ok() {
+        if packet::disconnect(self.version, false, &mut out).is_ok() {
             let _ = self.ws.send(Message::binary(out.freeze())).await;
         }
         close_politely(&mut self.ws).await;

@@ -201,16 +201,24 @@ pub fn pingreq(v: Version, out: &mut BytesMut) -> Result<(), Fault> {
     }
 }
 
-/// Appends a normal DISCONNECT (a persistent session stays on the broker).
-pub fn disconnect(v: Version, out: &mut BytesMut) -> Result<(), Fault> {
+/// Appends a normal DISCONNECT. With `end_session`, MQTT 5 sets the
+/// Session Expiry Interval to 0 so the broker drops a persistent session
+/// now (MQTT 5.0 section 3.14.2.2.2); a 3.1.1 session stays on the broker.
+pub fn disconnect(v: Version, end_session: bool, out: &mut BytesMut) -> Result<(), Fault> {
     match v {
         Version::V311 => write4(v4::Packet::Disconnect, out),
-        Version::V5 => write5(
-            v5::Packet::Disconnect(v5::Disconnect::new(
-                v5::DisconnectReasonCode::NormalDisconnection,
-            )),
-            out,
-        ),
+        Version::V5 => {
+            let mut d = v5::Disconnect::new(v5::DisconnectReasonCode::NormalDisconnection);
+            if end_session {
+                d.properties = Some(v5::DisconnectProperties {
+                    session_expiry_interval: Some(0),
+                    reason_string: None,
+                    user_properties: Vec::new(),
+                    server_reference: None,
+                });
+            }
+            write5(v5::Packet::Disconnect(d), out)
+        }
     }
 }
 
@@ -228,6 +236,14 @@ pub fn read(v: Version, buf: &mut BytesMut, max: usize) -> Result<Option<Incomin
             Err(e @ b4::Error::PayloadSizeLimitExceeded(_)) => Err(limit(e)),
             Err(e) => Err(malformed(e)),
         },
+        // A DISCONNECT with no reason code is a normal disconnection (MQTT
+        // 5.0 section 3.14.2.1), which rumqttc's reader refuses.
+        Version::V5 if buf.starts_with(&[0xe0, 0x00]) => {
+            let _ = buf.split_to(2);
+            Ok(Some(Incoming::Disconnect {
+                reason: "NormalDisconnection (0x00)".into(),
+            }))
+        }
         Version::V5 => match v5::Packet::read(buf, Some(max.min(u32::MAX as usize) as u32)) {
             Ok(p) => Ok(Some(from5(p))),
             Err(b5::Error::InsufficientBytes(_)) => Ok(None),
@@ -377,6 +393,30 @@ mod tests {
                 "{v:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_mqtt_5_goodbye_can_end_the_session() {
+        let mut out = BytesMut::new();
+        disconnect(Version::V5, true, &mut out).unwrap();
+        let Ok(v5::Packet::Disconnect(d)) = v5::Packet::read(&mut out, None) else {
+            panic!("not a DISCONNECT");
+        };
+        assert_eq!(
+            d.properties.and_then(|p| p.session_expiry_interval),
+            Some(0)
+        );
+        // The bare form (no reason, no properties) reads as a normal one.
+        let mut out = BytesMut::new();
+        disconnect(Version::V5, false, &mut out).unwrap();
+        assert_eq!(&out[..], [0xe0, 0x00]);
+        assert_eq!(
+            read(Version::V5, &mut out, 100).unwrap(),
+            Some(Incoming::Disconnect {
+                reason: "NormalDisconnection (0x00)".into()
+            })
+        );
+        assert!(out.is_empty());
     }
 
     #[test]
