@@ -152,9 +152,10 @@ async fn a_broker_side_disconnect_is_counted_under_its_kind() {
     );
 }
 
-/// A reconnect storm on two groups of one run (the profile is the run's,
-/// so two runs): persistent QoS 1 sessions get what was published while
-/// they were away (0 lost), clean QoS 0 sessions lose the gap.
+/// A reconnect storm (the profile is the run's, so one run per kind of
+/// session): persistent QoS 1 sessions, MQTT 3.1.1 and 5, get what was
+/// published while they were away (0 lost), clean QoS 0 sessions lose the
+/// gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_qos_1_session_resumes_through_a_reconnect_storm() {
     let tag = "mosquitto-resume";
@@ -179,6 +180,18 @@ async fn a_persistent_qos_1_session_resumes_through_a_reconnect_storm() {
     assert_eq!(persistent.lost, Some(0), "{persistent:?}");
     assert_eq!(persistent.delivered, persistent.expected, "{persistent:?}");
     assert_eq!(persistent.errors, 0, "{persistent:?}");
+
+    // MQTT 5: clean start off and a session expiry.
+    let v5 = run(
+        "version = \"5\"\nqos = 1\nclean_session = false\nsession_expiry = \"1m\"",
+        "resume-v5",
+    )
+    .await;
+    eprintln!("persistent MQTT 5: {v5:?}");
+    assert_eq!(v5.storm_reconnected, Some(20), "{v5:?}");
+    assert_eq!(v5.lost, Some(0), "{v5:?}");
+    assert_eq!(v5.delivered, v5.expected, "{v5:?}");
+    assert_eq!(v5.errors, 0, "{v5:?}");
 
     let clean = run("qos = 0\nclean_session = true", "resume-clean").await;
     eprintln!("clean: {clean:?}");
