@@ -13,7 +13,8 @@
 //!   with 1000 "STOMP died" without sending its ERROR frame, which counts
 //!   as `closed` before the subscription was confirmed.)
 //! - MQTT 3.1.1 at QoS 1 on web-mqtt: exact accounting with an MQTT
-//!   publisher.
+//!   publisher, and persistent sessions losing nothing through a
+//!   reconnect storm.
 
 mod support;
 
@@ -174,6 +175,26 @@ async fn stomp_and_mqtt_on_one_rabbitmq_node() {
     );
 
     mqtt_exact(&broker, 40, "4s").await;
+
+    // MQTT persistent sessions through a reconnect storm: RabbitMQ keeps
+    // each client's queue while it is away and delivers it on reconnect.
+    let text = scenario(
+        &broker.mqtt_url,
+        "mqtt",
+        "[profile.mqtt]\nurl = \"/ws\"\nqos = 1\nclean_session = false\n",
+        "[storm]\nat = \"3s\"\n\
+         [[groups]]\ntransport = \"mqtt\"\nclients = 20\n\
+         reconnect = { backoff = \"1s\", jitter = 0.3 }\n",
+    );
+    let dir = TempDir::new("rabbitmq-mqtt-storm");
+    let out = run_plan(plan(&text), dir.path(), Shutdown::new()).await;
+    assert_eq!(out.exit_code, 0, "mqtt storm: {:?}", out.stop);
+    let r = row(&out.rows, "mqtt");
+    eprintln!("rabbitmq mqtt storm: {r:?}");
+    assert_eq!(r.storm_reconnected, Some(20), "{r:?}");
+    assert_eq!(r.lost, Some(0), "{r:?}");
+    assert_eq!(r.delivered, r.expected, "{r:?}");
+    assert_eq!(r.errors, 0, "{r:?}");
 }
 
 /// The issue's done-when on one node: 500 subscribers, 20 events/s, 30 s,
