@@ -17,11 +17,14 @@
 //! publisher's side is [`Publisher`].
 
 pub mod packet;
+mod publisher;
+
+pub use publisher::Publisher;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -304,7 +307,7 @@ impl Mqtt {
     }
 }
 
-fn unexpected_before(want: &str, got: &Incoming) -> Fault {
+pub(super) fn unexpected_before(want: &str, got: &Incoming) -> Fault {
     let what = match got {
         Incoming::ConnAck { .. } => "CONNACK",
         Incoming::SubAck { .. } => "SUBACK",
@@ -329,7 +332,7 @@ fn unexpected_before(want: &str, got: &Incoming) -> Fault {
 /// the WebSocket (normally: a close other than 1000 is a `closed` fault).
 /// MQTT over WebSocket uses binary frames only, and one packet may span
 /// frames or share one (MQTT 5.0 section 6).
-async fn read_packet<S>(
+pub(super) async fn read_packet<S>(
     ws: &mut WebSocketStream<S>,
     buf: &mut BytesMut,
     v: Version,
@@ -374,7 +377,7 @@ where
 /// A token unique to this process (48 random bits from the clock-seeded
 /// generator), so that client ids of two runs, or of two shards on two
 /// machines, never take over each other's sessions.
-fn run_token() -> &'static str {
+pub(super) fn run_token() -> &'static str {
     static TOKEN: OnceLock<String> = OnceLock::new();
     TOKEN.get_or_init(|| format!("{:012x}", crate::rng::Rng::new().next_u64() >> 16))
 }
@@ -386,118 +389,6 @@ fn fill_id(template: &str, spec: &SessionSpec, client: u64) -> String {
         .replace("{group}", &spec.group)
         .replace("{client}", &client.to_string())
         .replace("{channel}", &spec.channel)
-}
-
-/// The publisher's side: one MQTT connection per channel (clean session,
-/// no keep-alive: it sends on its own schedule). At QoS 1 a publish is
-/// done when the broker's PUBACK comes back, so publish latency is the
-/// broker's acceptance; at QoS 0 when the packet is written.
-pub struct Publisher<S> {
-    ws: WebSocketStream<S>,
-    version: Version,
-    topic: String,
-    qos: u8,
-    pkid: u16,
-    buf: BytesMut,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Publisher<S> {
-    /// CONNECT → CONNACK on an upgraded WebSocket, for `channel`.
-    pub async fn start(
-        mut ws: WebSocketStream<S>,
-        profile: &MqttProfile,
-        channel: &str,
-    ) -> Result<Self, Fault> {
-        let id = format!("stampede-pub-{}-{channel}", run_token());
-        let hello = profile.hello(&id, Duration::ZERO)?;
-        let hello = Hello {
-            clean: true,
-            ..hello
-        };
-        let mut out = BytesMut::new();
-        packet::connect(profile.version, &hello, &mut out)?;
-        ws.send(Message::binary(out.freeze())).await?;
-        let mut buf = BytesMut::new();
-        match read_packet(&mut ws, &mut buf, profile.version, 1 << 20).await? {
-            Some(Incoming::ConnAck { refused: None, .. }) => {}
-            Some(Incoming::ConnAck {
-                refused: Some(why), ..
-            }) => {
-                return Err(Fault::new(
-                    ErrorKind::Protocol,
-                    format!("the broker refused the publisher's CONNECT: {why}"),
-                ))
-            }
-            Some(other) => return Err(unexpected_before("CONNACK", &other)),
-            None => {
-                return Err(Fault::new(
-                    ErrorKind::Closed,
-                    "the broker ended the publisher's connection",
-                ))
-            }
-        }
-        Ok(Publisher {
-            ws,
-            version: profile.version,
-            topic: super::fill(&profile.topic, channel),
-            qos: profile.qos,
-            pkid: 0,
-            buf,
-        })
-    }
-
-    /// Publishes `payload` (at QoS 1, waits for its PUBACK).
-    pub async fn publish(&mut self, payload: Bytes) -> Result<(), Fault> {
-        self.pkid = self.pkid.checked_add(1).unwrap_or(1);
-        let mut out = BytesMut::new();
-        packet::publish(
-            self.version,
-            &self.topic,
-            self.qos,
-            self.pkid,
-            payload,
-            &mut out,
-        )?;
-        self.ws.send(Message::binary(out.freeze())).await?;
-        if self.qos == 0 {
-            return Ok(());
-        }
-        loop {
-            match read_packet(&mut self.ws, &mut self.buf, self.version, 1 << 20).await? {
-                Some(Incoming::PubAck { pkid, refused }) if pkid == self.pkid => {
-                    return match refused {
-                        None => Ok(()),
-                        Some(why) => Err(Fault::new(
-                            ErrorKind::Protocol,
-                            format!("the broker refused PUBLISH to {}: {why}", self.topic),
-                        )),
-                    }
-                }
-                Some(Incoming::Disconnect { reason }) => {
-                    return Err(Fault::new(
-                        ErrorKind::Closed,
-                        format!("the broker sent DISCONNECT: {reason}"),
-                    ))
-                }
-                Some(_) => {}
-                None => {
-                    return Err(Fault::new(
-                        ErrorKind::Reset,
-                        "the broker ended the publisher's connection",
-                    ))
-                }
-            }
-        }
-    }
-
-    /// DISCONNECT, then the WebSocket close handshake.
-    pub async fn close(&mut self) {
-        let mut out = BytesMut::new();
-        if packet::disconnect(self.version, false, &mut out).is_ok() {
-            let _ = self.ws.send(Message::binary(out.freeze())).await;
-        }
-        close_politely(&mut self.ws).await;
-    }
 }
 
 /// `[profile.mqtt]`: how a broker speaks MQTT over WebSocket.
@@ -565,7 +456,7 @@ fn default_client_id() -> String {
 
 impl MqttProfile {
     /// CONNECT's fields for `client_id`, the secrets expanded.
-    fn hello(&self, client_id: &str, keep_alive: Duration) -> Result<Hello, Fault> {
+    pub(super) fn hello(&self, client_id: &str, keep_alive: Duration) -> Result<Hello, Fault> {
         let secret = |t: &Option<String>, what: &str| -> Result<Option<String>, Fault> {
             t.as_deref()
                 .map(crate::secrets::expand_env)
