@@ -751,6 +751,11 @@ pub struct StreamBody {
     decoder: Decoder,
     out: Vec<u8>,
     max_out: usize,
+    /// When the last piece arrived.
+    last_read: Instant,
+    read_timeout: Duration,
+    /// `last_read + read_timeout`, armed once for the stream.
+    silence: super::deadline::Deadline,
 }
 
 /// Where a streaming body's bytes come from.
@@ -796,6 +801,8 @@ impl Source {
 
 impl StreamBody {
     fn new(spec: &SessionSpec, source: Source, decoder: Decoder) -> StreamBody {
+        let read_timeout = spec.params.limits.read_timeout;
+        let now = Instant::now();
         StreamBody {
             source,
             decoder,
@@ -805,25 +812,59 @@ impl StreamBody {
                 .limits
                 .max_buffered_bytes
                 .max(spec.params.limits.max_message_bytes),
+            last_read: now,
+            read_timeout,
+            silence: super::deadline::Deadline::new(Some((now + read_timeout).into())),
         }
     }
 
     /// The next piece of the decoded body; `None` at its end. A piece that
     /// decodes to nothing (a partial compressed block) is not returned:
-    /// the call reads on.
-    pub async fn data(&mut self) -> Result<Option<&[u8]>, Fault> {
-        if self.decoder.is_identity() {
-            return self.source.data().await;
-        }
-        self.out.clear();
-        while self.out.is_empty() {
-            let Some(data) = self.source.data().await? else {
-                return Ok(None);
-            };
-            self.decoder.decode(data, &mut self.out, self.max_out)?;
-        }
-        Ok(Some(&self.out))
+    /// the call reads on. A stream that sends no byte (not even a
+    /// keep-alive) for `read_timeout` is dead: a `timeout` fault naming
+    /// `what`. With the piece comes the instant it arrived.
+    pub async fn data(&mut self, what: &str) -> Result<Option<(&[u8], Instant)>, Fault> {
+        let StreamBody {
+            source,
+            decoder,
+            out,
+            max_out,
+            last_read,
+            read_timeout,
+            silence,
+        } = self;
+        silence.set(Some((*last_read + *read_timeout).into()));
+        let got = tokio::select! {
+            biased;
+            got = decoded(source, decoder, out, *max_out) => got,
+            _ = silence.passed() => {
+                return Err(Fault::timeout(&format!("{what} (no byte within read_timeout)")));
+            }
+        };
+        let at = Instant::now();
+        *last_read = at;
+        Ok(got?.map(|d| (d, at)))
     }
+}
+
+/// The next decoded piece of `source` (see [`StreamBody::data`]).
+async fn decoded<'a>(
+    source: &'a mut Source,
+    decoder: &mut Decoder,
+    out: &'a mut Vec<u8>,
+    max_out: usize,
+) -> Result<Option<&'a [u8]>, Fault> {
+    if decoder.is_identity() {
+        return source.data().await;
+    }
+    out.clear();
+    while out.is_empty() {
+        let Some(data) = source.data().await? else {
+            return Ok(None);
+        };
+        decoder.decode(data, out, max_out)?;
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::net::IoCounters;
 
 pub mod coding;
 mod config;
+pub mod deadline;
 pub mod h1;
 pub mod h2;
 mod http;
