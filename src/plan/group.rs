@@ -118,6 +118,7 @@ impl GroupPlan {
                 compression: g.compression.as_ref().is_some_and(|c| *c.get_ref()),
                 request,
                 message_bytes,
+                engine: g.engine.as_ref().map(|e| *e.get_ref()),
                 limits: crate::transport::Limits::default(),
                 tls: None,
             },

@@ -318,6 +318,9 @@ pub struct Group {
     /// Echo: size of each message in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<Spanned<u64>>,
+    /// Socket.IO: `polling`, `websocket` or `upgrade` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Spanned<crate::transport::socketio::EngineMode>>,
     /// Connected clients over time instead of `ramp_up`:
     /// `[{ to = 5000, over = "60s" }, { hold = "2m" }, { to = 0, over = "10s" }]`
     /// (`clients` is then the ceiling no stage may pass).
@@ -338,7 +341,7 @@ pub struct Group {
 impl Group {
     /// The keys only some transports accept ([`crate::transport::GROUP_KEYS`],
     /// same order), with their places when given.
-    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 13] {
+    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 14] {
         fn at<T>(v: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
             v.as_ref().map(|v| v.span())
         }
@@ -356,6 +359,7 @@ impl Group {
             ("expect_status", at(&self.expect_status)),
             ("http2", at(&self.http2)),
             ("message_bytes", at(&self.message_bytes)),
+            ("engine", at(&self.engine)),
         ]
     }
 }

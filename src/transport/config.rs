@@ -31,6 +31,8 @@ pub struct Info {
     pub status_is_response: bool,
     /// A session is confirmed after connecting (`subscribe_*` columns).
     pub confirms_sessions: bool,
+    /// Sessions may upgrade from polling to a WebSocket (`upgrade_*`).
+    pub upgrades: bool,
 }
 
 impl Info {
@@ -45,6 +47,7 @@ impl Info {
             server_timeouts: T::SERVER_TIMEOUTS,
             status_is_response: T::STATUS_IS_RESPONSE,
             confirms_sessions: T::CONFIRMS_SESSIONS,
+            upgrades: T::UPGRADES,
         }
     }
 }
@@ -66,6 +69,7 @@ pub const GROUP_KEYS: &[&str] = &[
     "expect_status",
     "http2",
     "message_bytes",
+    "engine",
 ];
 
 /// A transport's `[profile.<name>]` section.
@@ -193,6 +197,9 @@ pub struct Params {
     /// Echo mode: size of each message in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<usize>,
+    /// Socket.IO: Engine.IO polling, WebSocket, or the upgrade.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<super::socketio::EngineMode>,
     /// Limits against hostile servers.
     pub limits: Limits,
     /// TLS to the target (`https://` / `wss://`), set up once per run.
