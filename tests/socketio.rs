@@ -208,3 +208,40 @@ async fn a_server_disconnect_is_counted_as_closed() {
         assert!(r.delivered.unwrap() > 0, "{e}: {r:?}");
     }
 }
+
+/// The reference server speaks Socket.IO too (socketioxide): exact
+/// accounting over each engine, with no Node installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_speaks_socketio_over_each_engine() {
+    let target = InProcess::start().await;
+    let dir = TempDir::new("socketio-reference");
+    let engines = ["polling", "websocket", "upgrade"];
+    let out = run_plan(
+        plan(&scenario(&target.url, 20, 20, "4s", &engines)),
+        dir.path(),
+        Shutdown::new(),
+    )
+    .await;
+    assert_eq!(out.exit_code, 0, "{:?}", out.stop);
+    let run_json = std::fs::read_to_string(out.dir.join("run.json")).unwrap_or_default();
+    for e in engines {
+        let r = row(&out.rows, &format!("sio-{e}"));
+        if r.errors > 0 {
+            eprintln!("{run_json}");
+        }
+        eprintln!(
+            "reference {e}: expected {:?}, delivered {:?}, lost {:?}, errors {}, control {:?}, \
+             upgrade p50 {:?} ms",
+            r.expected, r.delivered, r.lost, r.errors, r.control_messages, r.upgrade_p50_ms
+        );
+        assert!(r.expected.unwrap() > 0, "{r:?}");
+        assert_eq!(r.delivered, r.expected, "{e}: {r:?}");
+        assert_eq!(
+            (r.lost, r.duplicated, r.errors),
+            (Some(0), Some(0), 0),
+            "{e}: {r:?}"
+        );
+        assert_eq!(r.upgrade_p50_ms.is_some(), e == "upgrade", "{e}: {r:?}");
+    }
+    target.stop().await;
+}
