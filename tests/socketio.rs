@@ -15,7 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use stampede::fault::ErrorKind;
+use stampede::net::IoCounters;
 use stampede::shutdown::Shutdown;
+use stampede::transport::socketio::SocketIo;
+use stampede::transport::Transport;
+use support::raw::{one_shot, Collect};
 use support::*;
 
 struct SocketIoServer {
@@ -244,4 +248,44 @@ async fn the_reference_server_speaks_socketio_over_each_engine() {
         assert_eq!(r.upgrade_p50_ms.is_some(), e == "upgrade", "{e}: {r:?}");
     }
     target.stop().await;
+}
+
+/// A hostile Engine.IO server (a scripted peer): each broken handshake is
+/// a clear fault of its kind from `open`, never a panic or a hang.
+#[tokio::test]
+async fn a_broken_engine_io_handshake_is_a_clear_fault() {
+    let cases: [(&str, ErrorKind); 4] = [
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n0not json",
+            ErrorKind::Protocol,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n9oops",
+            ErrorKind::Protocol,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n42[\"message\",\"hi\"]",
+            ErrorKind::Protocol,
+        ),
+        (
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 41\r\n\r\n{\"code\":1,\"message\":\"Session ID unknown\"}",
+            ErrorKind::Status,
+        ),
+    ];
+    for (answer, kind) in cases {
+        let (spec, _server) = one_shot("/socket.io/", answer, vec![]).await;
+        let mut sink = Collect::default();
+        let io = std::sync::Arc::new(IoCounters::default());
+        let got = tokio::time::timeout(
+            Duration::from_secs(10),
+            SocketIo::open(&spec, &io, None, &mut sink),
+        )
+        .await
+        .expect("open ends");
+        let fault = got
+            .err()
+            .unwrap_or_else(|| panic!("{answer:?} opened a session"));
+        assert_eq!(fault.kind, kind, "{answer:?}: {fault}");
+        assert!(sink.messages.is_empty(), "{answer:?}");
+    }
 }

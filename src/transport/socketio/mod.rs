@@ -250,8 +250,16 @@ impl SocketIo {
             self.on_packet(Engine::parse(record)?, at, sink)?;
         }
         let deadline = tokio::time::Instant::now() + profile.subscribe_timeout;
+        // `${VAR}` in the auth payload comes from the environment, as in
+        // headers: only the template is ever written to results.
+        let auth = match &profile.auth {
+            Some(a) => Some(crate::secrets::expand_env(a).map_err(|e| {
+                Fault::new(ErrorKind::Other, format!("socketio.auth: {e}"))
+            })?),
+            None => None,
+        };
         self.outbox
-            .push(packet::connect(&self.namespace, profile.auth.as_deref()));
+            .push(packet::connect(&self.namespace, auth.as_deref()));
         self.wait(Until::Connected, deadline, sink).await?;
         if engine == EngineMode::Upgrade && hs.upgrades.iter().any(|u| u == "websocket") {
             self.upgrade(spec, io, &hs.sid, sink).await?;
@@ -594,7 +602,8 @@ pub struct SocketIoProfile {
     /// The namespace to connect to.
     #[serde(default = "default_namespace")]
     pub namespace: String,
-    /// The CONNECT packet's auth payload (JSON), if the app wants one.
+    /// The CONNECT packet's auth payload (a JSON object; `${VAR}` from the
+    /// environment), if the app wants one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
     /// The event name whose arguments carry the envelope.
