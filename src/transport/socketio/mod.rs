@@ -122,18 +122,26 @@ impl Transport for SocketIo {
                 handshake_sample(started, sink);
                 let open = tokio::time::timeout(spec.params.request_timeout, ws.next()).await;
                 let hs = match open {
-                    Ok(Some(Ok(Message::Text(t)))) => match Engine::parse(t.as_bytes())? {
-                        Engine::Open(json) => Handshake::parse(json)?,
-                        _ => return Err(lost(sink, "the first WebSocket frame is not an Engine.IO open packet")),
+                    Ok(Some(Ok(Message::Text(t)))) => match Engine::parse(t.as_bytes()) {
+                        Ok(Engine::Open(json)) => Handshake::parse(json),
+                        Ok(_) => Err(Fault::new(
+                            ErrorKind::Protocol,
+                            "the first WebSocket frame is not an Engine.IO open packet",
+                        )),
+                        Err(f) => Err(f),
                     },
-                    Ok(Some(Err(e))) => {
+                    Ok(Some(Err(e))) => Err(e.into()),
+                    Ok(_) => Err(Fault::new(
+                        ErrorKind::Protocol,
+                        "the WebSocket ended before the Engine.IO open packet",
+                    )),
+                    Err(_) => Err(Fault::timeout("Engine.IO open packet")),
+                };
+                let hs = match hs {
+                    Ok(hs) => hs,
+                    Err(f) => {
                         sink.disconnected();
-                        return Err(e.into());
-                    }
-                    Ok(_) => return Err(lost(sink, "the WebSocket ended before the Engine.IO open packet")),
-                    Err(_) => {
-                        sink.disconnected();
-                        return Err(Fault::timeout("Engine.IO open packet"));
+                        return Err(f);
                     }
                 };
                 (Link::Ws(Box::new(ws)), hs, bytes::Bytes::new(), started)
@@ -224,11 +232,6 @@ fn handshake_sample<S: Sink>(started: Instant, sink: &mut S) {
         status: Some(101),
         empty: false,
     });
-}
-
-fn lost<S: Sink>(sink: &mut S, what: &str) -> Fault {
-    sink.disconnected();
-    Fault::new(ErrorKind::Protocol, what)
 }
 
 impl SocketIo {
