@@ -25,6 +25,11 @@ pub enum PublishMethod {
     /// Text frames on one WebSocket per channel.
     #[serde(rename = "websocket")]
     WebSocket,
+    /// Socket.IO emits on one Engine.IO WebSocket per channel (namespace
+    /// `/`): `body` is the event's JSON array, e.g.
+    /// `["publish","{channel}","{payload}"]`.
+    #[serde(rename = "socketio")]
+    SocketIo,
 }
 
 /// The publisher's side.
@@ -118,7 +123,10 @@ impl Profile {
     /// Checks what serde cannot: templates, statuses, cursor combinations.
     pub fn check(&self) -> Result<(), String> {
         path_ok(&self.publish.url, "publish")?;
-        if self.publish.method != PublishMethod::WebSocket {
+        if !matches!(
+            self.publish.method,
+            PublishMethod::WebSocket | PublishMethod::SocketIo
+        ) {
             status_ok(&self.publish.ok_status, "publish.ok_status")?;
         }
         if !self.publish.body.contains("{payload}") {

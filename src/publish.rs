@@ -218,7 +218,7 @@ async fn channel_loop(
             }
         }
     }
-    if let Some(Sender::Ws(ws)) = conn.as_mut() {
+    if let Some(Sender::Ws(ws) | Sender::SocketIo(ws)) = conn.as_mut() {
         // Closing politely lets the server take the last frames; a dropped
         // socket can lose the final publish (seen with nchan).
         crate::transport::websocket::close_politely(ws).await;
@@ -231,6 +231,7 @@ async fn channel_loop(
 enum Sender {
     Http(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
     Ws(Box<WebSocketStream<crate::net::Stream>>),
+    SocketIo(Box<WebSocketStream<crate::net::Stream>>),
 }
 
 impl Drop for Sender {
@@ -245,7 +246,7 @@ impl Sender {
     fn is_closed(&self) -> bool {
         match self {
             Sender::Http(s, _) => s.is_closed(),
-            Sender::Ws(_) => false,
+            Sender::Ws(_) | Sender::SocketIo(_) => false,
         }
     }
 }
@@ -258,7 +259,16 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
         Some(tls) => tls.handshake(counted, PUBLISH_TIMEOUT).await?.0,
         None => crate::net::Stream::Plain(counted),
     };
-    if spec.profile.method == PublishMethod::WebSocket {
+    if matches!(
+        spec.profile.method,
+        PublishMethod::WebSocket | PublishMethod::SocketIo
+    ) {
+        let socketio = spec.profile.method == PublishMethod::SocketIo;
+        let path = if socketio {
+            crate::transport::socketio::publisher_path(path)
+        } else {
+            path.to_string()
+        };
         let url = format!("ws://{}{path}", spec.authority);
         let mut req = url
             .as_str()
@@ -272,7 +282,11 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
             }
             req.headers_mut().insert(name.clone(), value.clone());
         }
-        let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
+        if socketio {
+            crate::transport::socketio::publisher_handshake(&mut ws).await?;
+            return Ok(Sender::SocketIo(Box::new(ws)));
+        }
         return Ok(Sender::Ws(Box::new(ws)));
     }
     let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
@@ -312,6 +326,9 @@ async fn publish_one(
         }
         match conn.as_mut() {
             None => Err(Fault::new(ErrorKind::Other, "no publisher connection")),
+            Some(Sender::SocketIo(ws)) => {
+                crate::transport::socketio::publisher_emit(ws, &body).await
+            }
             Some(Sender::Ws(ws)) => {
                 // Whatever the server says back (acks, greetings) is read
                 // and dropped so it cannot fill the socket.

@@ -289,3 +289,34 @@ async fn a_broken_engine_io_handshake_is_a_clear_fault() {
         assert!(sink.messages.is_empty(), "{answer:?}");
     }
 }
+
+/// Publishing by an emit: the publisher holds a Socket.IO session per
+/// channel (`[profile.publish] method = "socketio"`) and emits `publish`
+/// (channel, envelope), which the app relays to the room. Its pings are
+/// answered between emits (pingInterval 1 s), so nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_by_emit_delivers_everything() {
+    let Some(server) = SocketIoServer::start("socketio-emit") else {
+        return;
+    };
+    let dir = TempDir::new("socketio-emit");
+    let text = scenario(&server.url(), 20, 20, "5s", &["websocket"]).replace(
+        "[publisher]",
+        "[profile]\nbase = \"builtin\"\n[profile.publish]\nmethod = \"socketio\"\n\
+         url = \"/socket.io/\"\nbody = '[\"publish\",\"{channel}\",\"{payload}\"]'\n[publisher]",
+    );
+    let out = run_plan(plan(&text), dir.path(), Shutdown::new()).await;
+    assert_eq!(out.exit_code, 0, "{:?}", out.stop);
+    let r = row(&out.rows, "sio-websocket");
+    eprintln!(
+        "emit: published {:?}, expected {:?}, delivered {:?}, lost {:?}, errors {}",
+        r.published, r.expected, r.delivered, r.lost, r.errors
+    );
+    assert_eq!(r.published, Some(100), "{r:?}");
+    assert_eq!(r.delivered, r.expected, "{r:?}");
+    assert_eq!(
+        (r.lost, r.duplicated, r.errors),
+        (Some(0), Some(0), 0),
+        "{r:?}"
+    );
+}

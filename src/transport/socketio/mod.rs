@@ -25,8 +25,10 @@
 mod packet;
 mod polling;
 mod profile;
+mod publisher;
 
 pub use self::profile::SocketIoProfile;
+pub use self::publisher::{publisher_emit, publisher_handshake, publisher_path};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
