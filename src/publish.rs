@@ -58,6 +58,8 @@ pub struct PublishSpec {
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
     /// When each event is due (rate and stages over all channels).
     pub schedule: RateSchedule,
+    /// HTTP publishes over h2c (prior knowledge) instead of HTTP/1.1.
+    pub http2: bool,
     /// Payload size.
     pub payload_bytes: usize,
     /// TLS to an `https://` / `wss://` target.
@@ -230,6 +232,7 @@ async fn channel_loop(
 /// is dropped.
 enum Sender {
     Http(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
+    Http2(Box<crate::transport::h2::H2Conn>),
     Ws(Box<WebSocketStream<crate::net::Stream>>),
     SocketIo(Box<WebSocketStream<crate::net::Stream>>),
 }
@@ -246,6 +249,7 @@ impl Sender {
     fn is_closed(&self) -> bool {
         match self {
             Sender::Http(s, _) => s.is_closed(),
+            Sender::Http2(c) => c.is_closed(),
             Sender::Ws(_) | Sender::SocketIo(_) => false,
         }
     }
@@ -288,6 +292,10 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
             return Ok(Sender::SocketIo(Box::new(ws)));
         }
         return Ok(Sender::Ws(Box::new(ws)));
+    }
+    if spec.http2 {
+        let conn = crate::transport::h2::H2Conn::handshake(tcp, (None, None)).await?;
+        return Ok(Sender::Http2(Box::new(conn)));
     }
     let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     let handle = tokio::spawn(async move {
@@ -345,42 +353,66 @@ async fn publish_one(
                 Ok(())
             }
             Some(Sender::Http(sender, _)) => {
-                let method = match spec.profile.method {
-                    PublishMethod::Put => Method::PUT,
-                    _ => Method::POST,
-                };
-                let mut req = Request::builder()
-                    .method(method)
-                    .uri(path)
-                    .header(header::CONTENT_TYPE, spec.profile.content_type.as_str());
+                let mut req = Request::builder().uri(path);
                 // A profile's Host replaces the authority, not a second Host.
                 if !spec.headers.iter().any(|(name, _)| name == header::HOST) {
                     req = req.header(header::HOST, spec.authority.as_str());
                 }
-                for (name, value) in spec.headers.iter() {
-                    req = req.header(name, value);
-                }
-                let req = req
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| Fault::new(ErrorKind::Other, e.to_string()))?;
+                let req = http_request(spec, req, body)?;
                 sender.ready().await?;
                 let resp = sender.send_request(req).await?;
-                let status = resp.status();
-                // Drain the body so the connection can be reused.
-                let _ = resp.into_body().collect().await?;
-                if spec.profile.ok_status.contains(&status.as_u16()) {
-                    Ok(())
-                } else {
-                    Err(Fault::new(
-                        ErrorKind::Status,
-                        format!("publish to {path} answered {status}"),
-                    ))
-                }
+                answered(spec, path, resp).await
+            }
+            Some(Sender::Http2(conn)) => {
+                let req = http_request(spec, Request::builder(), body)?;
+                let resp = conn
+                    .send_request(req, spec.tls.is_some(), &spec.authority, path)
+                    .await?;
+                answered(spec, path, resp).await
             }
         }
     })
     .await
     .map_err(|_| Fault::timeout("publish"))?
+}
+
+/// A publish request: method, content type, the profile's headers, body.
+fn http_request(
+    spec: &PublishSpec,
+    req: http::request::Builder,
+    body: String,
+) -> Result<Request<Full<Bytes>>, Fault> {
+    let method = match spec.profile.method {
+        PublishMethod::Put => Method::PUT,
+        _ => Method::POST,
+    };
+    let mut req = req
+        .method(method)
+        .header(header::CONTENT_TYPE, spec.profile.content_type.as_str());
+    for (name, value) in spec.headers.iter() {
+        req = req.header(name, value);
+    }
+    req.body(Full::new(Bytes::from(body)))
+        .map_err(|e| Fault::new(ErrorKind::Other, e.to_string()))
+}
+
+/// Reads a publish's answer to its end (so the connection can be reused)
+/// and checks its status.
+async fn answered(
+    spec: &PublishSpec,
+    path: &str,
+    resp: http::Response<hyper::body::Incoming>,
+) -> Result<(), Fault> {
+    let status = resp.status();
+    let _ = resp.into_body().collect().await?;
+    if spec.profile.ok_status.contains(&status.as_u16()) {
+        Ok(())
+    } else {
+        Err(Fault::new(
+            ErrorKind::Status,
+            format!("publish to {path} answered {status}"),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -428,6 +428,7 @@ fn spawn_publisher(
                 headers: plan.profile_headers.clone(),
                 schedule: p.schedule(),
                 payload_bytes: p.payload_bytes,
+                http2: p.http2,
                 tls: plan.tls_client.clone(),
             },
             clock,

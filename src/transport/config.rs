@@ -69,6 +69,9 @@ pub const GROUP_KEYS: &[&str] = &[
     "expect_status",
     "http2",
     "message_bytes",
+    "streams_per_connection",
+    "stream_window",
+    "connection_window",
     "engine",
 ];
 
@@ -197,6 +200,9 @@ pub struct Params {
     /// Echo mode: size of each message in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<usize>,
+    /// SSE / NDJSON over HTTP/2 (`http2 = true` on a streaming group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h2: Option<super::h2::H2Params>,
     /// Socket.IO: Engine.IO polling, WebSocket, or the upgrade.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<super::socketio::EngineMode>,

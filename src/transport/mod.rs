@@ -24,6 +24,7 @@ use crate::net::IoCounters;
 pub mod coding;
 mod config;
 pub mod h1;
+pub mod h2;
 mod http;
 pub mod pmd;
 pub mod script;

@@ -33,7 +33,12 @@ pub struct Ndjson {
 
 impl Transport for Ndjson {
     const LABEL: &'static str = "ndjson";
-    const KEYS: &'static [&'static str] = &[];
+    const KEYS: &'static [&'static str] = &[
+        "http2",
+        "streams_per_connection",
+        "stream_window",
+        "connection_window",
+    ];
     type Section = NdjsonProfile;
 
     fn preset(profile: &str) -> Option<NdjsonProfile> {

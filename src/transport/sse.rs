@@ -27,7 +27,12 @@ pub struct Sse {
 
 impl Transport for Sse {
     const LABEL: &'static str = "sse";
-    const KEYS: &'static [&'static str] = &[];
+    const KEYS: &'static [&'static str] = &[
+        "http2",
+        "streams_per_connection",
+        "stream_window",
+        "connection_window",
+    ];
     type Section = SseProfile;
 
     fn preset(profile: &str) -> Option<SseProfile> {

@@ -102,6 +102,7 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
             compression: false,
             request: None,
             message_bytes: None,
+            h2: None,
             engine: None,
             limits: Default::default(),
             tls: None,
