@@ -68,18 +68,20 @@ impl SocketIoServer {
     }
 }
 
-/// Makes the app on `port` disconnect every socket (`41` from the server).
-fn disconnect_everyone(port: u16) {
-    {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(
-            b"POST /control/disconnect HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+/// POSTs to one of the app's controls on `port`: `/control/disconnect`
+/// (every socket gets `41`) or `/control/binary` (a binary event to all).
+fn control(port: u16, path: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
-        .unwrap();
-        let mut answer = String::new();
-        BufReader::new(s).read_line(&mut answer).unwrap();
-        assert!(answer.contains("204"), "{answer}");
-    }
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).unwrap();
+    assert!(answer.contains("204"), "{path}: {answer}");
 }
 
 impl Drop for SocketIoServer {
@@ -189,7 +191,7 @@ async fn a_server_disconnect_is_counted_as_closed() {
         let kick = std::thread::spawn(move || {
             // Into the measured window (ramp 1 s, warm-up 1 s), once.
             std::thread::sleep(Duration::from_secs(4));
-            disconnect_everyone(port);
+            control(port, "/control/disconnect");
         });
         let out = run_plan(plan(&text), dir.path(), Shutdown::new()).await;
         kick.join().unwrap();
@@ -210,6 +212,36 @@ async fn a_server_disconnect_is_counted_as_closed() {
         assert_eq!(r.errors, u64::from(clients), "{e}: {r:?}");
         assert!(r.reconnects >= u64::from(clients), "{e}: {r:?}");
         assert!(r.delivered.unwrap() > 0, "{e}: {r:?}");
+    }
+}
+
+/// A binary event (`451-[...]` and one attachment: a binary frame over
+/// WebSocket, `b<base64>` in a poll) is a control message, its attachment
+/// skipped: no error, no other message, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_events_are_counted_and_skipped() {
+    let Some(server) = SocketIoServer::start("socketio-binary") else {
+        return;
+    };
+    let clients = 10;
+    for e in ["polling", "websocket"] {
+        let dir = TempDir::new(&format!("socketio-binary-{e}"));
+        let text = scenario(&server.url(), clients, 10, "5s", &[e]);
+        let port = server.port;
+        let blob = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(4));
+            control(port, "/control/binary");
+        });
+        let out = run_plan(plan(&text), dir.path(), Shutdown::new()).await;
+        blob.join().unwrap();
+        let r = row(&out.rows, &format!("sio-{e}"));
+        eprintln!(
+            "binary {e}: errors {}, control {:?}, other {:?}, delivered {:?} of {:?}",
+            r.errors, r.control_messages, r.other_messages, r.delivered, r.expected
+        );
+        assert_eq!(r.delivered, r.expected, "{e}: {r:?}");
+        assert_eq!((r.lost, r.errors), (Some(0), 0), "{e}: {r:?}");
+        assert_eq!(r.other_messages, Some(0), "{e}: {r:?}");
     }
 }
 

@@ -14,7 +14,8 @@
 //
 // Prints `listening <port>` once ready. POST /control/disconnect makes the
 // server disconnect every socket of the main namespace (Socket.IO `41`), so
-// a test can count server-side disconnects. Stops on SIGTERM or when stdin
+// a test can count server-side disconnects; POST /control/binary emits a
+// binary event (one attachment) to every socket. Stops on SIGTERM or when stdin
 // closes.
 "use strict";
 const http = require("http");
@@ -42,6 +43,12 @@ const server = http.createServer((req, res) => {
       publish(channel, Buffer.concat(chunks).toString("utf8"));
       res.writeHead(204).end();
     });
+    return;
+  }
+  if (req.method === "POST" && req.url === "/control/binary") {
+    // A binary event (`451-` and one attachment) to every socket.
+    io.emit("blob", Buffer.from([1, 2, 3]), "text after the attachment");
+    res.writeHead(204).end();
     return;
   }
   if (req.method === "POST" && req.url === "/control/disconnect") {
