@@ -352,3 +352,87 @@ async fn publishing_by_emit_delivers_everything() {
         "{r:?}"
     );
 }
+
+/// How a session ends, by kind, against a scripted Engine.IO server over
+/// WebSocket that confirms the namespace and the join and then does one
+/// thing: stays silent past `pingInterval + pingTimeout` (a `timeout`),
+/// disconnects the socket (`41`, `closed`), closes the engine (`1`,
+/// `closed`), or drops the connection (`reset`).
+#[tokio::test]
+async fn each_way_a_session_ends_is_counted_by_its_kind() {
+    use futures_util::{SinkExt, StreamExt};
+    use stampede::transport::socketio::EngineMode;
+    use stampede::transport::Step;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let cases: [(Option<&str>, ErrorKind); 4] = [
+        (None, ErrorKind::Timeout),
+        (Some("41"), ErrorKind::Closed),
+        (Some("1"), ErrorKind::Closed),
+        (Some("drop"), ErrorKind::Reset),
+    ];
+    for (then, kind) in cases {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            ws.send(Message::text(
+                r#"0{"sid":"s1","upgrades":[],"pingInterval":300,"pingTimeout":200,"maxPayload":100000}"#,
+            ))
+            .await
+            .unwrap();
+            let mut got = Vec::new();
+            // The namespace connect, confirmed; then the join, acked.
+            for answer in [r#"40{"sid":"n1"}"#, r#"430["ok"]"#] {
+                if let Some(Ok(Message::Text(t))) = ws.next().await {
+                    got.push(t.to_string());
+                }
+                ws.send(Message::text(answer)).await.unwrap();
+            }
+            ws.send(Message::text(r#"42["message","hello"]"#))
+                .await
+                .unwrap();
+            match then {
+                None => tokio::time::sleep(Duration::from_secs(3)).await,
+                Some("drop") => drop(ws),
+                Some(packet) => {
+                    ws.send(Message::text(packet)).await.unwrap();
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+            }
+            got
+        });
+        let mut spec = support::raw::spec_for(addr, "/socket.io/");
+        spec.params.engine = Some(EngineMode::Websocket);
+        let mut sink = Collect::default();
+        let io = std::sync::Arc::new(IoCounters::default());
+        let mut s = SocketIo::open(&spec, &io, None, &mut sink)
+            .await
+            .unwrap_or_else(|f| panic!("{then:?}: open: {f}"));
+        let mut ended = None;
+        for _ in 0..10 {
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                s.next(std::time::Instant::now(), &mut sink),
+            )
+            .await
+            .expect("next ends")
+            {
+                Ok(Step::Continue) => {}
+                Ok(Step::Ended) => break,
+                Err(f) => {
+                    ended = Some(f);
+                    break;
+                }
+            }
+        }
+        let f = ended.unwrap_or_else(|| panic!("{then:?}: the session did not fail"));
+        assert_eq!(f.kind, kind, "{then:?}: {f}");
+        assert_eq!(sink.messages, [r#"["message","hello"]"#], "{then:?}");
+        server.abort();
+        if let Ok(got) = server.await {
+            assert_eq!(got, ["40", r#"420["subscribe","c"]"#], "{then:?}");
+        }
+    }
+}

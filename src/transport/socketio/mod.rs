@@ -5,7 +5,8 @@
 //! - `websocket`: Engine.IO over a WebSocket from the start;
 //! - `upgrade` (the browser's default): the handshake by polling, then a
 //!   WebSocket probed with `2probe`/`3probe` and switched to with `5`; the
-//!   switch's time is the `upgrade_*` latency.
+//!   switch's time is the `upgrade_*` latency. A server whose handshake
+//!   offers no `websocket` upgrade is polled, as the browser client does.
 //!
 //! After the handshake the client connects to the profile's namespace
 //! (`40`, with the `auth` payload), emits the `join` event (with an ack id
