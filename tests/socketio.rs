@@ -436,3 +436,43 @@ async fn each_way_a_session_ends_is_counted_by_its_kind() {
         }
     }
 }
+
+/// Bad Socket.IO keys are scenario errors that name the place.
+#[test]
+fn bad_socketio_keys_name_the_place() {
+    let dir = TempDir::new("socketio-errors");
+    let error_for = |text: &str| {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let result = stampede::scenario::load(&path, &[]).and_then(|(sc, src)| {
+            stampede::plan::build(&sc, &src, &stampede::plan::Overrides::default())
+        });
+        match result {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => {
+                assert_eq!(e.exit_code(), 2, "{e}");
+                e.to_string()
+            }
+        }
+    };
+    let head = "name = \"x\"\nduration = \"2s\"\n[publisher]\nrate = 10\n";
+    let e = error_for(&format!(
+        "{head}[[groups]]\ntransport = \"socketio\"\nclients = 3\nengine = \"carrier-pigeon\"\n"
+    ));
+    assert!(e.contains("bad.toml:8:"), "{e}");
+    assert!(e.contains("polling") && e.contains("upgrade"), "{e}");
+    let e = error_for(&format!(
+        "{head}[[groups]]\ntransport = \"sse\"\nclients = 3\nengine = \"polling\"\n"
+    ));
+    assert!(e.contains("bad.toml:8:") && e.contains("socketio"), "{e}");
+    let e = error_for(&format!(
+        "{head}[profile]\nbase = \"builtin\"\n[profile.socketio]\nnamespace = \"chat\"\n\
+         [[groups]]\ntransport = \"socketio\"\nclients = 3\n"
+    ));
+    assert!(e.contains("namespace") && e.contains("bad.toml:"), "{e}");
+    let e = error_for(&format!(
+        "{head}[profile]\nbase = \"builtin\"\n[profile.socketio]\nauth = \"[1]\"\n\
+         [[groups]]\ntransport = \"socketio\"\nclients = 3\n"
+    ));
+    assert!(e.contains("auth must be a JSON object"), "{e}");
+}
