@@ -207,8 +207,7 @@ impl Transport for SocketIo {
             }
             Link::Polling(p) => {
                 let mut quiet = Quiet;
-                let spec = self.spec.clone();
-                let _ = tokio::time::timeout(Duration::from_secs(1), p.post(&spec, &bye, &mut quiet))
+                let _ = tokio::time::timeout(Duration::from_secs(1), p.post(&self.spec, &bye, &mut quiet))
                     .await;
                 p.drop_conn();
             }
@@ -354,9 +353,8 @@ impl SocketIo {
                 // The server answers a held GET with its ping at the
                 // latest, so a deadline is checked between polls.
                 let wait = ping_due.saturating_duration_since(tokio::time::Instant::now());
-                let spec = self.spec.clone();
                 let body = p
-                    .get(&spec, wait.max(Duration::from_millis(1)), intended, sink)
+                    .get(&self.spec, wait.max(Duration::from_millis(1)), intended, sink)
                     .await?;
                 let at = Instant::now();
                 for record in packet::records(&body).filter(|r| !r.is_empty()) {
@@ -514,8 +512,7 @@ impl SocketIo {
         let out = std::mem::take(&mut self.outbox);
         match &mut self.link {
             Link::Polling(p) => {
-                let spec = self.spec.clone();
-                p.post(&spec, &out, sink).await
+                p.post(&self.spec, &out, sink).await
             }
             Link::Ws(ws) => {
                 for text in out {

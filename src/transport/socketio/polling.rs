@@ -82,8 +82,7 @@ impl Polling {
         intended: Instant,
         sink: &mut S,
     ) -> Result<Bytes, Fault> {
-        let target = self.target.clone();
-        self.exchange(spec, Method::GET, &target, Bytes::new(), timeout, intended, sink)
+        self.exchange(spec, Method::GET, Bytes::new(), timeout, intended, sink)
             .await
     }
 
@@ -95,11 +94,9 @@ impl Polling {
         sink: &mut S,
     ) -> Result<(), Fault> {
         let body = Bytes::from(packets.join("\u{1e}"));
-        let target = self.target.clone();
         self.exchange(
             spec,
             Method::POST,
-            &target,
             body,
             spec.params.request_timeout,
             Instant::now(),
@@ -114,7 +111,6 @@ impl Polling {
         &mut self,
         spec: &SessionSpec,
         method: Method,
-        target: &str,
         body: Bytes,
         timeout: Duration,
         intended: Instant,
@@ -138,7 +134,7 @@ impl Polling {
         let sent = Instant::now();
         let result = async {
             let resp = conn
-                .send(spec, method, target, &headers, body, timeout)
+                .send(spec, method, &self.target, &headers, body, timeout)
                 .await?;
             let status = resp.status().as_u16();
             let max = spec.params.limits.max_buffered_bytes;
