@@ -54,6 +54,9 @@ pub struct PublishSpec {
     pub base_path: String,
     /// How the target takes publishes.
     pub profile: PublishProfile,
+    /// The profile's transport sections (a STOMP or MQTT publisher's
+    /// destination, login and QoS).
+    pub sections: Arc<crate::transport::Sections>,
     /// Extra headers (secrets expanded).
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
     /// When each event is due (rate and stages over all channels).
@@ -220,10 +223,15 @@ async fn channel_loop(
             }
         }
     }
-    if let Some(Sender::Ws(ws) | Sender::SocketIo(ws)) = conn.as_mut() {
-        // Closing politely lets the server take the last frames; a dropped
-        // socket can lose the final publish (seen with nchan).
-        crate::transport::websocket::close_politely(ws).await;
+    // Closing politely lets the server take the last frames; a dropped
+    // socket can lose the final publish (seen with nchan).
+    match conn.as_mut() {
+        Some(Sender::Ws(ws) | Sender::SocketIo(ws)) => {
+            crate::transport::websocket::close_politely(ws).await
+        }
+        Some(Sender::Stomp(p)) => p.close().await,
+        Some(Sender::Mqtt(p)) => p.close().await,
+        _ => {}
     }
     out
 }
@@ -234,6 +242,8 @@ enum Sender {
     Http(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
     Http2(Box<crate::transport::h2::H2Conn>),
     Ws(Box<WebSocketStream<crate::net::Stream>>),
+    Stomp(Box<crate::transport::stomp::Publisher<crate::net::Stream>>),
+    Mqtt(Box<crate::transport::mqtt::Publisher<crate::net::Stream>>),
     SocketIo(Box<WebSocketStream<crate::net::Stream>>),
 }
 
@@ -250,12 +260,12 @@ impl Sender {
         match self {
             Sender::Http(s, _) => s.is_closed(),
             Sender::Http2(c) => c.is_closed(),
-            Sender::Ws(_) | Sender::SocketIo(_) => false,
+            Sender::Ws(_) | Sender::SocketIo(_) | Sender::Stomp(_) | Sender::Mqtt(_) => false,
         }
     }
 }
 
-async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
+async fn connect(spec: &PublishSpec, path: &str, channel: &str) -> Result<Sender, Fault> {
     let (tcp, _) = crate::net::connect(spec.addr, PUBLISH_TIMEOUT).await?;
     // Publishes are not counted in any group's bytes: a private counter.
     let counted = crate::net::Counting::new(tcp, Arc::default());
@@ -263,10 +273,7 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
         Some(tls) => tls.handshake(counted, PUBLISH_TIMEOUT).await?.0,
         None => crate::net::Stream::Plain(counted),
     };
-    if matches!(
-        spec.profile.method,
-        PublishMethod::WebSocket | PublishMethod::SocketIo
-    ) {
+    if !spec.profile.method.is_http() {
         let socketio = spec.profile.method == PublishMethod::SocketIo;
         let path = if socketio {
             crate::transport::socketio::publisher_path(path)
@@ -286,12 +293,36 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
             }
             req.headers_mut().insert(name.clone(), value.clone());
         }
+        let sections = &spec.sections;
+        let subprotocol = match spec.profile.method {
+            PublishMethod::Stomp => sections.stomp.as_ref().map(|s| s.subprotocol.as_str()),
+            PublishMethod::Mqtt => sections.mqtt.as_ref().map(|s| s.subprotocol.as_str()),
+            _ => None,
+        };
+        if let Some(p) = subprotocol {
+            let v = HeaderValue::from_str(p)
+                .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
+            req.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
         let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
         if socketio {
             crate::transport::socketio::publisher_handshake(&mut ws).await?;
             return Ok(Sender::SocketIo(Box::new(ws)));
         }
-        return Ok(Sender::Ws(Box::new(ws)));
+        let missing = |what: &str| Fault::new(ErrorKind::Other, format!("no [profile.{what}]"));
+        return match spec.profile.method {
+            PublishMethod::Stomp => {
+                let s = sections.stomp.as_ref().ok_or_else(|| missing("stomp"))?;
+                let p = crate::transport::stomp::Publisher::start(ws, s, channel).await?;
+                Ok(Sender::Stomp(Box::new(p)))
+            }
+            PublishMethod::Mqtt => {
+                let s = sections.mqtt.as_ref().ok_or_else(|| missing("mqtt"))?;
+                let p = crate::transport::mqtt::Publisher::start(ws, s, channel).await?;
+                Ok(Sender::Mqtt(Box::new(p)))
+            }
+            _ => Ok(Sender::Ws(Box::new(ws))),
+        };
     }
     if spec.http2 {
         let conn = crate::transport::h2::H2Conn::handshake(tcp, (None, None)).await?;
@@ -330,7 +361,7 @@ async fn publish_one(
     let body = crate::profile::fill(&spec.profile.body, channel).replace("{payload}", &payload);
     tokio::time::timeout(PUBLISH_TIMEOUT, async {
         if conn.as_ref().is_none_or(Sender::is_closed) {
-            *conn = Some(connect(spec, path).await?);
+            *conn = Some(connect(spec, path, channel).await?);
         }
         match conn.as_mut() {
             None => Err(Fault::new(ErrorKind::Other, "no publisher connection")),
@@ -352,6 +383,8 @@ async fn publish_one(
                 ws.send(Message::text(body)).await?;
                 Ok(())
             }
+            Some(Sender::Stomp(p)) => p.publish(body).await,
+            Some(Sender::Mqtt(p)) => p.publish(Bytes::from(body)).await,
             Some(Sender::Http(sender, _)) => {
                 let mut req = Request::builder().uri(path);
                 // A profile's Host replaces the authority, not a second Host.

@@ -162,6 +162,10 @@ registry! {
     Request => request::Request;
     /// WebSocket echo round trips.
     Echo => echo::Echo;
+    /// STOMP 1.2 over WebSocket.
+    Stomp => stomp::Stomp, section stomp;
+    /// MQTT 3.1.1 / 5 over WebSocket.
+    Mqtt => mqtt::Mqtt, section mqtt;
     /// Socket.IO v4 (Engine.IO polling, WebSocket, or the upgrade).
     Socketio => socketio::SocketIo, section socketio;
 }
@@ -185,6 +189,8 @@ pub struct SessionSpec {
     pub path: String,
     /// Channel name (empty for request and echo load).
     pub channel: String,
+    /// The client group's name (`{group}` in protocol client ids).
+    pub group: Arc<str>,
     /// How this server speaks each transport.
     pub profile: Arc<Sections>,
     /// How the client finds the envelope in a message (the profile's

@@ -635,7 +635,7 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.flush()).await;
 }
 
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+pub(super) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

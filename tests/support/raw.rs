@@ -91,6 +91,7 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
         authority: addr.to_string(),
         path: path.into(),
         channel: "c".into(),
+        group: "g".into(),
         profile: std::sync::Arc::new(stampede::profile::builtin().sections),
         extractor: std::sync::Arc::new(stampede::profile::builtin().extractor()),
         headers: std::sync::Arc::new([]),
