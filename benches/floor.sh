@@ -11,6 +11,7 @@
 #
 #   bash benches/floor.sh                       # N=2000 RATE=20 HOLD=20 PASSES=2
 #   PASSES=1 N=500 bash benches/floor.sh
+#   BASE=path/to/older/stampede bash benches/floor.sh   # adds its rows, alternating
 # Needs nginx-light + libnginx-mod-nchan; node is optional (skipped if absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,7 +71,7 @@ bare() { # tool(floor|node) kind(ws|sse) pass
     wait $sub
 }
 
-stampede() { # transport(websocket|sse) pass
+stampede() { # transport(websocket|sse) pass [binary tool-name]
     cat > "$TMP/s.toml" <<TOML
 name = "floor"
 target = "http://127.0.0.1:$PORT"
@@ -86,33 +87,34 @@ channels = 1
 transport = "$1"
 clients = $N
 TOML
-    $BIN run "$TMP/s.toml" --quiet --no-report --out "$TMP/stampede-$1-$2" >/dev/null
+    ${3:-$BIN} run "$TMP/s.toml" --quiet --no-report --out "$TMP/${4:-stampede}-$1-$2" >/dev/null
 }
 
 for p in $(seq "$PASSES"); do
     for k in ws sse; do
         t=$([ $k = ws ] && echo websocket || echo sse)
         stampede "$t" "$p"
+        [ -n "${BASE:-}" ] && stampede "$t" "$p" "$BASE" base
         bare floor "$k" "$p"
         [ -n "$NODE" ] && bare node "$k" "$p"
     done
 done
 
-python3 - "$TMP" "$PASSES" "$N" "$RATE" "$HOLD" "${NODE:+node}" <<'PY'
+python3 - "$TMP" "$PASSES" "$N" "$RATE" "$HOLD" "${NODE:+node}" "${BASE:+base}" <<'PY'
 import csv, json, statistics, sys
-tmp, passes, n, rate, hold, node = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+tmp, passes, n, rate, hold, node, base = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6], sys.argv[7]
 print(f"nginx + nchan, {n} subscribers on one channel, {rate:g} messages/s for {hold:g} s, medians of {passes} passes")
 print()
 print("| transport | subscriber | CPU s / 100k deliveries | × floor | peak RSS KiB / connection | deliveries (expected) |")
 print("|---|---|---:|---:|---:|---:|")
-tools = ["stampede", "floor"] + (["node"] if node else [])
+tools = ["stampede"] + (["base"] if base else []) + ["floor"] + (["node"] if node else [])
 for k, t in [("ws", "websocket"), ("sse", "sse")]:
     rows = {}
     for tool in tools:
         cpu, rss, got, exp = [], [], [], []
         for p in range(1, passes + 1):
-            if tool == "stampede":
-                d = f"{tmp}/stampede-{t}-{p}"
+            if tool in ("stampede", "base"):
+                d = f"{tmp}/{tool}-{t}-{p}"
                 row = next(csv.DictReader(open(f"{d}/summary.csv")))
                 # Every delivery of the run (ramp and warm-up included), as
                 # the bare subscribers count theirs, against the run's CPU.

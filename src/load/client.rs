@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::cancel::{ClientCancel, Wake};
 use super::pacer::Pacer;
 use crate::clock::Clock;
 use crate::extract::{Class, Extractor};
@@ -336,22 +337,6 @@ impl Sink for ClientSink<'_> {
     }
 }
 
-enum Wake<T> {
-    Cancelled,
-    Ready(T),
-}
-
-async fn or_cancel<T>(
-    cancel: &CancellationToken,
-    fut: impl std::future::Future<Output = T>,
-) -> Wake<T> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => Wake::Cancelled,
-        v = fut => Wake::Ready(v),
-    }
-}
-
 /// Runs `fut` unless the storm instant (if any) comes first: `None` then.
 async fn or_storm<T>(
     storm: Option<Instant>,
@@ -398,8 +383,10 @@ pub async fn run<T: Transport>(
             own
         }
     };
-    if let Wake::Cancelled =
-        or_cancel(&cancel, tokio::time::sleep_until(spec.start_at.into())).await
+    let mut cancel = ClientCancel::new(cancel);
+    if let Wake::Cancelled = cancel
+        .or_cancel(tokio::time::sleep_until(spec.start_at.into()))
+        .await
     {
         return;
     }
@@ -441,15 +428,15 @@ pub async fn run<T: Transport>(
     let gave_up = 'client: loop {
         let attempt_ns = clock.now_ns();
         sink.attempt_ns = attempt_ns;
-        let opened = or_cancel(
-            &cancel,
-            // Boxed: opening (connect, TLS, handshake) is the largest state
-            // of a session, and in place it would be reserved inside every
-            // client's task for the whole run (measured: ~5 KiB per SSE
-            // client, ~7 KiB per WebSocket client).
-            Box::pin(T::open(&spec.session, &io, cursor.clone(), &mut sink)),
-        )
-        .await;
+        let opened = cancel
+            .or_cancel(
+                // Boxed: opening (connect, TLS, handshake) is the largest state
+                // of a session, and in place it would be reserved inside every
+                // client's task for the whole run (measured: ~5 KiB per SSE
+                // client, ~7 KiB per WebSocket client).
+                Box::pin(T::open(&spec.session, &io, cursor.clone(), &mut sink)),
+            )
+            .await;
         sink.flush_io();
         let mut session = match opened {
             Wake::Cancelled => {
@@ -485,7 +472,7 @@ pub async fn run<T: Transport>(
                     break 'client true;
                 }
                 let wait = honor(backoff(&spec.reconnect, failures, None, &mut rng), asked);
-                if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
+                if let Wake::Cancelled = cancel.or_cancel(tokio::time::sleep(wait)).await {
                     break 'client false;
                 }
                 continue;
@@ -510,11 +497,9 @@ pub async fn run<T: Transport>(
                         sink.missed_polls(p, Instant::now());
                     }
                     let at = due.take().unwrap_or_else(|| p.next_at());
-                    match or_cancel(
-                        &cancel,
-                        or_storm(storm_close, tokio::time::sleep_until(at.into())),
-                    )
-                    .await
+                    match cancel
+                        .or_cancel(or_storm(storm_close, tokio::time::sleep_until(at.into())))
+                        .await
                     {
                         Wake::Cancelled => {
                             session.close().await;
@@ -541,11 +526,9 @@ pub async fn run<T: Transport>(
                     Wake::Ready(Some(session.next(intended, &mut sink).await))
                 }
             } else {
-                or_cancel(
-                    &cancel,
-                    or_storm(storm_close, session.next(intended, &mut sink)),
-                )
-                .await
+                cancel
+                    .or_cancel(or_storm(storm_close, session.next(intended, &mut sink)))
+                    .await
             };
             sink.flush_io();
             match step {
@@ -581,14 +564,14 @@ pub async fn run<T: Transport>(
             }
         }
         let wait = honor(backoff(&spec.reconnect, failures, hint, &mut rng), asked);
-        if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
+        if let Wake::Cancelled = cancel.or_cancel(tokio::time::sleep(wait)).await {
             break 'client false;
         }
     };
     if gave_up {
         // A client that gave up still counts as subscribed until the phase
         // ends: everything published meanwhile is lost to it.
-        cancel.cancelled().await;
+        cancel.or_cancel(std::future::pending::<()>()).await;
     }
     drop(sink);
 }
