@@ -33,6 +33,11 @@ pub enum PublishMethod {
     /// channel, to `[profile.mqtt]`'s topic at its QoS.
     #[serde(rename = "mqtt")]
     Mqtt,
+    /// Socket.IO emits on one Engine.IO WebSocket per channel (namespace
+    /// `/`): `body` is the event's JSON array, e.g.
+    /// `["publish","{channel}","{payload}"]`.
+    #[serde(rename = "socketio")]
+    SocketIo,
 }
 
 impl PublishMethod {

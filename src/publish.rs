@@ -226,7 +226,9 @@ async fn channel_loop(
     // Closing politely lets the server take the last frames; a dropped
     // socket can lose the final publish (seen with nchan).
     match conn.as_mut() {
-        Some(Sender::Ws(ws)) => crate::transport::websocket::close_politely(ws).await,
+        Some(Sender::Ws(ws) | Sender::SocketIo(ws)) => {
+            crate::transport::websocket::close_politely(ws).await
+        }
         Some(Sender::Stomp(p)) => p.close().await,
         Some(Sender::Mqtt(p)) => p.close().await,
         _ => {}
@@ -242,6 +244,7 @@ enum Sender {
     Ws(Box<WebSocketStream<crate::net::Stream>>),
     Stomp(Box<crate::transport::stomp::Publisher<crate::net::Stream>>),
     Mqtt(Box<crate::transport::mqtt::Publisher<crate::net::Stream>>),
+    SocketIo(Box<WebSocketStream<crate::net::Stream>>),
 }
 
 impl Drop for Sender {
@@ -257,7 +260,7 @@ impl Sender {
         match self {
             Sender::Http(s, _) => s.is_closed(),
             Sender::Http2(c) => c.is_closed(),
-            Sender::Ws(_) | Sender::Stomp(_) | Sender::Mqtt(_) => false,
+            Sender::Ws(_) | Sender::SocketIo(_) | Sender::Stomp(_) | Sender::Mqtt(_) => false,
         }
     }
 }
@@ -271,6 +274,12 @@ async fn connect(spec: &PublishSpec, path: &str, channel: &str) -> Result<Sender
         None => crate::net::Stream::Plain(counted),
     };
     if !spec.profile.method.is_http() {
+        let socketio = spec.profile.method == PublishMethod::SocketIo;
+        let path = if socketio {
+            crate::transport::socketio::publisher_path(path)
+        } else {
+            path.to_string()
+        };
         let url = format!("ws://{}{path}", spec.authority);
         let mut req = url
             .as_str()
@@ -295,7 +304,11 @@ async fn connect(spec: &PublishSpec, path: &str, channel: &str) -> Result<Sender
                 .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
             req.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, v);
         }
-        let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
+        if socketio {
+            crate::transport::socketio::publisher_handshake(&mut ws).await?;
+            return Ok(Sender::SocketIo(Box::new(ws)));
+        }
         let missing = |what: &str| Fault::new(ErrorKind::Other, format!("no [profile.{what}]"));
         return match spec.profile.method {
             PublishMethod::Stomp => {
@@ -352,6 +365,9 @@ async fn publish_one(
         }
         match conn.as_mut() {
             None => Err(Fault::new(ErrorKind::Other, "no publisher connection")),
+            Some(Sender::SocketIo(ws)) => {
+                crate::transport::socketio::publisher_emit(ws, &body).await
+            }
             Some(Sender::Ws(ws)) => {
                 // Whatever the server says back (acks, greetings) is read
                 // and dropped so it cannot fill the socket.

@@ -193,6 +193,12 @@ impl Sink for ClientSink<'_> {
         self.shared.recorder.with(|i| i.record(Latency::Tls, took));
     }
 
+    fn upgraded(&mut self, took: Duration) {
+        self.shared
+            .recorder
+            .with(|i| i.record(Latency::Upgrade, took));
+    }
+
     fn subscribed(&mut self, took: Duration) {
         self.shared
             .recorder

@@ -121,6 +121,7 @@ impl GroupPlan {
                 request,
                 message_bytes,
                 h2,
+                engine: g.engine.as_ref().map(|e| *e.get_ref()),
                 limits: crate::transport::Limits::default(),
                 tls: None,
             },

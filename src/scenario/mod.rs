@@ -333,6 +333,9 @@ pub struct Group {
     /// SSE / NDJSON over HTTP/2: the connection's receive window (bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_window: Option<Spanned<u64>>,
+    /// Socket.IO: `polling`, `websocket` or `upgrade` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Spanned<crate::transport::socketio::EngineMode>>,
     /// Connected clients over time instead of `ramp_up`:
     /// `[{ to = 5000, over = "60s" }, { hold = "2m" }, { to = 0, over = "10s" }]`
     /// (`clients` is then the ceiling no stage may pass).
@@ -353,7 +356,7 @@ pub struct Group {
 impl Group {
     /// The keys only some transports accept ([`crate::transport::GROUP_KEYS`],
     /// same order), with their places when given.
-    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 16] {
+    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 17] {
         fn at<T>(v: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
             v.as_ref().map(|v| v.span())
         }
@@ -374,6 +377,7 @@ impl Group {
             ("streams_per_connection", at(&self.streams_per_connection)),
             ("stream_window", at(&self.stream_window)),
             ("connection_window", at(&self.connection_window)),
+            ("engine", at(&self.engine)),
         ]
     }
 }

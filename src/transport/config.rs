@@ -31,6 +31,8 @@ pub struct Info {
     pub status_is_response: bool,
     /// A session is confirmed after connecting (`subscribe_*` columns).
     pub confirms_sessions: bool,
+    /// Sessions may upgrade from polling to a WebSocket (`upgrade_*`).
+    pub upgrades: bool,
 }
 
 impl Info {
@@ -45,6 +47,7 @@ impl Info {
             server_timeouts: T::SERVER_TIMEOUTS,
             status_is_response: T::STATUS_IS_RESPONSE,
             confirms_sessions: T::CONFIRMS_SESSIONS,
+            upgrades: T::UPGRADES,
         }
     }
 }
@@ -69,6 +72,7 @@ pub const GROUP_KEYS: &[&str] = &[
     "streams_per_connection",
     "stream_window",
     "connection_window",
+    "engine",
 ];
 
 /// A transport's `[profile.<name>]` section.
@@ -199,6 +203,9 @@ pub struct Params {
     /// SSE / NDJSON over HTTP/2 (`http2 = true` on a streaming group).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub h2: Option<super::h2::H2Params>,
+    /// Socket.IO: Engine.IO polling, WebSocket, or the upgrade.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<super::socketio::EngineMode>,
     /// Limits against hostile servers.
     pub limits: Limits,
     /// TLS to the target (`https://` / `wss://`), set up once per run.

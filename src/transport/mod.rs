@@ -167,6 +167,8 @@ registry! {
     Stomp => stomp::Stomp, section stomp;
     /// MQTT 3.1.1 / 5 over WebSocket.
     Mqtt => mqtt::Mqtt, section mqtt;
+    /// Socket.IO v4 (Engine.IO polling, WebSocket, or the upgrade).
+    Socketio => socketio::SocketIo, section socketio;
 }
 
 /// Generic code that runs with a concrete transport type.
@@ -229,6 +231,9 @@ pub trait Sink: Send {
     /// An idempotent request was re-sent on a fresh connection because the
     /// server closed the reused one as it went out.
     fn retried(&mut self) {}
+    /// A session moved from HTTP polling to a WebSocket (Engine.IO's
+    /// upgrade), taking `took` from the WebSocket's connect to the switch.
+    fn upgraded(&mut self, _took: Duration) {}
     /// A fault that did not end the session (e.g. a bad line that was skipped).
     fn fault(&mut self, fault: Fault);
     /// The server did not confirm the subscription in time: the session
@@ -312,6 +317,8 @@ pub trait Transport: Sized + Send + 'static {
     /// A session is confirmed after connecting (a subscription, or echo's
     /// WebSocket upgrade); plain requests have none.
     const CONFIRMS_SESSIONS: bool = true;
+    /// Its sessions may upgrade from polling to a WebSocket (`upgrade_*`).
+    const UPGRADES: bool = false;
     /// Its profile section ([`NoSection`] when it has none).
     type Section: Section;
 

@@ -104,6 +104,7 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
             request: None,
             message_bytes: None,
             h2: None,
+            engine: None,
             limits: Default::default(),
             tls: None,
         },
