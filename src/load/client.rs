@@ -40,8 +40,12 @@ pub struct ClientSpec {
     pub catch_up: bool,
     /// A reconnect storm this client takes part in.
     pub storm: Option<ClientStorm>,
-    /// The client's number in its group (`{client}` in session scripts).
+    /// The client's number in its group.
     pub number: u64,
+    /// Who the client is (`{client}`, `{data.*}`, ... in templates).
+    pub who: crate::identity::Who,
+    /// Its group's templates: personal URL, headers, token.
+    pub templates: Arc<crate::transport::personal::GroupTemplates>,
 }
 
 /// One client's view of a `[storm]`.
@@ -103,8 +107,8 @@ struct ClientSink<'a> {
     extractor: Arc<Extractor>,
     /// When the current session attempt began (run-clock ns).
     attempt_ns: u64,
-    /// The client's number in its group.
-    number: u64,
+    /// Who the client is.
+    who: crate::identity::Who,
 }
 
 impl ClientSink<'_> {
@@ -325,8 +329,8 @@ impl Sink for ClientSink<'_> {
         self.subscribed_ns.get_or_insert(self.attempt_ns);
     }
 
-    fn client_number(&self) -> u64 {
-        self.number
+    fn who(&self) -> Option<&crate::identity::Who> {
+        Some(&self.who)
     }
 }
 
@@ -415,8 +419,33 @@ pub async fn run<T: Transport>(
             .map(|s| (s.at, StormState::Before)),
         extractor: spec.session.extractor.clone(),
         attempt_ns: 0,
-        number: spec.number,
+        who: spec.who.clone(),
     };
+    if let Some(token) = &spec.templates.token {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let vars = crate::identity::template::Vars {
+            channel: &spec.session.channel,
+            who: &sink.who,
+        };
+        match token.sign(&vars, now_s) {
+            Ok(t) => {
+                crate::secrets::register_as("{token}", &t);
+                sink.who.token = Some(t.into());
+            }
+            Err(m) => {
+                // The plan signed one already: only a secret unset since
+                // can get here, and no attempt could succeed without it.
+                sink.fault(Fault::new(ErrorKind::Other, m));
+                sink.ledger.open(clock.now_ns());
+                sink.subscribed_ns = Some(clock.now_ns());
+                cancel.cancelled().await;
+                return;
+            }
+        }
+    }
+    let personal = spec.templates.personal();
     // Closing its own connection at the storm is due once.
     let mut storm_close = spec
         .storm
@@ -432,16 +461,32 @@ pub async fn run<T: Transport>(
     let mut rng = crate::rng::Rng::new();
     let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
+    let mut attempts: u64 = 0;
     let gave_up = 'client: loop {
         let attempt_ns = clock.now_ns();
         sink.attempt_ns = attempt_ns;
+        sink.who.session = attempts;
+        attempts += 1;
+        let session_spec = if personal {
+            match spec.templates.session_for(&spec.session, &sink.who) {
+                Ok(s) => Arc::new(s),
+                Err(m) => {
+                    sink.fault(Fault::new(ErrorKind::Other, m));
+                    sink.ledger.open(attempt_ns);
+                    sink.subscribed_ns.get_or_insert(attempt_ns);
+                    break 'client true;
+                }
+            }
+        } else {
+            spec.session.clone()
+        };
         let opened = or_cancel(
             &cancel,
             // Boxed: opening (connect, TLS, handshake) is the largest state
             // of a session, and in place it would be reserved inside every
             // client's task for the whole run (measured: ~5 KiB per SSE
             // client, ~7 KiB per WebSocket client).
-            Box::pin(T::open(&spec.session, &io, cursor.clone(), &mut sink)),
+            Box::pin(T::open(&session_spec, &io, cursor.clone(), &mut sink)),
         )
         .await;
         sink.flush_io();

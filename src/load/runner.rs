@@ -130,6 +130,7 @@ impl KindVisitor for Spawner<'_> {
                 params: g.params.clone(),
                 connect_timeout: self.plan.connect_timeout,
                 sources: self.spec.sources.clone(),
+                script: g.templates.script.clone(),
             })
         };
         let sessions: Vec<Arc<SessionSpec>> = if g.transport.subscribes() {
@@ -152,6 +153,8 @@ impl KindVisitor for Spawner<'_> {
             0
         };
         let mine = |i: u64| shard.owner(i, scenario_channels) == shard.index;
+        let group_name: Arc<str> = g.name.as_str().into();
+        let identity = &self.plan.identity;
         // Without stages, every client stays from its ramp-up slot on (or
         // its arrival, for its sessions: see `Turnover::stays_of`).
         let stays: Vec<Stay> = if g.stages.is_empty() {
@@ -176,7 +179,17 @@ impl KindVisitor for Spawner<'_> {
                     .position(|&c| c == id)
                     .unwrap_or(0)
             };
+            let who = crate::identity::Who {
+                client: g.first_client + k,
+                group: group_name.clone(),
+                shard: shard.index,
+                session: 0,
+                data: identity.row(g.first_client + k),
+                token: None,
+            };
             let spec = ClientSpec {
+                who,
+                templates: g.templates.clone(),
                 number: k,
                 channel: channel as u32,
                 session: sessions[channel].clone(),

@@ -127,6 +127,9 @@ impl GroupPlan {
             headers,
             wire_headers: Arc::new([]),
             shard_of: None,
+            first_client: 0,
+            token: None,
+            templates: Arc::default(),
         })
     }
 }

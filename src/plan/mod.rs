@@ -19,6 +19,7 @@ use crate::transport::{Params, TransportKind};
 use crate::units::{opt_secs, secs};
 
 mod group;
+mod identity;
 mod publisher;
 mod shape;
 pub mod sweep;
@@ -82,6 +83,20 @@ pub struct GroupPlan {
     /// run here (client numbers, offsets and channels are global).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard_of: Option<u64>,
+    /// Scenario-wide number of the group's first client (`{client}` is
+    /// this plus the client's number in its group).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub first_client: u64,
+    /// The group's signed token, as written (never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Arc<crate::identity::token::TokenPlan>>,
+    /// Compiled templates (see [`crate::identity`]).
+    #[serde(skip)]
+    pub templates: Arc<crate::transport::personal::GroupTemplates>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl GroupPlan {
@@ -162,6 +177,9 @@ pub struct Plan {
     /// A reconnect storm in every phase (`[storm]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storm: Option<StormPlan>,
+    /// Data feeders (`[[data]]`).
+    #[serde(skip_serializing_if = "crate::identity::Identity::is_empty")]
+    pub identity: Arc<crate::identity::Identity>,
 }
 
 impl Plan {
@@ -291,10 +309,18 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
     let profile = target::resolve_profile(sc, src, ov, &target)?;
     target.prefix_request_paths(&mut groups);
     let profile_headers = group::wire_headers(sc, src, &profile, &mut groups)?;
+    let all_clients = groups.iter().map(GroupPlan::total_clients).sum();
+    let identity = identity::identity(sc, src, all_clients)?;
+    let base_path = match &target {
+        TargetPlan::Builtin => "",
+        TargetPlan::Url { base_path, .. } => base_path.as_str(),
+    };
+    identity::compile_groups(sc, src, &profile, &identity, base_path, &mut groups)?;
     let thresholds = thresholds_plan(sc, src, &groups)?;
     let builtin = target::BuiltinOptions::from_scenario(sc, src, ov, &target)?;
     let storm = shape::storm_plan(sc, src, &target, ramp_up + warmup + duration)?;
     let mut plan = Plan {
+        identity: Arc::new(identity),
         storm,
         tls,
         tls_client,

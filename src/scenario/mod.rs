@@ -120,6 +120,9 @@ pub struct Scenario {
     /// A reconnect storm: every subscriber connection dropped at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm: Option<Spanned<StormSpec>>,
+    /// Data feeders: `[[data]] file = "users.csv"` (see [`crate::identity::data`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<Spanned<crate::scenario_keys::DataSpec>>,
 }
 
 /// `[storm]`: every subscriber connection is dropped at `at` after each
@@ -333,6 +336,10 @@ pub struct Group {
     /// Leaves and rejoins per second over the group: `{ rate = 5, gap = "1s" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<Spanned<ChurnSpec>>,
+    /// A signed token per client, `{token}` in templates (see
+    /// [`crate::identity::token`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Spanned<crate::scenario_keys::TokenSpec>>,
 }
 
 impl Group {

@@ -25,6 +25,7 @@ pub mod coding;
 mod config;
 pub mod h1;
 mod http;
+pub mod personal;
 pub mod pmd;
 pub mod script;
 
@@ -195,6 +196,9 @@ pub struct SessionSpec {
     pub connect_timeout: Duration,
     /// Local addresses connections come from.
     pub sources: Arc<crate::net::Sources>,
+    /// The WebSocket session script, compiled with the plan (None: the
+    /// transport compiles the profile's own, as for a hand-built spec).
+    pub script: Option<Arc<script::Compiled>>,
 }
 
 /// What a transport reports while it works. Implemented by the client.
@@ -227,9 +231,9 @@ pub trait Sink: Send {
     /// goes on, and the client counts as subscribed since it first tried
     /// (so a server that never confirms shows loss, not silence).
     fn unconfirmed(&mut self) {}
-    /// The client's number in its group (`{client}` in scripts).
-    fn client_number(&self) -> u64 {
-        0
+    /// Who the client is (its templates' values), if the sink knows.
+    fn who(&self) -> Option<&crate::identity::Who> {
+        None
     }
 }
 

@@ -55,8 +55,9 @@ pub struct WebSocket {
     read_timeout: Duration,
     /// When the last frame (any, pongs included) arrived.
     last_rx: tokio::time::Instant,
-    /// The profile's session script, when it has replies, a heartbeat or
-    /// a goodbye (boxed: plain relays pay one pointer per connection).
+    /// The session script and who the client is, kept after opening when
+    /// the profile has replies, a heartbeat or a goodbye (boxed: a plain
+    /// relay pays one pointer per connection).
     script: Option<Box<script::Session>>,
     /// When the next heartbeat is due.
     next_beat: Option<tokio::time::Instant>,
@@ -369,36 +370,55 @@ impl Transport for WebSocket {
         )
         .await?;
         let ping_interval = spec.params.ping_interval;
-        let scripted =
-            !profile.reply.is_empty() || profile.heartbeat.is_some() || profile.goodbye.is_some();
+        // Compiled with the plan; a hand-built session compiles its own.
+        let compiled = match &spec.script {
+            Some(c) => c.clone(),
+            None => Arc::new(
+                script::Compiled::new(
+                    profile,
+                    &crate::identity::template::Names {
+                        columns: &[],
+                        token: true,
+                    },
+                )
+                .map_err(|(key, u)| {
+                    script_fault(format!("websocket.{key}: {}", u.message))
+                })?,
+            ),
+        };
+        let who = sink.who().cloned().unwrap_or_default();
         let mut me = WebSocket {
             ws,
             ping_interval,
             next_ping: ping_interval.map(|d| tokio::time::Instant::now() + d),
             read_timeout: spec.params.limits.read_timeout,
             last_rx: tokio::time::Instant::now(),
-            script: scripted.then(|| {
-                Box::new(script::Session {
-                    channel: spec.channel.as_str().into(),
-                    client: sink.client_number(),
-                    n: 0,
-                    replies: profile
-                        .reply
-                        .iter()
-                        .map(|r| (Matcher::new(&r.when), r.send.clone()))
-                        .collect(),
-                    heartbeat: profile.heartbeat.clone(),
-                    goodbye: profile.goodbye.clone(),
-                })
-            }),
-            next_beat: profile
+            next_beat: compiled
                 .heartbeat
                 .as_ref()
-                .map(|h| tokio::time::Instant::now() + h.every),
+                .map(|(every, _)| tokio::time::Instant::now() + *every),
+            script: Some(Box::new(script::Session {
+                channel: spec.channel.as_str().into(),
+                who,
+                n: 0,
+                replies: compiled
+                    .replies
+                    .iter()
+                    .map(|(when, t)| (Matcher::new(when), t.clone()))
+                    .collect(),
+                script: compiled,
+            })),
         };
-        if let Err(f) = me.start(spec, profile, started, sink).await {
+        if let Err(f) = me.start(profile, started, sink).await {
             sink.disconnected();
             return Err(f);
+        }
+        if !me
+            .script
+            .as_ref()
+            .is_some_and(|s| s.script.has_session_part())
+        {
+            me.script = None;
         }
         Ok(me)
     }
@@ -451,7 +471,7 @@ impl Transport for WebSocket {
 
     async fn close(mut self) {
         if let Some(s) = &mut self.script {
-            if let Some(text) = s.goodbye.clone().and_then(|g| s.fill(&g).ok()) {
+            if let Some(text) = s.script.goodbye.clone().and_then(|g| s.fill(&g).ok()) {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), self.ws.send(Message::text(text)))
                         .await;
@@ -474,43 +494,78 @@ impl WebSocket {
     /// to receive.
     async fn start<S: Sink>(
         &mut self,
-        spec: &SessionSpec,
         profile: &WebSocketProfile,
         started: Instant,
         sink: &mut S,
     ) -> Result<(), Fault> {
-        let client = sink.client_number();
-        let mut n = 0;
-        if let Some(m) = &profile.subscribe_message {
-            let text = super::fill(m, &spec.channel);
+        let Some(compiled) = self.script.as_ref().map(|s| s.script.clone()) else {
+            return Ok(());
+        };
+        if let Some(m) = &compiled.subscribe_message {
+            // Not a counted message: `{n}` starts with `messages`.
+            let text = match &self.script {
+                Some(s) => m
+                    .render_once(&crate::identity::template::Vars {
+                        channel: &s.channel,
+                        who: &s.who,
+                    })
+                    .map_err(script_fault)?,
+                None => String::new(),
+            };
             self.ws.send(Message::text(text)).await?;
         }
         let deadline = tokio::time::Instant::now() + profile.subscribe_timeout;
-        for step in &profile.messages {
-            let text =
-                script::fill(step.text(), &spec.channel, client, &mut n).map_err(script_fault)?;
+        for (message, wait) in &compiled.messages {
+            let text = self.fill(message)?;
             self.ws.send(Message::text(text)).await?;
-            if let Some(w) = step.wait_for() {
-                let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
-                if !self.wait_for(&rule, deadline, sink).await? {
-                    unconfirmed(sink, profile.subscribe_timeout, w);
+            if let Some(w) = wait {
+                if !self.wait_rule(w, deadline, sink).await? {
+                    unconfirmed(sink, profile.subscribe_timeout, &self.rule_text(w));
                     return Ok(());
                 }
             }
         }
-        if let Some(s) = &mut self.script {
-            // Later templates go on counting from here.
-            s.n = n;
-        }
-        if let Some(w) = &profile.subscribed_when {
-            let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
-            if !self.wait_for(&rule, deadline, sink).await? {
-                unconfirmed(sink, profile.subscribe_timeout, w);
+        if let Some(w) = &compiled.subscribed_when {
+            if !self.wait_rule(w, deadline, sink).await? {
+                unconfirmed(sink, profile.subscribe_timeout, &self.rule_text(w));
                 return Ok(());
             }
         }
         sink.subscribed(started.elapsed());
         Ok(())
+    }
+
+    /// Renders a message of the script (moving `{n}` on).
+    fn fill(&mut self, t: &crate::identity::template::Template) -> Result<String, Fault> {
+        match &mut self.script {
+            Some(s) => s.fill(t).map_err(script_fault),
+            None => Err(script_fault("the session script is gone".into())),
+        }
+    }
+
+    /// A rule rendered for this session (without moving `{n}` on).
+    fn rule_text(&self, t: &crate::identity::template::Template) -> String {
+        self.script
+            .as_ref()
+            .and_then(|s| {
+                t.render_once(&crate::identity::template::Vars {
+                    channel: &s.channel,
+                    who: &s.who,
+                })
+                .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits for the message rule `t` names (see [`Self::wait_for`]).
+    async fn wait_rule<S: Sink>(
+        &mut self,
+        t: &crate::identity::template::Template,
+        deadline: tokio::time::Instant,
+        sink: &mut S,
+    ) -> Result<bool, Fault> {
+        let rule = Matcher::new(&self.rule_text(t));
+        self.wait_for(&rule, deadline, sink).await
     }
 
     /// Reads until a message matches `m` (true; it counts as a control
@@ -570,7 +625,7 @@ impl WebSocket {
         sink: &mut S,
     ) -> Result<(), Fault> {
         if let Some(s) = &mut self.script {
-            if let Some(t) = s.reply_to(bytes).map(str::to_string) {
+            if let Some(t) = s.reply_to(bytes).cloned() {
                 let text = s.fill(&t).map_err(script_fault)?;
                 self.ws.send(Message::text(text)).await?;
                 sink.control();
@@ -587,13 +642,13 @@ impl WebSocket {
             self.next_beat = None;
             return Ok(());
         };
-        let Some(h) = s.heartbeat.clone() else {
+        let Some((every, send)) = s.script.heartbeat.clone() else {
             self.next_beat = None;
             return Ok(());
         };
-        let text = s.fill(&h.send).map_err(script_fault)?;
+        let text = s.fill(&send).map_err(script_fault)?;
         self.ws.send(Message::text(text)).await?;
-        self.next_beat = Some(tokio::time::Instant::now() + h.every);
+        self.next_beat = Some(tokio::time::Instant::now() + every);
         Ok(())
     }
 }
