@@ -49,3 +49,18 @@ pub struct TokenSpec {
     #[serde(default)]
     pub claims: toml::Table,
 }
+
+/// A group's `publish = { rate, via, payload_bytes }`: every client
+/// publishes to its own room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPublishSpec {
+    /// Messages per second per client.
+    pub rate: f64,
+    /// `"same"` (default): on the client's own connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// Size of each message in bytes (default 64; the envelope needs 48).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u64>,
+}

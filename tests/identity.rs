@@ -191,15 +191,20 @@ fn every_client_signs_its_own_token_and_the_key_is_never_written() {
 
     let s = seen.lock().unwrap();
     assert_eq!(s.refused, 0, "every request carried its own valid token");
-    assert_eq!(s.tokens.len() as u64, CLIENTS, "one distinct token per client");
+    assert_eq!(
+        s.tokens.len() as u64,
+        CLIENTS,
+        "one distinct token per client"
+    );
     let subs: BTreeSet<String> = (0..CLIENTS).map(|c| format!("user-{c}")).collect();
     assert_eq!(s.subs, subs);
     // `unique`: client c has row c, so its room is row c's.
     for c in 0..CLIENTS {
         assert_eq!(s.rooms[&format!("user-{c}")], format!("room-{}", c % 3));
     }
-    let pairs: BTreeSet<(String, String)> =
-        (0..CLIENTS).map(|c| (c.to_string(), format!("u{c}"))).collect();
+    let pairs: BTreeSet<(String, String)> = (0..CLIENTS)
+        .map(|c| (c.to_string(), format!("u{c}")))
+        .collect();
     assert_eq!(s.pairs, pairs);
 
     let written = files(&out_dir);
@@ -207,13 +212,24 @@ fn every_client_signs_its_own_token_and_the_key_is_never_written() {
     for (path, text) in written
         .iter()
         .map(|(p, t)| (p.as_path(), t.as_str()))
-        .chain([(Path::new("stdout"), stdout.as_str()), (Path::new("stderr"), stderr.as_str())])
+        .chain([
+            (Path::new("stdout"), stdout.as_str()),
+            (Path::new("stderr"), stderr.as_str()),
+        ])
     {
         assert!(!text.contains(KEY), "the key in {}", path.display());
         for token in s.tokens.keys() {
-            assert!(!text.contains(token.as_str()), "a token in {}", path.display());
+            assert!(
+                !text.contains(token.as_str()),
+                "a token in {}",
+                path.display()
+            );
         }
-        assert!(!text.contains("pw-secret-"), "a secret column in {}", path.display());
+        assert!(
+            !text.contains("pw-secret-"),
+            "a secret column in {}",
+            path.display()
+        );
     }
 }
 
@@ -224,7 +240,12 @@ fn shards_give_each_client_the_row_of_the_one_process_run() {
     let mut mapping = Vec::new();
     for extra in [&[][..], &["--processes", "3"][..]] {
         let (url, seen) = token_server();
-        run(&scenario, &url, &dir.path().join(format!("run{}", extra.len())), extra);
+        run(
+            &scenario,
+            &url,
+            &dir.path().join(format!("run{}", extra.len())),
+            extra,
+        );
         let s = seen.lock().unwrap();
         assert_eq!(s.refused, 0);
         mapping.push((s.pairs.clone(), s.subs.clone()));
@@ -267,7 +288,10 @@ fn template_and_feeder_errors_name_their_place() {
         dir.path(),
         &format!("{base}{group}url = \"/a\"\nheaders = {{ X-Who = \"{{clinet}}\" }}\n"),
     );
-    assert!(e.contains(&at("10:22")) && e.contains("unknown placeholder"), "{e}");
+    assert!(
+        e.contains(&at("10:22")) && e.contains("unknown placeholder"),
+        "{e}"
+    );
     // `{token}` without a token.
     let e = plan_error(
         dir.path(),
@@ -277,13 +301,22 @@ fn template_and_feeder_errors_name_their_place() {
     // `unique` with fewer rows than clients: the strategy's line.
     let e = plan_error(
         dir.path(),
-        &format!("{base}strategy = \"unique\"\n{}url = \"/a\"\n", group.replace("clients = 2", "clients = 3")),
+        &format!(
+            "{base}strategy = \"unique\"\n{}url = \"/a\"\n",
+            group.replace("clients = 2", "clients = 3")
+        ),
     );
-    assert!(e.contains(&at("5:12")) && e.contains("2 rows") && e.contains("3 clients"), "{e}");
+    assert!(
+        e.contains(&at("5:12")) && e.contains("2 rows") && e.contains("3 clients"),
+        "{e}"
+    );
     // A missing file.
     let e = plan_error(
         dir.path(),
-        &format!("{}{group}url = \"/a\"\n", base.replace("users.csv", "nobody.csv")),
+        &format!(
+            "{}{group}url = \"/a\"\n",
+            base.replace("users.csv", "nobody.csv")
+        ),
     );
     assert!(e.contains(&at("4:8")) && e.contains("nobody.csv"), "{e}");
     // A bad token key.

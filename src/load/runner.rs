@@ -187,7 +187,19 @@ impl KindVisitor for Spawner<'_> {
                 data: identity.row(g.first_client + k),
                 token: None,
             };
+            let publish = g.publish.filter(|_| g.transport.subscribes()).map(|p| {
+                let every = p.every();
+                client::ClientPublish {
+                    // Spread over the interval by client number, as poll
+                    // offsets are: the same instants in every shard.
+                    first: self.start + stay.join + every.mul_f64(frac),
+                    every,
+                    until: self.start + self.plan.ramp_up + self.plan.warmup + self.plan.duration,
+                    bytes: p.payload_bytes,
+                }
+            });
             let spec = ClientSpec {
+                publish,
                 who,
                 templates: g.templates.clone(),
                 number: k,
@@ -372,6 +384,7 @@ fn spawn_groups(
         let s = Arc::new(GroupShared {
             recorder: Arc::new(GroupRecorder::new(shards)),
             ledgers: Mutex::new(Vec::new()),
+            peers: Mutex::new(Vec::new()),
             clock,
             stopped: Default::default(),
         });
@@ -428,28 +441,32 @@ fn spawn_publisher(
     publish_stop: &tokio_util::sync::CancellationToken,
     shutdown: &Shutdown,
 ) -> Option<tokio::task::JoinHandle<PublishReport>> {
-    plan.publisher.as_ref().map(|p| {
-        tokio::spawn(publish::run(
-            PublishSpec {
-                addr: spec.addr,
-                authority: spec.authority.clone(),
-                channels: spec.channels.clone(),
-                channel_ids: spec.channel_ids.clone(),
-                total_channels: p.channels,
-                base_path: spec.base_path.clone(),
-                profile: plan.profile.publish.clone(),
-                headers: plan.profile_headers.clone(),
-                schedule: p.schedule(),
-                payload_bytes: p.payload_bytes,
-                tls: plan.tls_client.clone(),
-            },
-            clock,
-            start,
-            publish_until,
-            publish_stop.clone(),
-            shutdown.clone(),
-        ))
-    })
+    // Only the clients publish (`rate = 0` with a group that publishes).
+    plan.publisher
+        .as_ref()
+        .filter(|p| p.rate_per_s > 0.0 || !p.stages.is_empty())
+        .map(|p| {
+            tokio::spawn(publish::run(
+                PublishSpec {
+                    addr: spec.addr,
+                    authority: spec.authority.clone(),
+                    channels: spec.channels.clone(),
+                    channel_ids: spec.channel_ids.clone(),
+                    total_channels: p.channels,
+                    base_path: spec.base_path.clone(),
+                    profile: plan.profile.publish.clone(),
+                    headers: plan.profile_headers.clone(),
+                    schedule: p.schedule(),
+                    payload_bytes: p.payload_bytes,
+                    tls: plan.tls_client.clone(),
+                },
+                clock,
+                start,
+                publish_until,
+                publish_stop.clone(),
+                shutdown.clone(),
+            ))
+        })
 }
 
 /// `[storm] via = "target"`: the reference server ends every stream at

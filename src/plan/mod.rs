@@ -90,9 +90,28 @@ pub struct GroupPlan {
     /// The group's signed token, as written (never the key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<Arc<crate::identity::token::TokenPlan>>,
+    /// Clients publish to their rooms (`publish = { ... }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<ClientPublishPlan>,
     /// Compiled templates (see [`crate::identity`]).
     #[serde(skip)]
     pub templates: Arc<crate::transport::personal::GroupTemplates>,
+}
+
+/// A group whose clients publish to their own rooms.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ClientPublishPlan {
+    /// Messages per second per client.
+    pub rate_per_s: f64,
+    /// Message size in bytes.
+    pub payload_bytes: usize,
+}
+
+impl ClientPublishPlan {
+    /// Time between one client's messages.
+    pub fn every(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.rate_per_s)
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

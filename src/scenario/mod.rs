@@ -340,6 +340,9 @@ pub struct Group {
     /// [`crate::identity::token`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Spanned<crate::scenario_keys::TokenSpec>>,
+    /// Every client publishes to its room: `{ rate = 0.2, via = "same" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Spanned<crate::scenario_keys::ClientPublishSpec>>,
 }
 
 impl Group {

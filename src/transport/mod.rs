@@ -308,6 +308,8 @@ pub trait Transport: Sized + Send + 'static {
     /// A session is confirmed after connecting (a subscription, or echo's
     /// WebSocket upgrade); plain requests have none.
     const CONFIRMS_SESSIONS: bool = true;
+    /// Can send a client's own message on its session (`send`).
+    const SENDS: bool = false;
     /// Its profile section ([`NoSection`] when it has none).
     type Section: Section;
 
@@ -338,6 +340,17 @@ pub trait Transport: Sized + Send + 'static {
     /// A reconnect delay the server asked for (SSE `retry:`).
     fn retry_hint(&self) -> Option<Duration> {
         None
+    }
+
+    /// Sends one message of the client's own on the session (a room
+    /// member publishing): only transports with `SENDS`.
+    fn send(&mut self, _message: String) -> impl Future<Output = Result<(), Fault>> + Send {
+        async {
+            Err(Fault::new(
+                crate::fault::ErrorKind::Other,
+                "this transport cannot send on its session",
+            ))
+        }
     }
 
     /// Ends the session politely (close frame and the like).

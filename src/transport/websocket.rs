@@ -336,6 +336,7 @@ pub fn closed_by_server(frame: Option<&CloseFrame>) -> Result<Step, Fault> {
 impl Transport for WebSocket {
     const LABEL: &'static str = "websocket";
     const KEYS: &'static [&'static str] = &["ping_interval", "compression"];
+    const SENDS: bool = true;
     type Section = WebSocketProfile;
 
     fn preset(profile: &str) -> Option<WebSocketProfile> {
@@ -467,6 +468,11 @@ impl Transport for WebSocket {
 
     fn cursor(&self) -> Option<String> {
         None
+    }
+
+    async fn send(&mut self, message: String) -> Result<(), Fault> {
+        self.ws.send(Message::text(message)).await?;
+        Ok(())
     }
 
     async fn close(mut self) {
