@@ -82,6 +82,7 @@ pub mod reference;
 pub mod repeat;
 pub mod report;
 pub mod rng;
+pub mod rooms;
 pub mod run;
 pub mod scenario;
 pub mod scenario_keys;

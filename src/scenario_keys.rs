@@ -64,3 +64,20 @@ pub struct ClientPublishSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_bytes: Option<u64>,
 }
+
+/// `rooms = { count = 1000, size = "zipf", s = 1.1, seed = 1 }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomsSpec {
+    /// Number of rooms (the publisher's channels).
+    pub count: u64,
+    /// `"fixed"` (default), `"uniform"` or `"zipf"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// Zipf exponent (default 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s: Option<f64>,
+    /// Seed of `uniform` and `zipf` (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}

@@ -36,8 +36,12 @@ clients = 6
 "#;
 
 fn run(dir: &Path, out: &str, extra: &[&str]) -> Vec<SummaryRow> {
-    let scenario = dir.join("chat.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
+    run_text(dir, SCENARIO, out, extra)
+}
+
+fn run_text(dir: &Path, text: &str, out: &str, extra: &[&str]) -> Vec<SummaryRow> {
+    let scenario = dir.join(format!("{out}.toml"));
+    std::fs::write(&scenario, text).unwrap();
     let out_dir = dir.join(out);
     let o = Command::new(exe())
         .arg("run")
@@ -88,5 +92,43 @@ fn room_members_receive_every_other_members_messages_exactly_in_one_or_three_pro
             (b.published, b.expected, b.delivered),
             "{g}: three processes account as one"
         );
+    }
+}
+
+/// Rooms of Zipf sizes: every member publishes exactly 6 messages in the
+/// 3 s measured window (2/s, all joined before it), so a room of `m`
+/// expects `6 m (m − 1)`.
+const ZIPF: &str = r#"
+name = "chat-zipf"
+duration = "3s"
+ramp_up = "1s"
+warmup = "1s"
+rooms = { count = 8, size = "zipf", s = 1.1, seed = 3 }
+
+[publisher]
+rate = 0
+
+[[groups]]
+name = "members"
+transport = "websocket"
+clients = 60
+publish = { rate = 2 }
+"#;
+
+#[test]
+fn zipf_rooms_account_exactly_in_one_or_three_processes() {
+    let dir = TempDir::new("chat-zipf");
+    let sizes = stampede::rooms::zipf_sizes(60, 8, 1.1);
+    assert!(sizes[0] > 3 * sizes[7], "{sizes:?}");
+    let expected: u64 = sizes.iter().map(|m| 6 * m * m.saturating_sub(1)).sum();
+    let mut all = Vec::new();
+    for (out, extra) in [("one", &[][..]), ("three", &["--processes", "3"][..])] {
+        let rows = run_text(dir.path(), ZIPF, out, extra);
+        let r = support::row(&rows, "members").clone();
+        assert_eq!(r.published, Some(60 * 6), "{out}");
+        assert_eq!(r.expected, Some(expected), "{out}");
+        assert_eq!(r.delivered, Some(expected), "{out}");
+        assert_eq!((r.lost, r.duplicated), (Some(0), Some(0)), "{out}");
+        all.push(r);
     }
 }

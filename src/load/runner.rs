@@ -152,7 +152,10 @@ impl KindVisitor for Spawner<'_> {
         } else {
             0
         };
-        let mine = |i: u64| shard.owner(i, scenario_channels) == shard.index;
+        let mine = |i: u64| {
+            let room = g.room_of(i, scenario_channels);
+            shard.owner_in(i, room, scenario_channels) == shard.index
+        };
         let group_name: Arc<str> = g.name.as_str().into();
         let identity = &self.plan.identity;
         // Without stages, every client stays from its ramp-up slot on (or
@@ -172,7 +175,7 @@ impl KindVisitor for Spawner<'_> {
             let channel = if scenario_channels == 0 {
                 0
             } else {
-                let id = (k % u64::from(scenario_channels)) as u32;
+                let id = g.room_of(k, scenario_channels);
                 self.spec
                     .channel_ids
                     .iter()

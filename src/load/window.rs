@@ -122,13 +122,14 @@ pub(super) fn settle(
                 // Channels with at least one of the scenario's clients of
                 // this group, each counted by one shard only.
                 let shard = plan.shard.unwrap_or(crate::shard::Shard::WHOLE);
-                let used = plan.groups[gi].total_clients();
+                let g = &plan.groups[gi];
+                let channels = plan.publisher.as_ref().map_or(0, |p| p.channels);
                 let published = PublishLog {
                     channels: spec
                         .channel_ids
                         .iter()
                         .zip(&publish.log.channels)
-                        .filter(|(&c, _)| u64::from(c) < used && shard.counts_channel(c))
+                        .filter(|(&c, _)| g.uses_room(c, channels) && shard.counts_channel(c))
                         .map(|(_, log)| log.clone())
                         .collect(),
                 }

@@ -131,6 +131,7 @@ impl GroupPlan {
             first_client: 0,
             token: None,
             publish,
+            rooms: None,
             templates: Arc::default(),
         })
     }

@@ -120,6 +120,10 @@ pub struct Scenario {
     /// A reconnect storm: every subscriber connection dropped at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm: Option<Spanned<StormSpec>>,
+    /// Rooms of different sizes: `{ count = 200, size = "zipf", s = 1.1 }`
+    /// (the publisher's channels; see [`crate::rooms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Spanned<crate::scenario_keys::RoomsSpec>>,
     /// Data feeders: `[[data]] file = "users.csv"` (see [`crate::identity::data`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<Spanned<crate::scenario_keys::DataSpec>>,
