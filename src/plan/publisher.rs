@@ -55,7 +55,8 @@ fn publisher_plan(
     let rate = *p.rate.get_ref();
     // `rate = 0`: only the clients publish (a group's `publish`).
     let only_clients = rate == 0.0 && clients_publish;
-    if !only_clients && !(rate.is_finite() && (0.001..=1_000_000.0).contains(&rate)) {
+    let valid = rate.is_finite() && (0.001..=1_000_000.0).contains(&rate);
+    if !(only_clients || valid) {
         return Err(src.error(
             p.rate.span(),
             "publisher.rate",
