@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::cancel::{ClientCancel, Wake};
 use super::pacer::Pacer;
 use crate::clock::Clock;
 use crate::extract::{Class, Extractor};
@@ -244,6 +245,12 @@ impl Sink for ClientSink<'_> {
         self.shared.recorder.with(|i| i.record(Latency::Tls, took));
     }
 
+    fn upgraded(&mut self, took: Duration) {
+        self.shared
+            .recorder
+            .with(|i| i.record(Latency::Upgrade, took));
+    }
+
     fn subscribed(&mut self, took: Duration) {
         self.shared
             .recorder
@@ -387,22 +394,6 @@ impl Sink for ClientSink<'_> {
     }
 }
 
-enum Wake<T> {
-    Cancelled,
-    Ready(T),
-}
-
-async fn or_cancel<T>(
-    cancel: &CancellationToken,
-    fut: impl std::future::Future<Output = T>,
-) -> Wake<T> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => Wake::Cancelled,
-        v = fut => Wake::Ready(v),
-    }
-}
-
 /// Runs `fut` unless the storm instant (if any) comes first: `None` then.
 async fn or_storm<T>(
     storm: Option<Instant>,
@@ -495,8 +486,10 @@ pub async fn run<T: Transport>(
             own
         }
     };
-    if let Wake::Cancelled =
-        or_cancel(&cancel, tokio::time::sleep_until(spec.start_at.into())).await
+    let mut cancel = ClientCancel::new(cancel);
+    if let Wake::Cancelled = cancel
+        .or_cancel(tokio::time::sleep_until(spec.start_at.into()))
+        .await
     {
         return;
     }
@@ -548,7 +541,7 @@ pub async fn run<T: Transport>(
                 sink.fault(Fault::new(ErrorKind::Other, m));
                 sink.ledger.open(clock.now_ns());
                 sink.subscribed_ns = Some(clock.now_ns());
-                cancel.cancelled().await;
+                cancel.or_cancel(std::future::pending::<()>()).await;
                 return;
             }
         }
@@ -588,15 +581,15 @@ pub async fn run<T: Transport>(
         } else {
             spec.session.clone()
         };
-        let opened = or_cancel(
-            &cancel,
-            // Boxed: opening (connect, TLS, handshake) is the largest state
-            // of a session, and in place it would be reserved inside every
-            // client's task for the whole run (measured: ~5 KiB per SSE
-            // client, ~7 KiB per WebSocket client).
-            Box::pin(T::open(&session_spec, &io, cursor.clone(), &mut sink)),
-        )
-        .await;
+        let opened = cancel
+            .or_cancel(
+                // Boxed: opening (connect, TLS, handshake) is the largest state
+                // of a session, and in place it would be reserved inside every
+                // client's task for the whole run (measured: ~5 KiB per SSE
+                // client, ~7 KiB per WebSocket client).
+                Box::pin(T::open(&session_spec, &io, cursor.clone(), &mut sink)),
+            )
+            .await;
         sink.flush_io();
         let mut session = match opened {
             Wake::Cancelled => {
@@ -632,7 +625,7 @@ pub async fn run<T: Transport>(
                     break 'client true;
                 }
                 let wait = honor(backoff(&spec.reconnect, failures, None, &mut rng), asked);
-                if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
+                if let Wake::Cancelled = cancel.or_cancel(tokio::time::sleep(wait)).await {
                     break 'client false;
                 }
                 continue;
@@ -660,11 +653,9 @@ pub async fn run<T: Transport>(
                         sink.missed_polls(p, Instant::now());
                     }
                     let at = due.take().unwrap_or_else(|| p.next_at());
-                    match or_cancel(
-                        &cancel,
-                        or_storm(storm_close, tokio::time::sleep_until(at.into())),
-                    )
-                    .await
+                    match cancel
+                        .or_cancel(or_storm(storm_close, tokio::time::sleep_until(at.into())))
+                        .await
                     {
                         Wake::Cancelled => {
                             session.close().await;
@@ -692,11 +683,12 @@ pub async fn run<T: Transport>(
                 }
             } else {
                 let due = publishing.as_ref().and_then(Publishing::due);
-                match or_cancel(
-                    &cancel,
-                    or_storm(storm_close, or_due(due, session.next(intended, &mut sink))),
-                )
-                .await
+                match cancel
+                    .or_cancel(or_storm(
+                        storm_close,
+                        or_due(due, session.next(intended, &mut sink)),
+                    ))
+                    .await
                 {
                     Wake::Ready(Some(None)) => {
                         // One of its own messages is due.
@@ -747,14 +739,14 @@ pub async fn run<T: Transport>(
             }
         }
         let wait = honor(backoff(&spec.reconnect, failures, hint, &mut rng), asked);
-        if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
+        if let Wake::Cancelled = cancel.or_cancel(tokio::time::sleep(wait)).await {
             break 'client false;
         }
     };
     if gave_up {
         // A client that gave up still counts as subscribed until the phase
         // ends: everything published meanwhile is lost to it.
-        cancel.cancelled().await;
+        cancel.or_cancel(std::future::pending::<()>()).await;
     }
     drop(sink);
 }

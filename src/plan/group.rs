@@ -12,6 +12,7 @@ use super::{GroupPlan, ReconnectPlan};
 use crate::error::{Error, Result};
 use crate::profile::{self, Profile};
 use crate::scenario::{Dur, Group, Reconnect, Scenario, Source};
+use crate::transport::h2::{H2Params, MAX_WINDOW};
 use crate::transport::request::RequestPlan;
 use crate::transport::{Params, TransportKind};
 
@@ -73,6 +74,7 @@ impl GroupPlan {
         use TransportKind::Echo;
         let (rate_per_s, interval) = pacing(g, kind, clients, src)?;
         let (request, path) = request_plan(g, kind, src)?;
+        let h2 = h2_plan(g, kind, src)?;
         let message_bytes = match &g.message_bytes {
             // One frame must fit the WebSocket write buffer (64 KiB).
             Some(b) if *b.get_ref() > 65_000 || *b.get_ref() < 48 => {
@@ -119,6 +121,8 @@ impl GroupPlan {
                 compression: g.compression.as_ref().is_some_and(|c| *c.get_ref()),
                 request,
                 message_bytes,
+                h2,
+                engine: g.engine.as_ref().map(|e| *e.get_ref()),
                 limits: crate::transport::Limits::default(),
                 tls: None,
             },
@@ -419,6 +423,47 @@ fn request_plan(
         }
         _ => Ok((None, None)),
     }
+}
+
+/// A streaming group's `http2 = true` with its sharing and windows; the
+/// three keys without `http2 = true` are an error at the key.
+fn h2_plan(g: &Group, kind: TransportKind, src: &Source) -> Result<Option<H2Params>> {
+    if !kind.info().keys.contains(&"streams_per_connection") {
+        return Ok(None);
+    }
+    let on = g.http2.as_ref().is_some_and(|h| *h.get_ref());
+    let keys = [
+        (
+            "streams_per_connection",
+            &g.streams_per_connection,
+            1,
+            10_000,
+        ),
+        ("stream_window", &g.stream_window, 1, u64::from(MAX_WINDOW)),
+        (
+            "connection_window",
+            &g.connection_window,
+            65_535,
+            u64::from(MAX_WINDOW),
+        ),
+    ];
+    let mut values = [None; 3];
+    for (i, (key, value, min, max)) in keys.into_iter().enumerate() {
+        let Some(v) = value else { continue };
+        if !on {
+            return Err(src.error(v.span(), key, "applies with `http2 = true` only"));
+        }
+        if !(min..=max).contains(v.get_ref()) {
+            return Err(src.error(v.span(), key, &format!("must be in {min}..={max}")));
+        }
+        values[i] = Some(*v.get_ref());
+    }
+    Ok(on.then(|| H2Params {
+        streams_per_connection: values[0].unwrap_or(1) as usize,
+        stream_window: values[1].map(|w| w as u32),
+        connection_window: values[2].map(|w| w as u32),
+        pool: Default::default(),
+    }))
 }
 
 /// The profile's headers, then each group's (profile first, group

@@ -362,6 +362,9 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
     let drain = drain_plan(sc, src, &groups)?;
     let target = TargetPlan::from_scenario(sc, src, ov)?;
     let (tls, tls_client) = target::tls_plan(&target, ov)?;
+    if tls_client.is_some() {
+        h2_needs_h2c(sc, src)?;
+    }
     for g in &mut groups {
         g.params.tls = tls_client.clone();
     }
@@ -555,4 +558,30 @@ fn thresholds_plan(
         thresholds.push(t);
     }
     Ok(thresholds)
+}
+
+/// `http2 = true` (a group's or the publisher's) is h2c, prior knowledge:
+/// stampede's TLS offers no ALPN `h2`, so over `https://` it is an error at
+/// the key rather than a handshake every server refuses.
+fn h2_needs_h2c(sc: &Scenario, src: &Source) -> Result<()> {
+    let publisher = sc
+        .publisher
+        .as_ref()
+        .and_then(|p| p.get_ref().http2.as_ref());
+    let keys = sc
+        .groups
+        .iter()
+        .filter_map(|g| g.http2.as_ref())
+        .chain(publisher);
+    for key in keys {
+        if *key.get_ref() {
+            return Err(src.error(
+                key.span(),
+                "http2",
+                "HTTP/2 here is h2c (prior knowledge) and needs an http:// target: \
+                 over https:// stampede does not offer ALPN h2",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -16,6 +16,9 @@ pub struct PublisherPlan {
     pub channels: u32,
     /// Channel name prefix (None: unique per run).
     pub channel_prefix: Option<String>,
+    /// Publish over h2c instead of HTTP/1.1.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     /// Publish-rate stages from the phase start (empty: `rate` throughout).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<crate::schedule::rate::RateStage>,
@@ -103,6 +106,7 @@ fn publisher_plan(
         payload_bytes,
         channels,
         channel_prefix,
+        http2: p.http2.as_ref().is_some_and(|h| *h.get_ref()),
         stages: super::shape::rate_stages_plan(p, src)?,
     })
 }

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod fault;
 pub mod hub;
 pub mod server;
+pub mod socketio;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -10,6 +10,7 @@
 //! | `GET /stream/{ch}?after=ID` | chunked NDJSON `{"id":N,"data":"..."}` |
 //! | `GET /ws/{ch}?last_event_id=ID` | WebSocket member of a room: one text frame per event; each message it sends is published on `{ch}` |
 //! | `GET /echo` | WebSocket echo |
+//! | `/socket.io/` | Socket.IO v4 (see [`super::socketio`]): `subscribe` joins a channel's room, `message` carries each event |
 //! | `POST /control/stall?ms=N` | every request arriving in the next N ms waits until then |
 //! | `POST /control/drop` | ends every open SSE, NDJSON and WebSocket subscription |
 //! | `GET /stats`, `GET /healthz` | counters, liveness |
@@ -41,6 +42,7 @@ const MAX_HOLD: Duration = Duration::from_secs(300);
 
 /// The router over a hub.
 pub fn router(hub: Arc<Hub>) -> Router {
+    let socketio = super::socketio::layer(&hub);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         // Plain request load (same answer as nginx's `return 200 "ok"`).
@@ -57,6 +59,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/ws/{ch}", get(ws))
         .route("/echo", get(echo))
         .with_state(hub)
+        .layer(socketio)
 }
 
 #[derive(Deserialize)]

@@ -23,7 +23,9 @@ use crate::net::IoCounters;
 
 pub mod coding;
 mod config;
+pub mod deadline;
 pub mod h1;
+pub mod h2;
 mod http;
 pub mod personal;
 pub mod pmd;
@@ -162,6 +164,12 @@ registry! {
     Request => request::Request;
     /// WebSocket echo round trips.
     Echo => echo::Echo;
+    /// STOMP 1.2 over WebSocket.
+    Stomp => stomp::Stomp, section stomp;
+    /// MQTT 3.1.1 / 5 over WebSocket.
+    Mqtt => mqtt::Mqtt, section mqtt;
+    /// Socket.IO v4 (Engine.IO polling, WebSocket, or the upgrade).
+    Socketio => socketio::SocketIo, section socketio;
 }
 
 /// Generic code that runs with a concrete transport type.
@@ -183,6 +191,8 @@ pub struct SessionSpec {
     pub path: String,
     /// Channel name (empty for request and echo load).
     pub channel: String,
+    /// The client group's name (`{group}` in protocol client ids).
+    pub group: Arc<str>,
     /// How this server speaks each transport.
     pub profile: Arc<Sections>,
     /// How the client finds the envelope in a message (the profile's
@@ -225,6 +235,9 @@ pub trait Sink: Send {
     /// An idempotent request was re-sent on a fresh connection because the
     /// server closed the reused one as it went out.
     fn retried(&mut self) {}
+    /// A session moved from HTTP polling to a WebSocket (Engine.IO's
+    /// upgrade), taking `took` from the WebSocket's connect to the switch.
+    fn upgraded(&mut self, _took: Duration) {}
     /// A fault that did not end the session (e.g. a bad line that was skipped).
     fn fault(&mut self, fault: Fault);
     /// The server did not confirm the subscription in time: the session
@@ -310,6 +323,8 @@ pub trait Transport: Sized + Send + 'static {
     const CONFIRMS_SESSIONS: bool = true;
     /// Can send a client's own message on its session (`send`).
     const SENDS: bool = false;
+    /// Its sessions may upgrade from polling to a WebSocket (`upgrade_*`).
+    const UPGRADES: bool = false;
     /// Its profile section ([`NoSection`] when it has none).
     type Section: Section;
 

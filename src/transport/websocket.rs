@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::deadline::Deadline;
 use super::h1::{contains_token, serialize, StreamHead, H1, STREAM_CHUNK};
 use super::pmd::{self, Agreed, Offer, Wire};
 use super::script;
@@ -51,16 +52,18 @@ fn config(limits: &crate::transport::Limits, read_size: usize) -> WebSocketConfi
 pub struct WebSocket {
     ws: Ws,
     ping_interval: Option<Duration>,
-    next_ping: Option<tokio::time::Instant>,
+    ping_due: Deadline,
     read_timeout: Duration,
     /// When the last frame (any, pongs included) arrived.
     last_rx: tokio::time::Instant,
+    /// `last_rx + read_timeout`, armed once for the session.
+    dead: Deadline,
     /// The session script and who the client is, kept after opening when
     /// the profile has replies, a heartbeat or a goodbye (boxed: a plain
     /// relay pays one pointer per connection).
     script: Option<Box<script::Session>>,
     /// When the next heartbeat is due.
-    next_beat: Option<tokio::time::Instant>,
+    beat_due: Deadline,
 }
 
 /// A counted WebSocket stream (inflated above the count when
@@ -391,13 +394,18 @@ impl Transport for WebSocket {
         let mut me = WebSocket {
             ws,
             ping_interval,
-            next_ping: ping_interval.map(|d| tokio::time::Instant::now() + d),
+            ping_due: Deadline::new(ping_interval.map(|d| tokio::time::Instant::now() + d)),
             read_timeout: spec.params.limits.read_timeout,
             last_rx: tokio::time::Instant::now(),
-            next_beat: compiled
-                .heartbeat
-                .as_ref()
-                .map(|(every, _)| tokio::time::Instant::now() + *every),
+            dead: Deadline::new(Some(
+                tokio::time::Instant::now() + spec.params.limits.read_timeout,
+            )),
+            beat_due: Deadline::new(
+                compiled
+                    .heartbeat
+                    .as_ref()
+                    .map(|(every, _)| tokio::time::Instant::now() + *every),
+            ),
             script: Some(Box::new(script::Session {
                 channel: spec.channel.as_str().into(),
                 who,
@@ -426,28 +434,28 @@ impl Transport for WebSocket {
 
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
-            let ping_at = self.next_ping;
-            let dead_at = self.last_rx + self.read_timeout;
-            let beat_at = self.next_beat;
+            self.dead.set(Some(self.last_rx + self.read_timeout));
             let msg = tokio::select! {
+                biased;
                 msg = self.ws.next() => msg,
-                _ = sleep_until_opt(beat_at) => {
+                _ = self.beat_due.passed() => {
                     self.beat().await?;
                     continue;
                 }
-                _ = sleep_until_opt(ping_at) => {
+                _ = self.ping_due.passed() => {
                     self.ws.send(Message::Ping(Default::default())).await?;
-                    self.next_ping = self.ping_interval.map(|d| tokio::time::Instant::now() + d);
+                    self.ping_due
+                        .set(self.ping_interval.map(|d| tokio::time::Instant::now() + d));
                     continue;
                 }
                 // Nothing, not even a pong, for read_timeout: the peer is
                 // gone without a FIN (a half-open connection).
-                _ = tokio::time::sleep_until(dead_at) => {
+                _ = self.dead.passed() => {
                     return Err(Fault::timeout("WebSocket read (no frame within read_timeout)"));
                 }
             };
-            self.last_rx = tokio::time::Instant::now();
             let at = Instant::now();
+            self.last_rx = at.into();
             match msg {
                 None => return Ok(Step::Ended),
                 Some(Err(e)) => return Err(e.into()),
@@ -588,8 +596,8 @@ impl WebSocket {
                 msg = self.ws.next() => msg,
                 _ = tokio::time::sleep_until(deadline) => return Ok(false),
             };
-            self.last_rx = tokio::time::Instant::now();
             let at = Instant::now();
+            self.last_rx = at.into();
             let msg = match msg {
                 None => {
                     return Err(Fault::new(
@@ -645,16 +653,17 @@ impl WebSocket {
     /// Sends the heartbeat and schedules the next.
     async fn beat(&mut self) -> Result<(), Fault> {
         let Some(s) = &mut self.script else {
-            self.next_beat = None;
+            self.beat_due.set(None);
             return Ok(());
         };
         let Some((every, send)) = s.script.heartbeat.clone() else {
-            self.next_beat = None;
+            self.beat_due.set(None);
             return Ok(());
         };
         let text = s.fill(&send).map_err(script_fault)?;
         self.ws.send(Message::text(text)).await?;
-        self.next_beat = Some(tokio::time::Instant::now() + every);
+        self.beat_due
+            .set(Some(tokio::time::Instant::now() + every));
         Ok(())
     }
 }
@@ -696,7 +705,7 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.flush()).await;
 }
 
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+pub(super) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
