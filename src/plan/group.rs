@@ -103,6 +103,7 @@ impl GroupPlan {
                 &format!("two groups are named {name:?}; give each a unique `name`"),
             ));
         }
+        let publish = client_publish_plan(g, kind, src)?;
         let stages = stages_plan(g, clients, kind, src)?;
         let turnover = turnover_plan(g, clients, kind, src)?;
         Ok(GroupPlan {
@@ -131,8 +132,73 @@ impl GroupPlan {
             headers,
             wire_headers: Arc::new([]),
             shard_of: None,
+            first_client: 0,
+            token: None,
+            publish,
+            rooms: None,
+            templates: Arc::default(),
         })
     }
+}
+
+/// `publish = { rate, via, payload_bytes }`: only a transport that can
+/// send on its own connection publishes `via = "same"`.
+fn client_publish_plan(
+    g: &Group,
+    kind: TransportKind,
+    src: &Source,
+) -> Result<Option<super::ClientPublishPlan>> {
+    let Some(p) = &g.publish else {
+        return Ok(None);
+    };
+    let (spec, span) = (p.get_ref(), p.span());
+    if !(spec.rate.is_finite() && spec.rate > 0.0 && spec.rate <= 10_000.0) {
+        return Err(src.error(
+            span,
+            "publish.rate",
+            "must be in (0, 10000] messages/s per client",
+        ));
+    }
+    match spec.via.as_deref().unwrap_or("same") {
+        "same" if kind.info().sends => {}
+        "same" => {
+            let names: Vec<_> = TransportKind::ALL
+                .into_iter()
+                .filter(|k| k.info().sends && k.subscribes())
+                .map(|k| k.label())
+                .collect();
+            return Err(src.error(
+                span,
+                "publish.via",
+                &format!(
+                    "\"same\" sends on the client's own connection, which {} cannot (use {})",
+                    kind.label(),
+                    names.join(" / ")
+                ),
+            ));
+        }
+        "http" => return Err(src.error(
+            span,
+            "publish.via",
+            "\"http\" is not implemented yet: clients publish on their own connection (\"same\")",
+        )),
+        other => return Err(src.error(span, "publish.via", &format!("{other:?}: write \"same\""))),
+    }
+    let payload_bytes = match spec.payload_bytes {
+        None => 64,
+        Some(b) if (48..=65_000).contains(&b) => b as usize,
+        Some(_) => {
+            return Err(src.error(
+                span,
+                "publish.payload_bytes",
+                "must be in 48..=65000 (the envelope needs 48)",
+            ))
+        }
+    };
+    Ok(Some(super::ClientPublishPlan {
+        rate_per_s: spec.rate,
+        payload_bytes,
+    }))
 }
 
 impl ReconnectPlan {

@@ -36,7 +36,11 @@ impl PublisherPlan {
                 })
             }
             None => None,
-            Some(p) => Some(publisher_plan(p.get_ref(), src)?),
+            Some(p) => Some(publisher_plan(
+                p.get_ref(),
+                src,
+                sc.groups.iter().any(|g| g.publish.is_some()),
+            )?),
         })
     }
 
@@ -46,13 +50,20 @@ impl PublisherPlan {
     }
 }
 
-fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<PublisherPlan> {
+fn publisher_plan(
+    p: &crate::scenario::Publisher,
+    src: &Source,
+    clients_publish: bool,
+) -> Result<PublisherPlan> {
     let rate = *p.rate.get_ref();
-    if !(rate.is_finite() && (0.001..=1_000_000.0).contains(&rate)) {
+    // `rate = 0`: only the clients publish (a group's `publish`).
+    let only_clients = rate == 0.0 && clients_publish;
+    let valid = rate.is_finite() && (0.001..=1_000_000.0).contains(&rate);
+    if !(only_clients || valid) {
         return Err(src.error(
             p.rate.span(),
             "publisher.rate",
-            "must be in [0.001, 1000000] events/s",
+            "must be in [0.001, 1000000] events/s (or 0 when a group's clients publish)",
         ));
     }
     let payload_bytes = match &p.payload_bytes {

@@ -120,6 +120,13 @@ pub struct Scenario {
     /// A reconnect storm: every subscriber connection dropped at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm: Option<Spanned<StormSpec>>,
+    /// Rooms of different sizes: `{ count = 200, size = "zipf", s = 1.1 }`
+    /// (the publisher's channels; see [`crate::rooms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Spanned<crate::scenario_keys::RoomsSpec>>,
+    /// Data feeders: `[[data]] file = "users.csv"` (see [`crate::identity::data`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<Spanned<crate::scenario_keys::DataSpec>>,
 }
 
 /// `[storm]`: every subscriber connection is dropped at `at` after each
@@ -351,6 +358,13 @@ pub struct Group {
     /// Leaves and rejoins per second over the group: `{ rate = 5, gap = "1s" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<Spanned<ChurnSpec>>,
+    /// A signed token per client, `{token}` in templates (see
+    /// [`crate::identity::token`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Spanned<crate::scenario_keys::TokenSpec>>,
+    /// Every client publishes to its room: `{ rate = 0.2, via = "same" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Spanned<crate::scenario_keys::ClientPublishSpec>>,
 }
 
 impl Group {

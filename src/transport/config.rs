@@ -31,6 +31,8 @@ pub struct Info {
     pub status_is_response: bool,
     /// A session is confirmed after connecting (`subscribe_*` columns).
     pub confirms_sessions: bool,
+    /// Can send a message on its own connection (`publish.via = "same"`).
+    pub sends: bool,
     /// Sessions may upgrade from polling to a WebSocket (`upgrade_*`).
     pub upgrades: bool,
 }
@@ -47,6 +49,7 @@ impl Info {
             server_timeouts: T::SERVER_TIMEOUTS,
             status_is_response: T::STATUS_IS_RESPONSE,
             confirms_sessions: T::CONFIRMS_SESSIONS,
+            sends: T::SENDS,
             upgrades: T::UPGRADES,
         }
     }

@@ -27,6 +27,7 @@ pub mod deadline;
 pub mod h1;
 pub mod h2;
 mod http;
+pub mod personal;
 pub mod pmd;
 pub mod script;
 
@@ -205,6 +206,9 @@ pub struct SessionSpec {
     pub connect_timeout: Duration,
     /// Local addresses connections come from.
     pub sources: Arc<crate::net::Sources>,
+    /// The WebSocket session script, compiled with the plan (None: the
+    /// transport compiles the profile's own, as for a hand-built spec).
+    pub script: Option<Arc<script::Compiled>>,
 }
 
 /// What a transport reports while it works. Implemented by the client.
@@ -240,9 +244,9 @@ pub trait Sink: Send {
     /// goes on, and the client counts as subscribed since it first tried
     /// (so a server that never confirms shows loss, not silence).
     fn unconfirmed(&mut self) {}
-    /// The client's number in its group (`{client}` in scripts).
-    fn client_number(&self) -> u64 {
-        0
+    /// Who the client is (its templates' values), if the sink knows.
+    fn who(&self) -> Option<&crate::identity::Who> {
+        None
     }
 }
 
@@ -317,6 +321,8 @@ pub trait Transport: Sized + Send + 'static {
     /// A session is confirmed after connecting (a subscription, or echo's
     /// WebSocket upgrade); plain requests have none.
     const CONFIRMS_SESSIONS: bool = true;
+    /// Can send a client's own message on its session (`send`).
+    const SENDS: bool = false;
     /// Its sessions may upgrade from polling to a WebSocket (`upgrade_*`).
     const UPGRADES: bool = false;
     /// Its profile section ([`NoSection`] when it has none).
@@ -349,6 +355,17 @@ pub trait Transport: Sized + Send + 'static {
     /// A reconnect delay the server asked for (SSE `retry:`).
     fn retry_hint(&self) -> Option<Duration> {
         None
+    }
+
+    /// Sends one message of the client's own on the session (a room
+    /// member publishing): only transports with `SENDS`.
+    fn send(&mut self, _message: String) -> impl Future<Output = Result<(), Fault>> + Send {
+        async {
+            Err(Fault::new(
+                crate::fault::ErrorKind::Other,
+                "this transport cannot send on its session",
+            ))
+        }
     }
 
     /// Ends the session politely (close frame and the like).

@@ -58,8 +58,9 @@ pub struct WebSocket {
     last_rx: tokio::time::Instant,
     /// `last_rx + read_timeout`, armed once for the session.
     dead: Deadline,
-    /// The profile's session script, when it has replies, a heartbeat or
-    /// a goodbye (boxed: plain relays pay one pointer per connection).
+    /// The session script and who the client is, kept after opening when
+    /// the profile has replies, a heartbeat or a goodbye (boxed: a plain
+    /// relay pays one pointer per connection).
     script: Option<Box<script::Session>>,
     /// When the next heartbeat is due.
     beat_due: Deadline,
@@ -338,6 +339,7 @@ pub fn closed_by_server(frame: Option<&CloseFrame>) -> Result<Step, Fault> {
 impl Transport for WebSocket {
     const LABEL: &'static str = "websocket";
     const KEYS: &'static [&'static str] = &["ping_interval", "compression"];
+    const SENDS: bool = true;
     type Section = WebSocketProfile;
 
     fn preset(profile: &str) -> Option<WebSocketProfile> {
@@ -372,8 +374,23 @@ impl Transport for WebSocket {
         )
         .await?;
         let ping_interval = spec.params.ping_interval;
-        let scripted =
-            !profile.reply.is_empty() || profile.heartbeat.is_some() || profile.goodbye.is_some();
+        // Compiled with the plan; a hand-built session compiles its own.
+        let compiled = match &spec.script {
+            Some(c) => c.clone(),
+            None => Arc::new(
+                script::Compiled::new(
+                    profile,
+                    &crate::identity::template::Names {
+                        columns: &[],
+                        token: true,
+                    },
+                )
+                .map_err(|(key, u)| {
+                    script_fault(format!("websocket.{key}: {}", u.message))
+                })?,
+            ),
+        };
+        let who = sink.who().cloned().unwrap_or_default();
         let mut me = WebSocket {
             ws,
             ping_interval,
@@ -383,30 +400,34 @@ impl Transport for WebSocket {
             dead: Deadline::new(Some(
                 tokio::time::Instant::now() + spec.params.limits.read_timeout,
             )),
-            script: scripted.then(|| {
-                Box::new(script::Session {
-                    channel: spec.channel.as_str().into(),
-                    client: sink.client_number(),
-                    n: 0,
-                    replies: profile
-                        .reply
-                        .iter()
-                        .map(|r| (Matcher::new(&r.when), r.send.clone()))
-                        .collect(),
-                    heartbeat: profile.heartbeat.clone(),
-                    goodbye: profile.goodbye.clone(),
-                })
-            }),
             beat_due: Deadline::new(
-                profile
+                compiled
                     .heartbeat
                     .as_ref()
-                    .map(|h| tokio::time::Instant::now() + h.every),
+                    .map(|(every, _)| tokio::time::Instant::now() + *every),
             ),
+            script: Some(Box::new(script::Session {
+                channel: spec.channel.as_str().into(),
+                who,
+                n: 0,
+                replies: compiled
+                    .replies
+                    .iter()
+                    .map(|(when, t)| (Matcher::new(when), t.clone()))
+                    .collect(),
+                script: compiled,
+            })),
         };
-        if let Err(f) = me.start(spec, profile, started, sink).await {
+        if let Err(f) = me.start(profile, started, sink).await {
             sink.disconnected();
             return Err(f);
+        }
+        if !me
+            .script
+            .as_ref()
+            .is_some_and(|s| s.script.has_session_part())
+        {
+            me.script = None;
         }
         Ok(me)
     }
@@ -457,9 +478,14 @@ impl Transport for WebSocket {
         None
     }
 
+    async fn send(&mut self, message: String) -> Result<(), Fault> {
+        self.ws.send(Message::text(message)).await?;
+        Ok(())
+    }
+
     async fn close(mut self) {
         if let Some(s) = &mut self.script {
-            if let Some(text) = s.goodbye.clone().and_then(|g| s.fill(&g).ok()) {
+            if let Some(text) = s.script.goodbye.clone().and_then(|g| s.fill(&g).ok()) {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), self.ws.send(Message::text(text)))
                         .await;
@@ -482,43 +508,78 @@ impl WebSocket {
     /// to receive.
     async fn start<S: Sink>(
         &mut self,
-        spec: &SessionSpec,
         profile: &WebSocketProfile,
         started: Instant,
         sink: &mut S,
     ) -> Result<(), Fault> {
-        let client = sink.client_number();
-        let mut n = 0;
-        if let Some(m) = &profile.subscribe_message {
-            let text = super::fill(m, &spec.channel);
+        let Some(compiled) = self.script.as_ref().map(|s| s.script.clone()) else {
+            return Ok(());
+        };
+        if let Some(m) = &compiled.subscribe_message {
+            // Not a counted message: `{n}` starts with `messages`.
+            let text = match &self.script {
+                Some(s) => m
+                    .render_once(&crate::identity::template::Vars {
+                        channel: &s.channel,
+                        who: &s.who,
+                    })
+                    .map_err(script_fault)?,
+                None => String::new(),
+            };
             self.ws.send(Message::text(text)).await?;
         }
         let deadline = tokio::time::Instant::now() + profile.subscribe_timeout;
-        for step in &profile.messages {
-            let text =
-                script::fill(step.text(), &spec.channel, client, &mut n).map_err(script_fault)?;
+        for (message, wait) in &compiled.messages {
+            let text = self.fill(message)?;
             self.ws.send(Message::text(text)).await?;
-            if let Some(w) = step.wait_for() {
-                let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
-                if !self.wait_for(&rule, deadline, sink).await? {
-                    unconfirmed(sink, profile.subscribe_timeout, w);
+            if let Some(w) = wait {
+                if !self.wait_rule(w, deadline, sink).await? {
+                    unconfirmed(sink, profile.subscribe_timeout, &self.rule_text(w));
                     return Ok(());
                 }
             }
         }
-        if let Some(s) = &mut self.script {
-            // Later templates go on counting from here.
-            s.n = n;
-        }
-        if let Some(w) = &profile.subscribed_when {
-            let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
-            if !self.wait_for(&rule, deadline, sink).await? {
-                unconfirmed(sink, profile.subscribe_timeout, w);
+        if let Some(w) = &compiled.subscribed_when {
+            if !self.wait_rule(w, deadline, sink).await? {
+                unconfirmed(sink, profile.subscribe_timeout, &self.rule_text(w));
                 return Ok(());
             }
         }
         sink.subscribed(started.elapsed());
         Ok(())
+    }
+
+    /// Renders a message of the script (moving `{n}` on).
+    fn fill(&mut self, t: &crate::identity::template::Template) -> Result<String, Fault> {
+        match &mut self.script {
+            Some(s) => s.fill(t).map_err(script_fault),
+            None => Err(script_fault("the session script is gone".into())),
+        }
+    }
+
+    /// A rule rendered for this session (without moving `{n}` on).
+    fn rule_text(&self, t: &crate::identity::template::Template) -> String {
+        self.script
+            .as_ref()
+            .and_then(|s| {
+                t.render_once(&crate::identity::template::Vars {
+                    channel: &s.channel,
+                    who: &s.who,
+                })
+                .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits for the message rule `t` names (see [`Self::wait_for`]).
+    async fn wait_rule<S: Sink>(
+        &mut self,
+        t: &crate::identity::template::Template,
+        deadline: tokio::time::Instant,
+        sink: &mut S,
+    ) -> Result<bool, Fault> {
+        let rule = Matcher::new(&self.rule_text(t));
+        self.wait_for(&rule, deadline, sink).await
     }
 
     /// Reads until a message matches `m` (true; it counts as a control
@@ -578,7 +639,7 @@ impl WebSocket {
         sink: &mut S,
     ) -> Result<(), Fault> {
         if let Some(s) = &mut self.script {
-            if let Some(t) = s.reply_to(bytes).map(str::to_string) {
+            if let Some(t) = s.reply_to(bytes).cloned() {
                 let text = s.fill(&t).map_err(script_fault)?;
                 self.ws.send(Message::text(text)).await?;
                 sink.control();
@@ -595,14 +656,14 @@ impl WebSocket {
             self.beat_due.set(None);
             return Ok(());
         };
-        let Some(h) = s.heartbeat.clone() else {
+        let Some((every, send)) = s.script.heartbeat.clone() else {
             self.beat_due.set(None);
             return Ok(());
         };
-        let text = s.fill(&h.send).map_err(script_fault)?;
+        let text = s.fill(&send).map_err(script_fault)?;
         self.ws.send(Message::text(text)).await?;
         self.beat_due
-            .set(Some(tokio::time::Instant::now() + h.every));
+            .set(Some(tokio::time::Instant::now() + every));
         Ok(())
     }
 }

@@ -110,5 +110,6 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
         },
         connect_timeout: Duration::from_secs(2),
         sources: Default::default(),
+        script: None,
     }
 }

@@ -78,7 +78,7 @@ impl Transport for Mqtt {
             Fault::new(ErrorKind::Other, "the target profile has no mqtt section")
         })?;
         let hello = profile.hello(
-            &fill_id(&profile.client_id, spec, sink.client_number()),
+            &fill_id(&profile.client_id, spec, sink.who().map_or(0, |w| w.client)),
             profile.keep_alive,
         )?;
         let (ws, started) = super::websocket::upgrade(
