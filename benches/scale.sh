@@ -4,7 +4,10 @@
 # channel per 500 clients at 1 event/s), 30 s hold, `--processes auto`.
 # Prints stampede's CPU per 100k deliveries (whole run: ramp included) and
 # its peak RSS per connection (all processes, baselines included), with
-# delivery p99 and lost. Flat columns mean cost linear in the work.
+# delivery p99 and lost; and the marginal cost of each step up from the
+# size before (what any run costs whatever its size, a process's baseline
+# RSS and per-second work, left out). Flat marginal columns mean cost
+# linear in the work.
 #
 #   bash benches/scale.sh                  # 1000 10000 50000 100000
 #   SIZES="1000 10000" bash benches/scale.sh
@@ -43,16 +46,25 @@ done
 python3 - "$TMP" $SIZES <<'PY'
 import csv, sys
 tmp, sizes = sys.argv[1], [int(s) for s in sys.argv[2:]]
-print("| subscribers | CPU s / 100k deliveries | stampede RSS KiB / connection | delivery p99 ms (ws / sse) | lost | load generator saturated |")
-print("|---:|---:|---:|---:|---:|---|")
+print("| subscribers | CPU s / 100k deliveries | marginal CPU s / 100k | stampede RSS KiB / connection | marginal RSS KiB / connection | delivery p99 ms (ws / sse) | lost | load generator saturated |")
+print("|---:|---:|---:|---:|---:|---:|---:|---|")
+prev = None
 for n in sizes:
     d = f"{tmp}/run-{n}"
     rows = list(csv.DictReader(open(f"{d}/summary.csv")))
     dels = sum(int(r["deliveries"]) for r in csv.DictReader(open(f"{d}/timeseries.csv")))
     cpu = float(rows[0]["client_cpu_s"])    # whole-run value, repeated per group
-    rss = float(rows[0]["client_rss_peak_mb"]) * 1024 / n
+    rss = float(rows[0]["client_rss_peak_mb"]) * 1024
     p99 = " / ".join(r["delivery_p99_ms"] for r in rows)
     lost = sum(int(r["lost"]) for r in rows)
     sat = ", ".join(sorted({r.get("loadgen_saturated", "") for r in rows}))
-    print(f"| {n:,} | {cpu / dels * 1e5:.2f} | {rss:.1f} | {p99} | {lost} | {sat} |")
+    # Marginal: the step from the size before, which leaves out what any
+    # run costs whatever its size (a process's baseline, per-second work).
+    if prev:
+        mcpu = f"{(cpu - prev[0]) / (dels - prev[1]) * 1e5:.2f}"
+        mrss = f"{(rss - prev[2]) / (n - prev[3]):.1f}"
+    else:
+        mcpu = mrss = "–"
+    print(f"| {n:,} | {cpu / dels * 1e5:.2f} | {mcpu} | {rss / n:.1f} | {mrss} | {p99} | {lost} | {sat} |")
+    prev = (cpu, dels, rss, n)
 PY
