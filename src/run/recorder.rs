@@ -31,6 +31,9 @@ pub(super) struct Outputs {
     pub write_error: Option<Error>,
     /// The live dashboard (`--dashboard`): sent every row as written.
     pub dashboard: Option<crate::dashboard::Feed>,
+    /// Prometheus remote write (`--prometheus-remote-write`): sent every
+    /// row as written, with its interval.
+    pub remote: Option<crate::telemetry::remote_write::RemoteWrite>,
 }
 
 /// Per-group state kept across ticks.
@@ -171,6 +174,9 @@ impl<'a> PhaseRecorder<'a> {
         let row = self.row(tick, secs);
         if let Some(feed) = &self.out.dashboard {
             feed.row(&row);
+        }
+        if let Some(r) = &self.out.remote {
+            r.tick(&row, iv);
         }
         if let Err(e) = self.out.ts.row(&row) {
             self.out.write_error.get_or_insert(e);
@@ -378,6 +384,7 @@ mod tests {
             hlog: HlogWriter::create(hlogs, clock.wall_epoch()).unwrap(),
             write_error: None,
             dashboard: None,
+            remote: None,
         };
         let mut progress = Progress::new(crate::progress::Display::Quiet);
         let shutdown = Shutdown::new();
