@@ -197,9 +197,31 @@ pub struct RunArgs {
     #[arg(long = "prometheus-label", value_name = "NAME=VALUE",
           value_parser = crate::telemetry::remote_write::parse_label)]
     pub prometheus_labels: Vec<(String, String)>,
+    /// Scrape this Prometheus text endpoint of the target every second
+    /// (repeatable): the server's own /metrics, node_exporter on its host.
+    /// Its process_* series stand in for --target-pid (target CPU, RSS,
+    /// cost per connection); node_* series fill the target_host_* columns;
+    /// every kept series goes to target_metrics.csv.
+    #[arg(long = "target-metrics", value_name = "URL", value_parser = parse_endpoint)]
+    pub target_metrics: Vec<crate::telemetry::http::Endpoint>,
+    /// Series to keep from --target-metrics, by name (`*` matches any run
+    /// of characters). Default: process_cpu_seconds_total,
+    /// process_resident_memory_bytes, process_open_fds,
+    /// node_cpu_seconds_total, node_memory_MemTotal_bytes,
+    /// node_memory_MemAvailable_bytes, node_network_*_bytes_total.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub target_metrics_keep: Vec<String>,
 }
 
 impl RunArgs {
+    /// The scraping settings, when asked for.
+    pub fn target_metrics(&self) -> Option<crate::telemetry::scrape::Config> {
+        (!self.target_metrics.is_empty()).then(|| crate::telemetry::scrape::Config {
+            endpoints: self.target_metrics.clone(),
+            keep: self.target_metrics_keep.clone(),
+        })
+    }
+
     /// The remote-write settings, when asked for.
     pub fn remote_write(&self) -> Option<crate::telemetry::remote_write::Config> {
         self.prometheus_remote_write.clone().map(|endpoint| {

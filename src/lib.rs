@@ -267,6 +267,7 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     let opts = run::RunOptions {
         dashboard: dashboard.as_ref().map(|d| d.feed()),
         remote_write: args.remote_write(),
+        target_metrics: args.target_metrics(),
         scenario_file: args.scenario.display().to_string(),
         out: args.out.clone(),
         results_root: args.results.clone(),
@@ -364,6 +365,7 @@ async fn capacity_command(args: cli::CapacityArgs) -> Result<i32> {
         run: run::RunOptions {
             dashboard: None,
             remote_write: r.remote_write(),
+            target_metrics: r.target_metrics(),
             scenario_file: r.scenario.display().to_string(),
             out: r.out.clone(),
             results_root: r.results.clone(),

@@ -169,6 +169,13 @@ fn shard_command(
             cmd.arg("--prometheus-label").arg(format!("{k}={v}"));
         }
     }
+    for m in &args.target_metrics {
+        cmd.arg("--target-metrics").arg(&m.url);
+    }
+    if !args.target_metrics_keep.is_empty() {
+        cmd.arg("--target-metrics-keep")
+            .arg(args.target_metrics_keep.join(","));
+    }
     if let Some(t) = target {
         cmd.arg("--attach-builtin")
             .arg(&t.url)

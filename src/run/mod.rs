@@ -31,6 +31,7 @@ use crate::progress::{Display, Progress};
 use crate::shard::Shard;
 use crate::shutdown::{Shutdown, StopReason};
 use crate::telemetry::remote_write::RemoteWrite;
+use crate::telemetry::scrape::Scraper;
 use recorder::{GroupState, Outputs, PhaseRecorder, PhaseSlot};
 use target::{start_target, Target};
 
@@ -59,6 +60,8 @@ pub struct RunOptions {
     pub dashboard: Option<crate::dashboard::Feed>,
     /// Prometheus remote write (`--prometheus-remote-write`).
     pub remote_write: Option<crate::telemetry::remote_write::Config>,
+    /// The target's own metrics endpoints (`--target-metrics`).
+    pub target_metrics: Option<crate::telemetry::scrape::Config>,
 }
 
 /// How a run ended.
@@ -143,6 +146,8 @@ struct Phases<'a> {
     total_phases: usize,
     /// Per phase with subscribers: what the publisher managed.
     publishing: Vec<PhasePublishing>,
+    /// `--target-metrics`.
+    scraper: Option<Scraper>,
 }
 
 /// One phase's publishing: published, failed, the first error.
@@ -201,6 +206,10 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
         }
         RemoteWrite::start(c, labels)
     });
+    let scraper = opts
+        .target_metrics
+        .as_ref()
+        .map(|c| Scraper::start(c, Some(&dir)));
     let run_tag = format!(
         "{:x}",
         clock
@@ -230,6 +239,7 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
         },
         results: Vec::new(),
         publishing: Vec::new(),
+        scraper,
         channel_prefix,
         // Every shard of a run shares `channel_prefix` (it comes from the
         // shared start time or the scenario), so shards tag their channels.
@@ -346,6 +356,7 @@ impl Phases<'_> {
             phase_s,
             pid: target.info.pid,
             lag: Some(&lag),
+            scraper: self.scraper.as_ref(),
         };
         let mut recorder = PhaseRecorder::new(plan, clock, shutdown, slot, &mut self.out, progress);
         let report = runner::run_phase(plan, &spec, clock, shutdown, self.shards, |tick| {
@@ -485,6 +496,7 @@ impl Phases<'_> {
             out,
             results,
             publishing,
+            scraper,
             ..
         } = self;
         let Outputs {
@@ -498,6 +510,12 @@ impl Phases<'_> {
         let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
         summary_csv::write(&dir, &rows)?;
         write_sweep(&dir, &info, &rows)?;
+        if let Some(s) = scraper {
+            for w in s.finish().await {
+                eprintln!("stampede: warning: {w}");
+                info.warnings.push(w);
+            }
+        }
         if let Some(r) = remote {
             let url = r.url().to_string();
             if let Some(w) = r.finish().await.warning(&url) {

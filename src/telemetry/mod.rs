@@ -5,7 +5,9 @@
 //! run loop hands it the rows it writes to the run folder, so the folder
 //! and the series cannot disagree.
 
+pub mod exposition;
 pub mod http;
 pub mod native;
 pub mod prompb;
 pub mod remote_write;
+pub mod scrape;

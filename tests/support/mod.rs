@@ -114,6 +114,7 @@ pub async fn run_plan(plan: Plan, dir: &Path, shutdown: Shutdown) -> RunOutcome 
         RunOptions {
             dashboard: None,
             remote_write: None,
+            target_metrics: None,
             scenario_file: "test.toml".into(),
             out: Some(dir.to_path_buf()),
             results_root: dir.to_path_buf(),

@@ -121,11 +121,16 @@ impl Server {
         s
     }
 
-    /// node_exporter on a free loopback port.
+    /// node_exporter on a free loopback port, counting the loopback
+    /// device too (its default leaves `lo` out; the tests' traffic is all
+    /// there).
     pub async fn node_exporter() -> Server {
         let dir = TempDir::new("node-exporter");
         let port = free_port();
-        let args = vec![format!("--web.listen-address=127.0.0.1:{port}")];
+        let args = vec![
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--collector.netdev.device-exclude=^$".into(),
+        ];
         let child = spawn(NODE_EXPORTER, &args, &dir);
         let url = format!("http://127.0.0.1:{port}");
         let s = Server {
@@ -165,5 +170,15 @@ impl Server {
             .as_str()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("{promql}: no float value in {r:?}"))
+    }
+}
+
+/// A child process killed and reaped on drop.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
