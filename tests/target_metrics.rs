@@ -68,10 +68,11 @@ async fn node_exporter_fills_the_host_columns() {
         with_cpu.len() + 2 >= rows.len(),
         "host CPU in nearly every row: {with_cpu:?}"
     );
+    // A rate over our clock's second between two scrapes, whose answers
+    // can each come tens of ms late on a busy machine: a quarter of slack
+    // over all cores busy.
     assert!(
-        with_cpu
-            .iter()
-            .all(|c| (0.0..=100.0 * cpus + 1.0).contains(c)),
+        with_cpu.iter().all(|c| (0.0..=125.0 * cpus).contains(c)),
         "{with_cpu:?}"
     );
     let total = mem_total_mb();
@@ -114,6 +115,18 @@ async fn node_exporter_fills_the_host_columns() {
     assert!(!kept.contains(",node_load1,"), "not kept by default");
     // The builtin target's pid is known: process columns still come from /proc.
     assert!(row(&sum, "sse").target_cpu_s.is_some());
+    // The report charts both.
+    let o = Command::new(exe())
+        .args(["report", "--quiet"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(out.join("charts/target-cpu-over-time.svg")).unwrap();
+    assert!(
+        svg.contains("target host") && svg.contains("target process"),
+        "{svg:.300}"
+    );
 }
 
 /// The reference server's `/metrics` as a remote target's: no pid, so the
