@@ -11,7 +11,7 @@ use std::process::Command;
 
 use stampede::folder::{run_json::RunInfo, summary};
 use stampede::telemetry::native::BUCKET_WIDTH;
-use support::prometheus::{free_port, installed_or_skip, Server, PROMETHEUS};
+use support::prometheus::{free_port, installed_or_skip, Server, NODE_EXPORTER, PROMETHEUS};
 use support::{exe, row, TempDir};
 
 const SCENARIO: &str = "name = \"prom\"\nduration = \"4s\"\nramp_up = \"1s\"\nwarmup = \"1s\"\n\
@@ -42,8 +42,15 @@ async fn remote_write_agrees_with_the_summary() {
         return;
     }
     let prom = Server::prometheus().await;
+    // The target's host as node_exporter shows it, scraped into the run
+    // and pushed on with the rest.
+    if !installed_or_skip("remote_write_agrees_with_the_summary", NODE_EXPORTER) {
+        return;
+    }
+    let node = Server::node_exporter().await;
     let dir = TempDir::new("remote-write");
     let url = format!("{}/api/v1/write", prom.url);
+    let node_url = format!("{}/metrics", node.url);
     let (out, stderr) = run(
         &dir,
         &[
@@ -55,6 +62,8 @@ async fn remote_write_agrees_with_the_summary() {
             "run=rw1",
             "--prometheus-label",
             "env=test",
+            "--target-metrics",
+            &node_url,
         ],
     );
     assert!(!stderr.contains("dropped"), "{stderr}");
@@ -116,6 +125,29 @@ async fn remote_write_agrees_with_the_summary() {
         .scalar("sum(stampede_deliveries_total{run=\"rw1\"})")
         .await;
     assert!(all > 0.0);
+    // The scraped host went through too.
+    let host = prom
+        .query("stampede_target_host_memory_used_mb{run=\"rw1\"}")
+        .await;
+    assert_eq!(host.len(), 3, "one series per group: {host:?}");
+    // Every query of the Grafana dashboard answers with data.
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("deploy/grafana/stampede.json").unwrap())
+            .unwrap();
+    let mut exprs = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for e in exprs {
+        let q = e
+            .replace("$run", "rw1")
+            .replace("$group", ".*")
+            .replace("$__rate_interval", "1m");
+        let r = prom.query(&q).await;
+        assert!(!r.is_empty(), "dashboard query {q} is empty");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
