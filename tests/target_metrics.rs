@@ -227,3 +227,50 @@ async fn metrics_count_open_streams() {
         while s.next().await.is_some() {}
     }
 }
+
+/// An endpoint that answers nothing: a warning with the count of failed
+/// scrapes, never a failed run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_metrics_endpoint_is_a_warning() {
+    let dir = TempDir::new("scrape-dead");
+    let url = format!(
+        "http://127.0.0.1:{}/metrics",
+        support::prometheus::free_port()
+    );
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(exe())
+        .args([
+            "run",
+            "--quiet",
+            "--no-report",
+            "--target-metrics",
+            &url,
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let info = stampede::folder::run_json::RunInfo::read(&out).unwrap();
+    let w = info
+        .warnings
+        .iter()
+        .find(|w| w.contains("--target-metrics"))
+        .unwrap_or_else(|| panic!("no warning in {:?}", info.warnings));
+    // "N of N scrapes failed": one a second over a run of about 7 s.
+    let words: Vec<&str> = w.split_whitespace().collect();
+    let at = words.iter().position(|x| *x == "of").expect("count");
+    let (failed, total): (u64, u64) = (
+        words[at - 1].parse().unwrap(),
+        words[at + 1].parse().unwrap(),
+    );
+    assert_eq!(failed, total, "{w}");
+    assert!(failed >= 4, "{w}");
+    assert!(!out
+        .join("target_metrics.csv")
+        .metadata()
+        .is_ok_and(|m| m.len() > 100));
+}

@@ -200,6 +200,22 @@ mod tests {
         assert!(errors[3].contains("\"one\""), "{errors:?}");
     }
 
+    proptest::proptest! {
+        /// Any text: no panic, and every line is a sample, a skipped
+        /// comment or blank, or a named error.
+        #[test]
+        fn any_text_parses_without_panicking(text in "(\\PC{0,40}\n){0,8}") {
+            let (samples, errors) = parse(&text);
+            let lines = text.lines().filter(|l| !l.trim().is_empty() && !l.trim().starts_with('#')).count();
+            proptest::prop_assert_eq!(samples.len() + errors.len(), lines);
+        }
+
+        #[test]
+        fn globs_never_panic(p in "[a-z*_]{0,12}", n in "[a-z_]{0,12}") {
+            let _ = matches(&p, &n);
+        }
+    }
+
     #[test]
     fn globs_match_names() {
         assert!(matches(

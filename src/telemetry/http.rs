@@ -46,6 +46,10 @@ impl Endpoint {
     }
 }
 
+/// Largest response body read (a node_exporter page is ~100 KB): a
+/// misbehaving endpoint cannot fill memory.
+pub const MAX_BODY: usize = 16 << 20;
+
 /// A response: status and body.
 pub struct Response {
     /// HTTP status code.
@@ -90,14 +94,14 @@ pub async fn exchange(
         let out = match resp {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                resp.into_body()
+                http_body_util::Limited::new(resp.into_body(), MAX_BODY)
                     .collect()
                     .await
                     .map(|b| Response {
                         status,
                         body: b.to_bytes(),
                     })
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| format!("reading the body: {e}"))
             }
             Err(e) => Err(e),
         };
