@@ -226,6 +226,9 @@ impl From<hyper::Error> for Fault {
             if let Some(io) = s.downcast_ref::<io::Error>() {
                 return Fault::new(ErrorKind::of_io(io), e.to_string());
             }
+            if let Some(h2) = s.downcast_ref::<h2::Error>() {
+                return Fault::new(h2_kind(h2), e.to_string());
+            }
             source = s.source();
         }
         let kind = if e.is_parse_too_large() {
@@ -240,6 +243,28 @@ impl From<hyper::Error> for Fault {
             ErrorKind::Other
         };
         Fault::new(kind, e.to_string())
+    }
+}
+
+/// An HTTP/2 error's kind (RFC 9113 §7): the peer's RST_STREAM or GOAWAY
+/// with NO_ERROR, CANCEL or REFUSED_STREAM ends a stream as a reset does;
+/// a framing, header-compression or flow-control violation (ours or the
+/// peer's report of one) is `protocol`.
+fn h2_kind(e: &h2::Error) -> ErrorKind {
+    use h2::Reason;
+    if let Some(io) = e.get_io() {
+        return ErrorKind::of_io(io);
+    }
+    match e.reason() {
+        Some(
+            Reason::PROTOCOL_ERROR
+            | Reason::FRAME_SIZE_ERROR
+            | Reason::COMPRESSION_ERROR
+            | Reason::FLOW_CONTROL_ERROR
+            | Reason::STREAM_CLOSED,
+        ) => ErrorKind::Protocol,
+        Some(Reason::ENHANCE_YOUR_CALM) => ErrorKind::RateLimited,
+        _ => ErrorKind::Reset,
     }
 }
 

@@ -31,6 +31,21 @@ impl IoCounters {
             self.received.load(Ordering::Relaxed),
         )
     }
+
+    /// Takes (sent, received) so far, leaving zero: a shared connection's
+    /// bytes handed on to the streams it carried.
+    pub fn take(&self) -> (u64, u64) {
+        (
+            self.sent.swap(0, Ordering::Relaxed),
+            self.received.swap(0, Ordering::Relaxed),
+        )
+    }
+
+    /// Adds bytes counted elsewhere.
+    pub fn add(&self, sent: u64, received: u64) {
+        self.sent.fetch_add(sent, Ordering::Relaxed);
+        self.received.fetch_add(received, Ordering::Relaxed);
+    }
 }
 
 /// A stream that adds every byte read or written to an `IoCounters`.

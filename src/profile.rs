@@ -25,6 +25,26 @@ pub enum PublishMethod {
     /// Text frames on one WebSocket per channel.
     #[serde(rename = "websocket")]
     WebSocket,
+    /// STOMP SEND frames on one STOMP-over-WebSocket session per channel,
+    /// to `[profile.stomp]`'s destination.
+    #[serde(rename = "stomp")]
+    Stomp,
+    /// MQTT PUBLISH packets on one MQTT-over-WebSocket session per
+    /// channel, to `[profile.mqtt]`'s topic at its QoS.
+    #[serde(rename = "mqtt")]
+    Mqtt,
+    /// Socket.IO emits on one Engine.IO WebSocket per channel (namespace
+    /// `/`): `body` is the event's JSON array, e.g.
+    /// `["publish","{channel}","{payload}"]`.
+    #[serde(rename = "socketio")]
+    SocketIo,
+}
+
+impl PublishMethod {
+    /// True for the methods that publish over HTTP (statuses apply).
+    pub fn is_http(self) -> bool {
+        matches!(self, PublishMethod::Post | PublishMethod::Put)
+    }
 }
 
 /// The publisher's side.
@@ -118,8 +138,14 @@ impl Profile {
     /// Checks what serde cannot: templates, statuses, cursor combinations.
     pub fn check(&self) -> Result<(), String> {
         path_ok(&self.publish.url, "publish")?;
-        if self.publish.method != PublishMethod::WebSocket {
+        if self.publish.method.is_http() {
             status_ok(&self.publish.ok_status, "publish.ok_status")?;
+        }
+        if self.publish.method == PublishMethod::Stomp && self.sections.stomp.is_none() {
+            return Err("publish.method = \"stomp\" needs a [profile.stomp] section".into());
+        }
+        if self.publish.method == PublishMethod::Mqtt && self.sections.mqtt.is_none() {
+            return Err("publish.method = \"mqtt\" needs a [profile.mqtt] section".into());
         }
         if !self.publish.body.contains("{payload}") {
             return Err("publish.body must contain {payload} (the envelope)".into());

@@ -54,10 +54,15 @@ pub struct PublishSpec {
     pub base_path: String,
     /// How the target takes publishes.
     pub profile: PublishProfile,
+    /// The profile's transport sections (a STOMP or MQTT publisher's
+    /// destination, login and QoS).
+    pub sections: Arc<crate::transport::Sections>,
     /// Extra headers (secrets expanded).
     pub headers: Arc<[(HeaderName, HeaderValue)]>,
     /// When each event is due (rate and stages over all channels).
     pub schedule: RateSchedule,
+    /// HTTP publishes over h2c (prior knowledge) instead of HTTP/1.1.
+    pub http2: bool,
     /// Payload size.
     pub payload_bytes: usize,
     /// TLS to an `https://` / `wss://` target.
@@ -218,10 +223,15 @@ async fn channel_loop(
             }
         }
     }
-    if let Some(Sender::Ws(ws)) = conn.as_mut() {
-        // Closing politely lets the server take the last frames; a dropped
-        // socket can lose the final publish (seen with nchan).
-        crate::transport::websocket::close_politely(ws).await;
+    // Closing politely lets the server take the last frames; a dropped
+    // socket can lose the final publish (seen with nchan).
+    match conn.as_mut() {
+        Some(Sender::Ws(ws) | Sender::SocketIo(ws)) => {
+            crate::transport::websocket::close_politely(ws).await
+        }
+        Some(Sender::Stomp(p)) => p.close().await,
+        Some(Sender::Mqtt(p)) => p.close().await,
+        _ => {}
     }
     out
 }
@@ -230,7 +240,11 @@ async fn channel_loop(
 /// is dropped.
 enum Sender {
     Http(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
+    Http2(Box<crate::transport::h2::H2Conn>),
     Ws(Box<WebSocketStream<crate::net::Stream>>),
+    Stomp(Box<crate::transport::stomp::Publisher<crate::net::Stream>>),
+    Mqtt(Box<crate::transport::mqtt::Publisher<crate::net::Stream>>),
+    SocketIo(Box<WebSocketStream<crate::net::Stream>>),
 }
 
 impl Drop for Sender {
@@ -245,12 +259,13 @@ impl Sender {
     fn is_closed(&self) -> bool {
         match self {
             Sender::Http(s, _) => s.is_closed(),
-            Sender::Ws(_) => false,
+            Sender::Http2(c) => c.is_closed(),
+            Sender::Ws(_) | Sender::SocketIo(_) | Sender::Stomp(_) | Sender::Mqtt(_) => false,
         }
     }
 }
 
-async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
+async fn connect(spec: &PublishSpec, path: &str, channel: &str) -> Result<Sender, Fault> {
     let (tcp, _) = crate::net::connect(spec.addr, PUBLISH_TIMEOUT).await?;
     // Publishes are not counted in any group's bytes: a private counter.
     let counted = crate::net::Counting::new(tcp, Arc::default());
@@ -258,7 +273,13 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
         Some(tls) => tls.handshake(counted, PUBLISH_TIMEOUT).await?.0,
         None => crate::net::Stream::Plain(counted),
     };
-    if spec.profile.method == PublishMethod::WebSocket {
+    if !spec.profile.method.is_http() {
+        let socketio = spec.profile.method == PublishMethod::SocketIo;
+        let path = if socketio {
+            crate::transport::socketio::publisher_path(path)
+        } else {
+            path.to_string()
+        };
         let url = format!("ws://{}{path}", spec.authority);
         let mut req = url
             .as_str()
@@ -272,8 +293,40 @@ async fn connect(spec: &PublishSpec, path: &str) -> Result<Sender, Fault> {
             }
             req.headers_mut().insert(name.clone(), value.clone());
         }
-        let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
-        return Ok(Sender::Ws(Box::new(ws)));
+        let sections = &spec.sections;
+        let subprotocol = match spec.profile.method {
+            PublishMethod::Stomp => sections.stomp.as_ref().map(|s| s.subprotocol.as_str()),
+            PublishMethod::Mqtt => sections.mqtt.as_ref().map(|s| s.subprotocol.as_str()),
+            _ => None,
+        };
+        if let Some(p) = subprotocol {
+            let v = HeaderValue::from_str(p)
+                .map_err(|_| Fault::new(ErrorKind::Other, "bad WebSocket subprotocol"))?;
+            req.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
+        if socketio {
+            crate::transport::socketio::publisher_handshake(&mut ws).await?;
+            return Ok(Sender::SocketIo(Box::new(ws)));
+        }
+        let missing = |what: &str| Fault::new(ErrorKind::Other, format!("no [profile.{what}]"));
+        return match spec.profile.method {
+            PublishMethod::Stomp => {
+                let s = sections.stomp.as_ref().ok_or_else(|| missing("stomp"))?;
+                let p = crate::transport::stomp::Publisher::start(ws, s, channel).await?;
+                Ok(Sender::Stomp(Box::new(p)))
+            }
+            PublishMethod::Mqtt => {
+                let s = sections.mqtt.as_ref().ok_or_else(|| missing("mqtt"))?;
+                let p = crate::transport::mqtt::Publisher::start(ws, s, channel).await?;
+                Ok(Sender::Mqtt(Box::new(p)))
+            }
+            _ => Ok(Sender::Ws(Box::new(ws))),
+        };
+    }
+    if spec.http2 {
+        let conn = crate::transport::h2::H2Conn::handshake(tcp, (None, None)).await?;
+        return Ok(Sender::Http2(Box::new(conn)));
     }
     let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     let handle = tokio::spawn(async move {
@@ -308,10 +361,13 @@ async fn publish_one(
     let body = crate::profile::fill(&spec.profile.body, channel).replace("{payload}", &payload);
     tokio::time::timeout(PUBLISH_TIMEOUT, async {
         if conn.as_ref().is_none_or(Sender::is_closed) {
-            *conn = Some(connect(spec, path).await?);
+            *conn = Some(connect(spec, path, channel).await?);
         }
         match conn.as_mut() {
             None => Err(Fault::new(ErrorKind::Other, "no publisher connection")),
+            Some(Sender::SocketIo(ws)) => {
+                crate::transport::socketio::publisher_emit(ws, &body).await
+            }
             Some(Sender::Ws(ws)) => {
                 // Whatever the server says back (acks, greetings) is read
                 // and dropped so it cannot fill the socket.
@@ -327,43 +383,69 @@ async fn publish_one(
                 ws.send(Message::text(body)).await?;
                 Ok(())
             }
+            Some(Sender::Stomp(p)) => p.publish(body).await,
+            Some(Sender::Mqtt(p)) => p.publish(Bytes::from(body)).await,
             Some(Sender::Http(sender, _)) => {
-                let method = match spec.profile.method {
-                    PublishMethod::Put => Method::PUT,
-                    _ => Method::POST,
-                };
-                let mut req = Request::builder()
-                    .method(method)
-                    .uri(path)
-                    .header(header::CONTENT_TYPE, spec.profile.content_type.as_str());
+                let mut req = Request::builder().uri(path);
                 // A profile's Host replaces the authority, not a second Host.
                 if !spec.headers.iter().any(|(name, _)| name == header::HOST) {
                     req = req.header(header::HOST, spec.authority.as_str());
                 }
-                for (name, value) in spec.headers.iter() {
-                    req = req.header(name, value);
-                }
-                let req = req
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| Fault::new(ErrorKind::Other, e.to_string()))?;
+                let req = http_request(spec, req, body)?;
                 sender.ready().await?;
                 let resp = sender.send_request(req).await?;
-                let status = resp.status();
-                // Drain the body so the connection can be reused.
-                let _ = resp.into_body().collect().await?;
-                if spec.profile.ok_status.contains(&status.as_u16()) {
-                    Ok(())
-                } else {
-                    Err(Fault::new(
-                        ErrorKind::Status,
-                        format!("publish to {path} answered {status}"),
-                    ))
-                }
+                answered(spec, path, resp).await
+            }
+            Some(Sender::Http2(conn)) => {
+                let req = http_request(spec, Request::builder(), body)?;
+                let resp = conn
+                    .send_request(req, spec.tls.is_some(), &spec.authority, path)
+                    .await?;
+                answered(spec, path, resp).await
             }
         }
     })
     .await
     .map_err(|_| Fault::timeout("publish"))?
+}
+
+/// A publish request: method, content type, the profile's headers, body.
+fn http_request(
+    spec: &PublishSpec,
+    req: http::request::Builder,
+    body: String,
+) -> Result<Request<Full<Bytes>>, Fault> {
+    let method = match spec.profile.method {
+        PublishMethod::Put => Method::PUT,
+        _ => Method::POST,
+    };
+    let mut req = req
+        .method(method)
+        .header(header::CONTENT_TYPE, spec.profile.content_type.as_str());
+    for (name, value) in spec.headers.iter() {
+        req = req.header(name, value);
+    }
+    req.body(Full::new(Bytes::from(body)))
+        .map_err(|e| Fault::new(ErrorKind::Other, e.to_string()))
+}
+
+/// Reads a publish's answer to its end (so the connection can be reused)
+/// and checks its status.
+async fn answered(
+    spec: &PublishSpec,
+    path: &str,
+    resp: http::Response<hyper::body::Incoming>,
+) -> Result<(), Fault> {
+    let status = resp.status();
+    let _ = resp.into_body().collect().await?;
+    if spec.profile.ok_status.contains(&status.as_u16()) {
+        Ok(())
+    } else {
+        Err(Fault::new(
+            ErrorKind::Status,
+            format!("publish to {path} answered {status}"),
+        ))
+    }
 }
 
 #[cfg(test)]

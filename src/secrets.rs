@@ -10,39 +10,48 @@ use std::sync::RwLock;
 /// two-character value would mangle every message.
 const MIN_SECRET_LEN: usize = 4;
 
-/// (variable name, value) of every expanded secret, longest value first so
-/// a secret containing another is replaced whole.
-static SECRETS: RwLock<Vec<(String, String)>> = RwLock::new(Vec::new());
+/// (what is written instead, value) of every secret, longest value first
+/// so a secret containing another is replaced whole.
+/// The value's JSON-string form is kept beside it when it differs (run.json
+/// holds values escaped), so redacting allocates nothing per secret.
+static SECRETS: RwLock<Vec<(String, String, Option<String>)>> = RwLock::new(Vec::new());
 
 /// Remembers that `value` (from environment variable `var`) is secret.
 pub fn register(var: &str, value: &str) {
+    register_as(&format!("${{{var}}}"), value);
+}
+
+/// Remembers that `value` is secret, written as `label` (a data column's
+/// `{data.token}`, a client's `{token}`).
+pub fn register_as(label: &str, value: &str) {
     if value.len() < MIN_SECRET_LEN {
         return;
     }
     let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    if all.iter().any(|(_, v)| v == value) {
+    if all.iter().any(|(_, v, _)| v == value) {
         return;
     }
-    all.push((var.to_string(), value.to_string()));
-    all.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    let escaped = serde_json::to_string(value).unwrap_or_default();
+    let escaped = escaped.trim_matches('"');
+    let escaped = (escaped != value).then(|| escaped.to_string());
+    all.push((label.to_string(), value.to_string(), escaped));
+    all.sort_by_key(|(_, v, _)| std::cmp::Reverse(v.len()));
 }
 
-/// `text` with every registered secret replaced by `${VAR}`.
+/// `text` with every registered secret replaced by its label (`${VAR}`).
 pub fn redact(text: &str) -> String {
     let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
     if all.is_empty() {
         return text.to_string();
     }
     let mut out = text.to_string();
-    for (var, value) in all.iter() {
+    for (label, value, escaped) in all.iter() {
         if out.contains(value.as_str()) {
-            out = out.replace(value.as_str(), &format!("${{{var}}}"));
+            out = out.replace(value.as_str(), label);
         }
         // The same value as it appears inside a JSON string (run.json).
-        let escaped = serde_json::to_string(value).unwrap_or_default();
-        let escaped = escaped.trim_matches('"');
-        if escaped != value && out.contains(escaped) {
-            out = out.replace(escaped, &format!("${{{var}}}"));
+        if let Some(e) = escaped.as_deref().filter(|e| out.contains(e)) {
+            out = out.replace(e, label);
         }
     }
     out

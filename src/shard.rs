@@ -67,6 +67,17 @@ impl Shard {
         }
     }
 
+    /// The shard that runs global client `k` of room `room` (of
+    /// `channels` rooms): with at least as many rooms as shards, a whole
+    /// room runs in one shard, whatever its size.
+    pub fn owner_in(self, k: u64, room: u32, channels: u32) -> u32 {
+        if channels >= self.count {
+            room % self.count
+        } else {
+            (k % u64::from(self.count)) as u32
+        }
+    }
+
     /// Global numbers of the clients this shard runs, ascending.
     pub fn clients(self, total: u64, channels: u32) -> impl Iterator<Item = u64> {
         (0..total).filter(move |&k| self.owner(k, channels) == self.index)

@@ -255,3 +255,38 @@ async fn request_mode_over_http2() {
     let out = run_plan(plan(&h1), TempDir::new("nchan-h1").path(), Shutdown::new()).await;
     assert_eq!(out.rows[0].status_2xx.unwrap_or(0), 0, "{:?}", out.rows[0]);
 }
+
+/// SSE over HTTP/2 (h2c) against nchan: a connection per client, and four
+/// clients' streams on one connection; the publisher speaks h2c too (the
+/// port takes no HTTP/1.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_over_http2_against_nchan() {
+    let Some(nginx) = Nginx::start("sse_http2", 30) else {
+        return;
+    };
+    let text = format!(
+        "name = \"sse-h2\"\ntarget = \"{}\"\nprofile = \"nchan\"\nduration = \"3s\"\n\
+         warmup = \"1s\"\nmode = \"concurrent\"\n\
+         [publisher]\nrate = 20\npayload_bytes = 200\nchannels = 2\nhttp2 = true\n\
+         [[groups]]\nname = \"sse-h2\"\ntransport = \"sse\"\nclients = 8\nhttp2 = true\n\
+         [[groups]]\nname = \"sse-mux\"\ntransport = \"sse\"\nclients = 8\nhttp2 = true\n\
+         streams_per_connection = 4\n",
+        nginx.h2_url
+    );
+    let dir = TempDir::new("nchan-sse-h2");
+    let out = run_plan(plan(&text), dir.path(), Shutdown::new()).await;
+    assert_eq!(out.exit_code, 0, "{:?}\n{}", out.stop, nginx.error_log());
+    for r in &out.rows {
+        let published = r.published.unwrap();
+        assert!((55..=65).contains(&published), "{}: {published}", r.group);
+        // 4 clients on each of the 2 channels.
+        assert_eq!(r.expected, Some(published * 4), "{}", r.group);
+        assert_eq!(r.delivered, r.expected, "{}: delivered", r.group);
+        assert_eq!(
+            (r.lost, r.duplicated, r.errors),
+            (Some(0), Some(0), 0),
+            "{}: {r:?}",
+            r.group
+        );
+    }
+}

@@ -33,6 +33,8 @@ pub enum Applies {
     Pollers,
     /// Long pollers.
     LongPollers,
+    /// Kinds whose sessions may upgrade from polling to a WebSocket.
+    Upgraders,
 }
 
 impl Applies {
@@ -47,6 +49,7 @@ impl Applies {
             Applies::Status => !kind.subscribes() || kind.is_poller(),
             Applies::Pollers => kind.is_poller(),
             Applies::LongPollers => kind.is_long_poller(),
+            Applies::Upgraders => kind.info().upgrades,
         }
     }
 
@@ -56,11 +59,12 @@ impl Applies {
             Applies::All => "all",
             Applies::Subscribers => "subscribers",
             Applies::Sessions => "subscribers, echo",
-            Applies::RequestBased => "pollers, request, echo",
+            Applies::RequestBased => "pollers, request, echo, socketio",
             Applies::Exchanges => "request, echo",
             Applies::Status => "pollers, request, echo",
             Applies::Pollers => "pollers",
             Applies::LongPollers => "long-poll",
+            Applies::Upgraders => "socketio",
         }
     }
 }

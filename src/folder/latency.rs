@@ -27,11 +27,13 @@ pub enum Latency {
     StormReconnect,
     /// `[storm]`: from the drop to the client's first event after it.
     StormReceiving,
+    /// Engine.IO's upgrade: from the WebSocket's connect to the switch.
+    Upgrade,
 }
 
 impl Latency {
     /// Every metric, in file order.
-    pub const ALL: [Latency; 9] = [
+    pub const ALL: [Latency; 10] = [
         Latency::Delivery,
         Latency::Connect,
         Latency::Subscribe,
@@ -41,6 +43,7 @@ impl Latency {
         Latency::Tls,
         Latency::StormReconnect,
         Latency::StormReceiving,
+        Latency::Upgrade,
     ];
 
     /// Stable label (file names, tags).
@@ -55,6 +58,7 @@ impl Latency {
             Latency::Tls => "tls",
             Latency::StormReconnect => "storm-reconnect",
             Latency::StormReceiving => "storm-receiving",
+            Latency::Upgrade => "upgrade",
         }
     }
 
@@ -70,6 +74,7 @@ impl Latency {
                 | Latency::Tls
                 | Latency::StormReconnect
                 | Latency::StormReceiving
+                | Latency::Upgrade
         )
     }
 }
@@ -97,6 +102,7 @@ impl Latency {
             Latency::Request | Latency::RequestUncorrected => k.is_request_based(),
             Latency::Tls => scope.tls,
             Latency::StormReconnect | Latency::StormReceiving => scope.storm && k.subscribes(),
+            Latency::Upgrade => k.info().upgrades,
         }
     }
 }

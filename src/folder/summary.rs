@@ -49,6 +49,11 @@ csv_record! {
         tls_p50_ms: Option<f64> => col("ms", All,
             "TLS handshake after TCP connect p50 (`https://` / `wss://` targets; empty otherwise)"),
         tls_p99_ms: Option<f64> => col("ms", All, "TLS handshake p99"),
+        upgrade_p50_ms: Option<f64> => col("ms", Upgraders,
+            "Socket.IO `engine = \"upgrade\"`: from the WebSocket's TCP connect to Engine.IO's \
+             `5` (upgrade) packet, after the `2probe`/`3probe` exchange, p50; empty for the \
+             other engines; whole phase").main("upgrade p50 (ms)"),
+        upgrade_p99_ms: Option<f64> => col("ms", Upgraders, "Engine.IO upgrade time p99"),
         request_p50_ms: Option<f64> => col("ms", RequestBased,
             "one request (or echo) from its *intended* start to its last byte, i.e. corrected \
              for coordinated omission (long polls include the hold), p50").main("request p50 (ms)"),

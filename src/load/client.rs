@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::cancel::{ClientCancel, Wake};
 use super::pacer::Pacer;
 use crate::clock::Clock;
 use crate::extract::{Class, Extractor};
 use crate::fault::{ErrorKind, Fault};
-use crate::metrics::ledger::Receipt;
+use crate::metrics::ledger::{peer_of, peer_seq, PeerLog, Receipt, PEER_MAX_MESSAGES};
 use crate::metrics::{Count, GroupRecorder, Latency, Ledger};
 use crate::net::IoCounters;
 use crate::plan::ReconnectPlan;
@@ -40,8 +41,49 @@ pub struct ClientSpec {
     pub catch_up: bool,
     /// A reconnect storm this client takes part in.
     pub storm: Option<ClientStorm>,
-    /// The client's number in its group (`{client}` in session scripts).
+    /// The client's number in its group.
     pub number: u64,
+    /// Who the client is (`{client}`, `{data.*}`, ... in templates).
+    pub who: crate::identity::Who,
+    /// Its group's templates: personal URL, headers, token.
+    pub templates: Arc<crate::transport::personal::GroupTemplates>,
+    /// The client publishes to its room (`publish = { ... }`).
+    pub publish: Option<ClientPublish>,
+}
+
+/// One client's own messages to its room: every `every` from `first`
+/// until `until` (the end of the hold), `bytes` long.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientPublish {
+    /// Its first message's intended instant.
+    pub first: Instant,
+    /// Time between its messages.
+    pub every: Duration,
+    /// No message is due at or after this.
+    pub until: Instant,
+    /// Message size.
+    pub bytes: usize,
+}
+
+/// A publishing client's schedule.
+struct Publishing {
+    next_at: Instant,
+    spec: ClientPublish,
+}
+
+impl Publishing {
+    /// The next intended instant, if one is left.
+    fn due(&self) -> Option<Instant> {
+        (self.next_at < self.spec.until).then_some(self.next_at)
+    }
+
+    /// Messages due while the client had no session are not sent (a
+    /// disconnected member cannot publish): the schedule moves past them.
+    fn skip_missed(&mut self, now: Instant) {
+        while self.next_at < now {
+            self.next_at += self.spec.every;
+        }
+    }
 }
 
 /// One client's view of a `[storm]`.
@@ -74,6 +116,8 @@ pub struct GroupShared {
     pub recorder: Arc<GroupRecorder>,
     /// Ledgers of finished clients.
     pub ledgers: Mutex<Vec<Ledger>>,
+    /// What its clients published to their rooms (publishing groups).
+    pub peers: Mutex<Vec<PeerLog>>,
     /// Run clock.
     pub clock: Clock,
     /// Set with the clients' cancellation: request and echo clients check
@@ -103,8 +147,10 @@ struct ClientSink<'a> {
     extractor: Arc<Extractor>,
     /// When the current session attempt began (run-clock ns).
     attempt_ns: u64,
-    /// The client's number in its group.
-    number: u64,
+    /// Who the client is.
+    who: crate::identity::Who,
+    /// What it published to its room, if it publishes.
+    sent: Option<PeerLog>,
 }
 
 impl ClientSink<'_> {
@@ -176,6 +222,13 @@ impl Drop for ClientSink<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(ledger);
+        if let Some(sent) = self.sent.take() {
+            self.shared
+                .peers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(sent);
+        }
     }
 }
 
@@ -190,6 +243,12 @@ impl Sink for ClientSink<'_> {
 
     fn tls_handshake(&mut self, took: Duration) {
         self.shared.recorder.with(|i| i.record(Latency::Tls, took));
+    }
+
+    fn upgraded(&mut self, took: Duration) {
+        self.shared
+            .recorder
+            .with(|i| i.record(Latency::Upgrade, took));
     }
 
     fn subscribed(&mut self, took: Duration) {
@@ -242,6 +301,11 @@ impl Sink for ClientSink<'_> {
                 ErrorKind::Protocol,
                 "an envelope with an impossible sequence number or time",
             );
+            return;
+        }
+        if peer_of(env.seq) == Some(self.who.client) {
+            // Its own message, relayed back by a server that sends a room's
+            // messages to every member: not expected, not a delivery.
             return;
         }
         if self.subscribed_ns.is_none_or(|s| env.sent_ns < s) {
@@ -325,24 +389,8 @@ impl Sink for ClientSink<'_> {
         self.subscribed_ns.get_or_insert(self.attempt_ns);
     }
 
-    fn client_number(&self) -> u64 {
-        self.number
-    }
-}
-
-enum Wake<T> {
-    Cancelled,
-    Ready(T),
-}
-
-async fn or_cancel<T>(
-    cancel: &CancellationToken,
-    fut: impl std::future::Future<Output = T>,
-) -> Wake<T> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => Wake::Cancelled,
-        v = fut => Wake::Ready(v),
+    fn who(&self) -> Option<&crate::identity::Who> {
+        Some(&self.who)
     }
 }
 
@@ -359,6 +407,52 @@ async fn or_storm<T>(
             v = fut => Some(v),
         },
     }
+}
+
+/// Runs `fut` unless `due` (if any) comes first: `None` then.
+async fn or_due<T>(due: Option<Instant>, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    match due {
+        None => Some(fut.await),
+        Some(at) => tokio::select! {
+            biased;
+            _ = tokio::time::sleep_until(at.into()) => None,
+            v = fut => Some(v),
+        },
+    }
+}
+
+/// Sends the client's next message to its room on its own session: an
+/// envelope numbered `peer_seq(client, k)` and stamped with its intended
+/// instant (so a late send shows in the receivers' latency).
+async fn publish_own<T: Transport>(
+    session: &mut T,
+    sink: &mut ClientSink<'_>,
+    p: &mut Publishing,
+) -> Result<(), Fault> {
+    let intended = p.next_at;
+    p.next_at += p.spec.every;
+    let Some(log) = sink.sent.as_mut() else {
+        return Ok(());
+    };
+    let k = log.log.sent_ns.len() as u64;
+    if k >= PEER_MAX_MESSAGES {
+        return Ok(());
+    }
+    let sent_ns = sink.shared.clock.ns(intended);
+    let text = crate::envelope::Envelope {
+        channel: log.channel,
+        seq: peer_seq(log.sender, k),
+        sent_ns,
+    }
+    .encode(p.spec.bytes);
+    log.log.sent_ns.push(sent_ns);
+    let r = session.send(text).await;
+    if r.is_err() {
+        if let Some(log) = sink.sent.as_mut() {
+            log.log.failed.push(k);
+        }
+    }
+    r
 }
 
 /// A leaving client expects nothing published after it left, but keeps
@@ -392,8 +486,10 @@ pub async fn run<T: Transport>(
             own
         }
     };
-    if let Wake::Cancelled =
-        or_cancel(&cancel, tokio::time::sleep_until(spec.start_at.into())).await
+    let mut cancel = ClientCancel::new(cancel);
+    if let Wake::Cancelled = cancel
+        .or_cancel(tokio::time::sleep_until(spec.start_at.into()))
+        .await
     {
         return;
     }
@@ -401,7 +497,7 @@ pub async fn run<T: Transport>(
     let mut sink = ClientSink {
         shared: &shared,
         io: io.clone(),
-        ledger: Ledger::new(spec.channel),
+        ledger: Ledger::for_client(spec.channel, spec.who.client),
         first_attempt: Instant::now(),
         first_event_seen: false,
         open_conns: 0,
@@ -415,8 +511,42 @@ pub async fn run<T: Transport>(
             .map(|s| (s.at, StormState::Before)),
         extractor: spec.session.extractor.clone(),
         attempt_ns: 0,
-        number: spec.number,
+        who: spec.who.clone(),
+        sent: spec.publish.map(|_| PeerLog {
+            channel: spec.channel,
+            sender: spec.who.client,
+            log: Default::default(),
+        }),
     };
+    let mut publishing = spec.publish.map(|p| Publishing {
+        next_at: p.first,
+        spec: p,
+    });
+    if let Some(token) = &spec.templates.token {
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let vars = crate::identity::template::Vars {
+            channel: &spec.session.channel,
+            who: &sink.who,
+        };
+        match token.sign(&vars, now_s) {
+            Ok(t) => {
+                crate::secrets::register_as("{token}", &t);
+                sink.who.token = Some(t.into());
+            }
+            Err(m) => {
+                // The plan signed one already: only a secret unset since
+                // can get here, and no attempt could succeed without it.
+                sink.fault(Fault::new(ErrorKind::Other, m));
+                sink.ledger.open(clock.now_ns());
+                sink.subscribed_ns = Some(clock.now_ns());
+                cancel.or_cancel(std::future::pending::<()>()).await;
+                return;
+            }
+        }
+    }
+    let personal = spec.templates.personal();
     // Closing its own connection at the storm is due once.
     let mut storm_close = spec
         .storm
@@ -432,18 +562,34 @@ pub async fn run<T: Transport>(
     let mut rng = crate::rng::Rng::new();
     let mut failures: u32 = 0;
     let mut sessions: u64 = 0;
+    let mut attempts: u64 = 0;
     let gave_up = 'client: loop {
         let attempt_ns = clock.now_ns();
         sink.attempt_ns = attempt_ns;
-        let opened = or_cancel(
-            &cancel,
-            // Boxed: opening (connect, TLS, handshake) is the largest state
-            // of a session, and in place it would be reserved inside every
-            // client's task for the whole run (measured: ~5 KiB per SSE
-            // client, ~7 KiB per WebSocket client).
-            Box::pin(T::open(&spec.session, &io, cursor.clone(), &mut sink)),
-        )
-        .await;
+        sink.who.session = attempts;
+        attempts += 1;
+        let session_spec = if personal {
+            match spec.templates.session_for(&spec.session, &sink.who) {
+                Ok(s) => Arc::new(s),
+                Err(m) => {
+                    sink.fault(Fault::new(ErrorKind::Other, m));
+                    sink.ledger.open(attempt_ns);
+                    sink.subscribed_ns.get_or_insert(attempt_ns);
+                    break 'client true;
+                }
+            }
+        } else {
+            spec.session.clone()
+        };
+        let opened = cancel
+            .or_cancel(
+                // Boxed: opening (connect, TLS, handshake) is the largest state
+                // of a session, and in place it would be reserved inside every
+                // client's task for the whole run (measured: ~5 KiB per SSE
+                // client, ~7 KiB per WebSocket client).
+                Box::pin(T::open(&session_spec, &io, cursor.clone(), &mut sink)),
+            )
+            .await;
         sink.flush_io();
         let mut session = match opened {
             Wake::Cancelled => {
@@ -479,13 +625,16 @@ pub async fn run<T: Transport>(
                     break 'client true;
                 }
                 let wait = honor(backoff(&spec.reconnect, failures, None, &mut rng), asked);
-                if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
+                if let Wake::Cancelled = cancel.or_cancel(tokio::time::sleep(wait)).await {
                     break 'client false;
                 }
                 continue;
             }
         };
         failures = 0;
+        if let Some(p) = publishing.as_mut() {
+            p.skip_missed(Instant::now());
+        }
         sink.storm_session_opened(Instant::now());
         if sessions > 0 {
             shared.recorder.with(|i| i.add(Count::Reconnects, 1));
@@ -504,11 +653,9 @@ pub async fn run<T: Transport>(
                         sink.missed_polls(p, Instant::now());
                     }
                     let at = due.take().unwrap_or_else(|| p.next_at());
-                    match or_cancel(
-                        &cancel,
-                        or_storm(storm_close, tokio::time::sleep_until(at.into())),
-                    )
-                    .await
+                    match cancel
+                        .or_cancel(or_storm(storm_close, tokio::time::sleep_until(at.into())))
+                        .await
                     {
                         Wake::Cancelled => {
                             session.close().await;
@@ -535,11 +682,28 @@ pub async fn run<T: Transport>(
                     Wake::Ready(Some(session.next(intended, &mut sink).await))
                 }
             } else {
-                or_cancel(
-                    &cancel,
-                    or_storm(storm_close, session.next(intended, &mut sink)),
-                )
-                .await
+                let due = publishing.as_ref().and_then(Publishing::due);
+                match cancel
+                    .or_cancel(or_storm(
+                        storm_close,
+                        or_due(due, session.next(intended, &mut sink)),
+                    ))
+                    .await
+                {
+                    Wake::Ready(Some(None)) => {
+                        // One of its own messages is due.
+                        if let Some(p) = publishing.as_mut() {
+                            if let Err(f) = publish_own(&mut session, &mut sink, p).await {
+                                sink.fault(f);
+                                break false;
+                            }
+                        }
+                        continue;
+                    }
+                    Wake::Ready(Some(Some(r))) => Wake::Ready(Some(r)),
+                    Wake::Ready(None) => Wake::Ready(None),
+                    Wake::Cancelled => Wake::Cancelled,
+                }
             };
             sink.flush_io();
             match step {
@@ -575,14 +739,14 @@ pub async fn run<T: Transport>(
             }
         }
         let wait = honor(backoff(&spec.reconnect, failures, hint, &mut rng), asked);
-        if let Wake::Cancelled = or_cancel(&cancel, tokio::time::sleep(wait)).await {
+        if let Wake::Cancelled = cancel.or_cancel(tokio::time::sleep(wait)).await {
             break 'client false;
         }
     };
     if gave_up {
         // A client that gave up still counts as subscribed until the phase
         // ends: everything published meanwhile is lost to it.
-        cancel.cancelled().await;
+        cancel.or_cancel(std::future::pending::<()>()).await;
     }
     drop(sink);
 }

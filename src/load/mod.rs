@@ -3,6 +3,7 @@
 //! (ramp, warm-up, hold, drain, interval collection). Load never names a
 //! concrete transport: it reaches one through `TransportKind::visit`.
 
+mod cancel;
 pub mod client;
 pub mod pacer;
 pub mod runner;

@@ -124,12 +124,14 @@ impl KindVisitor for Spawner<'_> {
                 authority: self.spec.authority.clone(),
                 path: format!("{}{path}", self.spec.base_path),
                 channel: channel.to_string(),
+                group: g.name.as_str().into(),
                 profile: sections.clone(),
                 extractor: extractor.clone(),
                 headers: g.wire_headers.clone(),
                 params: g.params.clone(),
                 connect_timeout: self.plan.connect_timeout,
                 sources: self.spec.sources.clone(),
+                script: g.templates.script.clone(),
             })
         };
         let sessions: Vec<Arc<SessionSpec>> = if g.transport.subscribes() {
@@ -151,7 +153,12 @@ impl KindVisitor for Spawner<'_> {
         } else {
             0
         };
-        let mine = |i: u64| shard.owner(i, scenario_channels) == shard.index;
+        let mine = |i: u64| {
+            let room = g.room_of(i, scenario_channels);
+            shard.owner_in(i, room, scenario_channels) == shard.index
+        };
+        let group_name: Arc<str> = g.name.as_str().into();
+        let identity = &self.plan.identity;
         // Without stages, every client stays from its ramp-up slot on (or
         // its arrival, for its sessions: see `Turnover::stays_of`).
         let stays: Vec<Stay> = if g.stages.is_empty() {
@@ -169,14 +176,36 @@ impl KindVisitor for Spawner<'_> {
             let channel = if scenario_channels == 0 {
                 0
             } else {
-                let id = (k % u64::from(scenario_channels)) as u32;
+                let id = g.room_of(k, scenario_channels);
                 self.spec
                     .channel_ids
                     .iter()
                     .position(|&c| c == id)
                     .unwrap_or(0)
             };
+            let who = crate::identity::Who {
+                client: g.first_client + k,
+                group: group_name.clone(),
+                shard: shard.index,
+                session: 0,
+                data: identity.row(g.first_client + k),
+                token: None,
+            };
+            let publish = g.publish.filter(|_| g.transport.subscribes()).map(|p| {
+                let every = p.every();
+                client::ClientPublish {
+                    // Spread over the interval by client number, as poll
+                    // offsets are: the same instants in every shard.
+                    first: self.start + stay.join + every.mul_f64(frac),
+                    every,
+                    until: self.start + self.plan.ramp_up + self.plan.warmup + self.plan.duration,
+                    bytes: p.payload_bytes,
+                }
+            });
             let spec = ClientSpec {
+                publish,
+                who,
+                templates: g.templates.clone(),
                 number: k,
                 channel: channel as u32,
                 session: sessions[channel].clone(),
@@ -359,6 +388,7 @@ fn spawn_groups(
         let s = Arc::new(GroupShared {
             recorder: Arc::new(GroupRecorder::new(shards)),
             ledgers: Mutex::new(Vec::new()),
+            peers: Mutex::new(Vec::new()),
             clock,
             stopped: Default::default(),
         });
@@ -415,28 +445,34 @@ fn spawn_publisher(
     publish_stop: &tokio_util::sync::CancellationToken,
     shutdown: &Shutdown,
 ) -> Option<tokio::task::JoinHandle<PublishReport>> {
-    plan.publisher.as_ref().map(|p| {
-        tokio::spawn(publish::run(
-            PublishSpec {
-                addr: spec.addr,
-                authority: spec.authority.clone(),
-                channels: spec.channels.clone(),
-                channel_ids: spec.channel_ids.clone(),
-                total_channels: p.channels,
-                base_path: spec.base_path.clone(),
-                profile: plan.profile.publish.clone(),
-                headers: plan.profile_headers.clone(),
-                schedule: p.schedule(),
-                payload_bytes: p.payload_bytes,
-                tls: plan.tls_client.clone(),
-            },
-            clock,
-            start,
-            publish_until,
-            publish_stop.clone(),
-            shutdown.clone(),
-        ))
-    })
+    // Only the clients publish (`rate = 0` with a group that publishes).
+    plan.publisher
+        .as_ref()
+        .filter(|p| p.rate_per_s > 0.0 || !p.stages.is_empty())
+        .map(|p| {
+            tokio::spawn(publish::run(
+                PublishSpec {
+                    addr: spec.addr,
+                    authority: spec.authority.clone(),
+                    channels: spec.channels.clone(),
+                    channel_ids: spec.channel_ids.clone(),
+                    total_channels: p.channels,
+                    base_path: spec.base_path.clone(),
+                    profile: plan.profile.publish.clone(),
+                    sections: Arc::new(plan.profile.sections.clone()),
+                    headers: plan.profile_headers.clone(),
+                    schedule: p.schedule(),
+                    payload_bytes: p.payload_bytes,
+                    http2: p.http2,
+                    tls: plan.tls_client.clone(),
+                },
+                clock,
+                start,
+                publish_until,
+                publish_stop.clone(),
+                shutdown.clone(),
+            ))
+        })
 }
 
 /// `[storm] via = "target"`: the reference server ends every stream at

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use super::client::GroupShared;
 use super::runner::{GroupPhase, PhaseSpec, INTERRUPT_DRAIN};
 use crate::clock::Clock;
-use crate::metrics::{PublishLog, Tally};
+use crate::metrics::{PeerLog, PublishLog, Tally};
 use crate::plan::Plan;
 use crate::publish::PublishReport;
+use std::collections::HashMap;
 
 /// Interval boundaries: every second, plus the window edges.
 pub(super) fn boundaries(
@@ -79,6 +80,20 @@ pub(super) fn settle(
         .min()
         .unwrap_or(from_ns)
         .max(from_ns);
+    // Every room member's messages, from every group of the phase: any
+    // subscriber of the room expects them.
+    let peers: Vec<(usize, PeerLog)> = shared
+        .iter()
+        .flat_map(|(gi, s)| {
+            std::mem::take(&mut *s.peers.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .map(move |p| (*gi, p))
+        })
+        .collect();
+    let mut rooms: HashMap<u32, Vec<&PeerLog>> = HashMap::new();
+    for (_, p) in &peers {
+        rooms.entry(p.channel).or_default().push(p);
+    }
     let groups = shared
         .into_iter()
         .map(|(gi, s)| {
@@ -88,22 +103,38 @@ pub(super) fn settle(
                 let mut tally = Tally::default();
                 for l in &ledgers {
                     tally += l.settle(&publish.log, from_ns, to_ns);
+                    if let Some(room) = rooms.get(&l.channel) {
+                        tally += l.settle_peers(room, from_ns, to_ns);
+                    }
                 }
+                // The group's own members' messages (each client runs in
+                // one shard, so shards add up).
+                let own: u64 = peers
+                    .iter()
+                    .filter(|(g, _)| *g == gi)
+                    .map(|(_, p)| {
+                        PublishLog {
+                            channels: vec![p.log.clone()],
+                        }
+                        .published_between(from_ns, to_ns)
+                    })
+                    .sum();
                 // Channels with at least one of the scenario's clients of
                 // this group, each counted by one shard only.
                 let shard = plan.shard.unwrap_or(crate::shard::Shard::WHOLE);
-                let used = plan.groups[gi].total_clients();
+                let g = &plan.groups[gi];
+                let channels = plan.publisher.as_ref().map_or(0, |p| p.channels);
                 let published = PublishLog {
                     channels: spec
                         .channel_ids
                         .iter()
                         .zip(&publish.log.channels)
-                        .filter(|(&c, _)| u64::from(c) < used && shard.counts_channel(c))
+                        .filter(|(&c, _)| g.uses_room(c, channels) && shard.counts_channel(c))
                         .map(|(_, log)| log.clone())
                         .collect(),
                 }
                 .published_between(from_ns, to_ns);
-                (tally, published)
+                (tally, published + own)
             });
             GroupPhase {
                 group: gi,

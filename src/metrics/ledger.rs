@@ -11,6 +11,13 @@
 //! confirmed must arrive (the server registered the subscriber before it
 //! confirmed). Events published before that may or may not arrive; they are
 //! not expected, so the boundary can never fake a loss.
+//!
+//! Clients that publish to their room (see [`PeerLog`]) number their
+//! messages `peer_seq(sender, k)`: above every publisher sequence number,
+//! one block per sender, so one `SeqSet` holds both and each sender's
+//! messages are settled against that sender's own log. A receiver expects
+//! every other member's messages published while it was subscribed; its
+//! own are not expected.
 
 use serde::Serialize;
 
@@ -104,11 +111,45 @@ pub enum Receipt {
     Duplicate,
 }
 
+/// Bits of a room member's message counter in its sequence numbers.
+pub const PEER_SHIFT: u32 = 24;
+
+/// Most messages one member may publish in a phase.
+pub const PEER_MAX_MESSAGES: u64 = (1 << PEER_SHIFT) - 1;
+
+/// The sequence number of message `k` of member `sender` (its
+/// scenario-wide client number).
+pub fn peer_seq(sender: u64, k: u64) -> u64 {
+    ((sender + 1) << PEER_SHIFT) | (k & PEER_MAX_MESSAGES)
+}
+
+/// The member that sent sequence number `seq`, when a member did.
+pub fn peer_of(seq: u64) -> Option<u64> {
+    (seq >> PEER_SHIFT).checked_sub(1)
+}
+
+/// What one room member published: message `k` is `peer_seq(sender, k)`.
+#[derive(Debug, Clone, Default)]
+pub struct PeerLog {
+    /// The room (channel index within the phase).
+    pub channel: u32,
+    /// The member's scenario-wide client number.
+    pub sender: u64,
+    /// Publish (intended) time of each message, and the failed ones.
+    pub log: ChannelLog,
+}
+
 /// One client's receipts and subscription windows.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     /// Channel index the client subscribes to.
     pub channel: u32,
+    /// The client's scenario-wide number (its own messages are not
+    /// expected back).
+    pub client: u64,
+    /// Highest message counter seen per room member (sorted by member):
+    /// reordering is per sender, as members publish independently.
+    peer_max: Vec<(u64, u64)>,
     seen: SeqSet,
     max_seq: Option<u64>,
     windows: Vec<(u64, u64)>,
@@ -128,18 +169,82 @@ impl Ledger {
         }
     }
 
+    /// A ledger for client `client` (scenario-wide number) of `channel`.
+    pub fn for_client(channel: u32, client: u64) -> Self {
+        Ledger {
+            channel,
+            client,
+            ..Ledger::default()
+        }
+    }
+
     /// Records a receipt.
     pub fn receive(&mut self, seq: u64) -> Receipt {
         if !self.seen.insert(seq) {
             self.duplicated += 1;
             return Receipt::Duplicate;
         }
-        let reordered = self.max_seq.is_some_and(|m| seq < m);
+        let reordered = match peer_of(seq) {
+            Some(sender) => {
+                let k = seq & PEER_MAX_MESSAGES;
+                match self.peer_max.binary_search_by_key(&sender, |p| p.0) {
+                    Ok(i) => {
+                        let max = &mut self.peer_max[i].1;
+                        let before = k < *max;
+                        *max = (*max).max(k);
+                        before
+                    }
+                    Err(i) => {
+                        self.peer_max.insert(i, (sender, k));
+                        false
+                    }
+                }
+            }
+            None => {
+                let r = self.max_seq.is_some_and(|m| seq < m);
+                self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
+                r
+            }
+        };
         if reordered {
             self.reordered += 1;
         }
-        self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
         Receipt::New { reordered }
+    }
+
+    /// Settles the other members' messages of this client's room
+    /// (`peers`: the room's logs, this client's own among them or not):
+    /// expected and delivered only (duplicates and reordering are counted
+    /// by [`Ledger::settle`]).
+    pub fn settle_peers(&self, peers: &[&PeerLog], from_ns: u64, to_ns: u64) -> Tally {
+        let mut t = Tally::default();
+        for p in peers.iter().filter(|p| p.sender != self.client) {
+            let base = peer_seq(p.sender, 0);
+            let ch = &p.log;
+            for &(ws, we) in &self.windows {
+                let lo = ws.max(from_ns);
+                let hi = we.min(to_ns);
+                if lo >= hi {
+                    continue;
+                }
+                let a = ch.sent_ns.partition_point(|&s| s < lo) as u64;
+                let b = ch.sent_ns.partition_point(|&s| s < hi) as u64;
+                let failed: Vec<u64> = ch
+                    .failed
+                    .iter()
+                    .copied()
+                    .filter(|s| (a..b).contains(s))
+                    .collect();
+                t.expected += (b - a) - failed.len() as u64;
+                t.delivered += self.seen.count_in(base + a, base + b)
+                    - failed
+                        .iter()
+                        .filter(|k| self.seen.contains(base + **k))
+                        .count() as u64;
+            }
+        }
+        t.lost = t.expected - t.delivered;
+        t
     }
 
     /// The client is subscribed from `now_ns` (no-op if already open).
@@ -255,6 +360,43 @@ impl PublishLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_members_expect_each_others_messages_not_their_own() {
+        let log = |sender: u64, times: &[u64], failed: &[u64]| PeerLog {
+            channel: 0,
+            sender,
+            log: ChannelLog {
+                sent_ns: times.to_vec(),
+                failed: failed.to_vec(),
+            },
+        };
+        let a = log(3, &[100, 200, 300, 400], &[2]);
+        let b = log(9, &[150, 250], &[]);
+        let mut me = Ledger::for_client(0, 9);
+        me.open(120);
+        // From 3: k=1, k=3 (k=0 before the window, k=2 failed); b's own ignored.
+        assert_eq!(
+            me.receive(peer_seq(3, 3)),
+            Receipt::New { reordered: false }
+        );
+        assert_eq!(me.receive(peer_seq(3, 1)), Receipt::New { reordered: true });
+        assert_eq!(
+            me.receive(peer_seq(9, 0)),
+            Receipt::New { reordered: false }
+        );
+        me.close(1000);
+        let t = me.settle_peers(&[&a, &b], 0, 1000);
+        assert_eq!((t.expected, t.delivered, t.lost), (2, 2, 0));
+        let mut other = Ledger::for_client(0, 4);
+        other.open(0);
+        other.receive(peer_seq(9, 1));
+        other.close(1000);
+        let t = other.settle_peers(&[&a, &b], 0, 1000);
+        assert_eq!((t.expected, t.delivered, t.lost), (3 + 2, 1, 4));
+        assert_eq!(peer_of(peer_seq(41, 7)), Some(41));
+        assert_eq!(peer_of(12), None);
+    }
 
     #[test]
     fn seqset_any_order() {

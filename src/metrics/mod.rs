@@ -10,5 +10,5 @@ pub mod process;
 pub mod recorder;
 pub mod summary;
 
-pub use ledger::{Ledger, PublishLog, Tally};
+pub use ledger::{Ledger, PeerLog, PublishLog, Tally};
 pub use recorder::{Count, GroupRecorder, Interval, Latency};

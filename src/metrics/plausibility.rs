@@ -33,7 +33,12 @@ pub fn phase_warnings(phase: usize, publishing: Publishing, groups: &[GroupResul
     if subscribers.is_empty() {
         return out;
     }
-    if publishing.published == 0 {
+    // Room members' own messages count as published too.
+    let by_members: u64 = subscribers
+        .iter()
+        .filter_map(|g| g.accounting.map(|(_, p)| p))
+        .sum();
+    if publishing.published == 0 && by_members == 0 {
         out.push(match publishing.first_error {
             Some(e) => format!(
                 "phase {phase}: no event was published ({} publish errors; first: {e})",

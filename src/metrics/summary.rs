@@ -232,6 +232,8 @@ impl GroupResult {
             subscribe_p99_ms: pct_ms(m.hist(Latency::Subscribe), 0.99),
             tls_p50_ms: pct_ms(m.hist(Latency::Tls), 0.5),
             tls_p99_ms: pct_ms(m.hist(Latency::Tls), 0.99),
+            upgrade_p50_ms: pct_ms(m.hist(Latency::Upgrade), 0.5),
+            upgrade_p99_ms: pct_ms(m.hist(Latency::Upgrade), 0.99),
             request_p50_ms: pct_ms(rq, 0.5),
             request_p90_ms: pct_ms(rq, 0.9),
             request_p99_ms: pct_ms(rq, 0.99),

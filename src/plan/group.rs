@@ -12,6 +12,7 @@ use super::{GroupPlan, ReconnectPlan};
 use crate::error::{Error, Result};
 use crate::profile::{self, Profile};
 use crate::scenario::{Dur, Group, Reconnect, Scenario, Source};
+use crate::transport::h2::{H2Params, MAX_WINDOW};
 use crate::transport::request::RequestPlan;
 use crate::transport::{Params, TransportKind};
 
@@ -73,6 +74,7 @@ impl GroupPlan {
         use TransportKind::Echo;
         let (rate_per_s, interval) = pacing(g, kind, clients, src)?;
         let (request, path) = request_plan(g, kind, src)?;
+        let h2 = h2_plan(g, kind, src)?;
         let message_bytes = match &g.message_bytes {
             // One frame must fit the WebSocket write buffer (64 KiB).
             Some(b) if *b.get_ref() > 65_000 || *b.get_ref() < 48 => {
@@ -101,6 +103,7 @@ impl GroupPlan {
                 &format!("two groups are named {name:?}; give each a unique `name`"),
             ));
         }
+        let publish = client_publish_plan(g, kind, src)?;
         let stages = stages_plan(g, clients, kind, src)?;
         let turnover = turnover_plan(g, clients, kind, src)?;
         Ok(GroupPlan {
@@ -118,6 +121,8 @@ impl GroupPlan {
                 compression: g.compression.as_ref().is_some_and(|c| *c.get_ref()),
                 request,
                 message_bytes,
+                h2,
+                engine: g.engine.as_ref().map(|e| *e.get_ref()),
                 limits: crate::transport::Limits::default(),
                 tls: None,
             },
@@ -127,8 +132,73 @@ impl GroupPlan {
             headers,
             wire_headers: Arc::new([]),
             shard_of: None,
+            first_client: 0,
+            token: None,
+            publish,
+            rooms: None,
+            templates: Arc::default(),
         })
     }
+}
+
+/// `publish = { rate, via, payload_bytes }`: only a transport that can
+/// send on its own connection publishes `via = "same"`.
+fn client_publish_plan(
+    g: &Group,
+    kind: TransportKind,
+    src: &Source,
+) -> Result<Option<super::ClientPublishPlan>> {
+    let Some(p) = &g.publish else {
+        return Ok(None);
+    };
+    let (spec, span) = (p.get_ref(), p.span());
+    if !(spec.rate.is_finite() && spec.rate > 0.0 && spec.rate <= 10_000.0) {
+        return Err(src.error(
+            span,
+            "publish.rate",
+            "must be in (0, 10000] messages/s per client",
+        ));
+    }
+    match spec.via.as_deref().unwrap_or("same") {
+        "same" if kind.info().sends => {}
+        "same" => {
+            let names: Vec<_> = TransportKind::ALL
+                .into_iter()
+                .filter(|k| k.info().sends && k.subscribes())
+                .map(|k| k.label())
+                .collect();
+            return Err(src.error(
+                span,
+                "publish.via",
+                &format!(
+                    "\"same\" sends on the client's own connection, which {} cannot (use {})",
+                    kind.label(),
+                    names.join(" / ")
+                ),
+            ));
+        }
+        "http" => return Err(src.error(
+            span,
+            "publish.via",
+            "\"http\" is not implemented yet: clients publish on their own connection (\"same\")",
+        )),
+        other => return Err(src.error(span, "publish.via", &format!("{other:?}: write \"same\""))),
+    }
+    let payload_bytes = match spec.payload_bytes {
+        None => 64,
+        Some(b) if (48..=65_000).contains(&b) => b as usize,
+        Some(_) => {
+            return Err(src.error(
+                span,
+                "publish.payload_bytes",
+                "must be in 48..=65000 (the envelope needs 48)",
+            ))
+        }
+    };
+    Ok(Some(super::ClientPublishPlan {
+        rate_per_s: spec.rate,
+        payload_bytes,
+    }))
 }
 
 impl ReconnectPlan {
@@ -353,6 +423,47 @@ fn request_plan(
         }
         _ => Ok((None, None)),
     }
+}
+
+/// A streaming group's `http2 = true` with its sharing and windows; the
+/// three keys without `http2 = true` are an error at the key.
+fn h2_plan(g: &Group, kind: TransportKind, src: &Source) -> Result<Option<H2Params>> {
+    if !kind.info().keys.contains(&"streams_per_connection") {
+        return Ok(None);
+    }
+    let on = g.http2.as_ref().is_some_and(|h| *h.get_ref());
+    let keys = [
+        (
+            "streams_per_connection",
+            &g.streams_per_connection,
+            1,
+            10_000,
+        ),
+        ("stream_window", &g.stream_window, 1, u64::from(MAX_WINDOW)),
+        (
+            "connection_window",
+            &g.connection_window,
+            65_535,
+            u64::from(MAX_WINDOW),
+        ),
+    ];
+    let mut values = [None; 3];
+    for (i, (key, value, min, max)) in keys.into_iter().enumerate() {
+        let Some(v) = value else { continue };
+        if !on {
+            return Err(src.error(v.span(), key, "applies with `http2 = true` only"));
+        }
+        if !(min..=max).contains(v.get_ref()) {
+            return Err(src.error(v.span(), key, &format!("must be in {min}..={max}")));
+        }
+        values[i] = Some(*v.get_ref());
+    }
+    Ok(on.then(|| H2Params {
+        streams_per_connection: values[0].unwrap_or(1) as usize,
+        stream_window: values[1].map(|w| w as u32),
+        connection_window: values[2].map(|w| w as u32),
+        pool: Default::default(),
+    }))
 }
 
 /// The profile's headers, then each group's (profile first, group

@@ -19,6 +19,7 @@ use crate::transport::{Params, TransportKind};
 use crate::units::{opt_secs, secs};
 
 mod group;
+mod identity;
 mod publisher;
 mod shape;
 pub mod sweep;
@@ -82,12 +83,75 @@ pub struct GroupPlan {
     /// run here (client numbers, offsets and channels are global).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard_of: Option<u64>,
+    /// Scenario-wide number of the group's first client (`{client}` is
+    /// this plus the client's number in its group).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub first_client: u64,
+    /// The group's signed token, as written (never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Arc<crate::identity::token::TokenPlan>>,
+    /// The room of each client (by its number in the group) when
+    /// `rooms` sizes them; round-robin (`k mod channels`) otherwise.
+    #[serde(skip)]
+    pub rooms: Option<Arc<GroupRooms>>,
+    /// Clients publish to their rooms (`publish = { ... }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<ClientPublishPlan>,
+    /// Compiled templates (see [`crate::identity`]).
+    #[serde(skip)]
+    pub templates: Arc<crate::transport::personal::GroupTemplates>,
+}
+
+/// A group whose clients publish to their own rooms.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ClientPublishPlan {
+    /// Messages per second per client.
+    pub rate_per_s: f64,
+    /// Message size in bytes.
+    pub payload_bytes: usize,
+}
+
+impl ClientPublishPlan {
+    /// Time between one client's messages.
+    pub fn every(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.rate_per_s)
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Where a group's clients sit when `rooms` sizes the rooms.
+#[derive(Debug, Clone)]
+pub struct GroupRooms {
+    /// Room of each client, by its number in the group.
+    pub of: Vec<u32>,
+    /// Members of the group per room.
+    pub sizes: Vec<u64>,
 }
 
 impl GroupPlan {
     /// The scenario's client count (all shards together).
     pub fn total_clients(&self) -> u64 {
         self.shard_of.unwrap_or(self.clients)
+    }
+
+    /// The room (scenario channel number) of client `k` (its number in
+    /// the group) of `channels`.
+    pub fn room_of(&self, k: u64, channels: u32) -> u32 {
+        match &self.rooms {
+            Some(r) => r.of.get(k as usize).copied().unwrap_or(0),
+            None => (k % u64::from(channels.max(1))) as u32,
+        }
+    }
+
+    /// True when at least one of the group's clients is in room `c`.
+    pub fn uses_room(&self, c: u32, channels: u32) -> bool {
+        match &self.rooms {
+            Some(r) => r.sizes.get(c as usize).is_some_and(|&n| n > 0),
+            None => u64::from(c) < self.total_clients() && c < channels,
+        }
     }
 }
 
@@ -162,6 +226,12 @@ pub struct Plan {
     /// A reconnect storm in every phase (`[storm]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storm: Option<StormPlan>,
+    /// Rooms of different sizes (`rooms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<crate::rooms::RoomsPlan>,
+    /// Data feeders (`[[data]]`).
+    #[serde(skip_serializing_if = "crate::identity::Identity::is_empty")]
+    pub identity: Arc<crate::identity::Identity>,
 }
 
 impl Plan {
@@ -194,7 +264,13 @@ impl Plan {
             } else {
                 0
             };
-            g.clients = shard.client_count(total, ch);
+            g.clients = if ch == 0 {
+                shard.client_count(total, 0)
+            } else {
+                (0..total)
+                    .filter(|&k| shard.owner_in(k, g.room_of(k, ch), ch) == shard.index)
+                    .count() as u64
+            };
             g.shard_of = Some(total);
             // An open-model group's rate is the sum of its clients' rates.
             g.rate_per_s = g.rate_per_s.map(|r| r * g.clients as f64 / total as f64);
@@ -280,21 +356,34 @@ pub struct Overrides {
 /// order their errors are reported.
 pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
     let (duration, warmup, ramp_up) = phase_lengths(sc, src, ov)?;
-    let publisher = PublisherPlan::from_scenario(sc, src)?;
+    let mut publisher = PublisherPlan::from_scenario(sc, src)?;
     let mut groups = group::groups_plan(sc, src)?;
+    let rooms = rooms_plan(sc, src, publisher.as_mut(), &mut groups)?;
     let drain = drain_plan(sc, src, &groups)?;
     let target = TargetPlan::from_scenario(sc, src, ov)?;
     let (tls, tls_client) = target::tls_plan(&target, ov)?;
+    if tls_client.is_some() {
+        h2_needs_h2c(sc, src)?;
+    }
     for g in &mut groups {
         g.params.tls = tls_client.clone();
     }
     let profile = target::resolve_profile(sc, src, ov, &target)?;
     target.prefix_request_paths(&mut groups);
     let profile_headers = group::wire_headers(sc, src, &profile, &mut groups)?;
+    let all_clients = groups.iter().map(GroupPlan::total_clients).sum();
+    let identity = identity::identity(sc, src, all_clients)?;
+    let base_path = match &target {
+        TargetPlan::Builtin => "",
+        TargetPlan::Url { base_path, .. } => base_path.as_str(),
+    };
+    identity::compile_groups(sc, src, &profile, &identity, base_path, &mut groups)?;
     let thresholds = thresholds_plan(sc, src, &groups)?;
     let builtin = target::BuiltinOptions::from_scenario(sc, src, ov, &target)?;
     let storm = shape::storm_plan(sc, src, &target, ramp_up + warmup + duration)?;
     let mut plan = Plan {
+        identity: Arc::new(identity),
+        rooms,
         storm,
         tls,
         tls_client,
@@ -327,6 +416,77 @@ pub fn build(sc: &Scenario, src: &Source, ov: &Overrides) -> Result<Plan> {
         plan.thresholds = sweep::merged_thresholds(s);
     }
     Ok(plan)
+}
+
+/// `rooms = { count, size, s, seed }`: the publisher's channel count, and
+/// each subscribing group's room per client.
+fn rooms_plan(
+    sc: &Scenario,
+    src: &Source,
+    publisher: Option<&mut PublisherPlan>,
+    groups: &mut [GroupPlan],
+) -> Result<Option<crate::rooms::RoomsPlan>> {
+    use crate::rooms::{RoomsPlan, Size};
+    let Some(spec) = &sc.rooms else {
+        return Ok(None);
+    };
+    let (r, span) = (spec.get_ref(), spec.span());
+    let Some(publisher) = publisher else {
+        return Err(src.error(
+            span,
+            "rooms",
+            "rooms are channels: a [publisher] section is needed",
+        ));
+    };
+    if r.count == 0 || r.count > 100_000 {
+        return Err(src.error(span, "rooms.count", "must be in 1..=100000"));
+    }
+    if let Some(c) = sc
+        .publisher
+        .as_ref()
+        .and_then(|p| p.get_ref().channels.as_ref())
+    {
+        if *c.get_ref() != r.count {
+            return Err(src.error(
+                c.span(),
+                "publisher.channels",
+                &format!(
+                    "rooms.count ({}) sets the channels: leave `channels` out",
+                    r.count
+                ),
+            ));
+        }
+    }
+    let size = match r.size.as_deref().unwrap_or("fixed") {
+        "fixed" => Size::Fixed,
+        "uniform" => Size::Uniform,
+        "zipf" => match r.s.unwrap_or(1.0) {
+            s if s.is_finite() && s > 0.0 && s <= 10.0 => Size::Zipf { s },
+            _ => return Err(src.error(span, "rooms.s", "must be in (0, 10]")),
+        },
+        other => {
+            return Err(src.error(
+                span,
+                "rooms.size",
+                &format!("{other:?}: write \"fixed\", \"uniform\" or \"zipf\""),
+            ))
+        }
+    };
+    if r.s.is_some() && !matches!(size, Size::Zipf { .. }) {
+        return Err(src.error(span, "rooms.s", "only `size = \"zipf\"` takes `s`"));
+    }
+    let plan = RoomsPlan {
+        count: r.count as u32,
+        size,
+        seed: r.seed.unwrap_or(0),
+    };
+    publisher.channels = plan.count;
+    for g in groups.iter_mut().filter(|g| g.transport.subscribes()) {
+        let of = plan.assign(g.clients);
+        let sizes = crate::rooms::sizes_of(&of, plan.count);
+        g.rooms = Some(Arc::new(GroupRooms { of, sizes }));
+    }
+    Ok(Some(plan))
 }
 
 /// `duration` (or `--duration`), `warmup` and `ramp_up`.
@@ -398,4 +558,30 @@ fn thresholds_plan(
         thresholds.push(t);
     }
     Ok(thresholds)
+}
+
+/// `http2 = true` (a group's or the publisher's) is h2c, prior knowledge:
+/// stampede's TLS offers no ALPN `h2`, so over `https://` it is an error at
+/// the key rather than a handshake every server refuses.
+fn h2_needs_h2c(sc: &Scenario, src: &Source) -> Result<()> {
+    let publisher = sc
+        .publisher
+        .as_ref()
+        .and_then(|p| p.get_ref().http2.as_ref());
+    let keys = sc
+        .groups
+        .iter()
+        .filter_map(|g| g.http2.as_ref())
+        .chain(publisher);
+    for key in keys {
+        if *key.get_ref() {
+            return Err(src.error(
+                key.span(),
+                "http2",
+                "HTTP/2 here is h2c (prior knowledge) and needs an http:// target: \
+                 over https:// stampede does not offer ALPN h2",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -16,6 +16,9 @@ pub struct PublisherPlan {
     pub channels: u32,
     /// Channel name prefix (None: unique per run).
     pub channel_prefix: Option<String>,
+    /// Publish over h2c instead of HTTP/1.1.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     /// Publish-rate stages from the phase start (empty: `rate` throughout).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<crate::schedule::rate::RateStage>,
@@ -33,7 +36,11 @@ impl PublisherPlan {
                 })
             }
             None => None,
-            Some(p) => Some(publisher_plan(p.get_ref(), src)?),
+            Some(p) => Some(publisher_plan(
+                p.get_ref(),
+                src,
+                sc.groups.iter().any(|g| g.publish.is_some()),
+            )?),
         })
     }
 
@@ -43,13 +50,20 @@ impl PublisherPlan {
     }
 }
 
-fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<PublisherPlan> {
+fn publisher_plan(
+    p: &crate::scenario::Publisher,
+    src: &Source,
+    clients_publish: bool,
+) -> Result<PublisherPlan> {
     let rate = *p.rate.get_ref();
-    if !(rate.is_finite() && (0.001..=1_000_000.0).contains(&rate)) {
+    // `rate = 0`: only the clients publish (a group's `publish`).
+    let only_clients = rate == 0.0 && clients_publish;
+    let valid = rate.is_finite() && (0.001..=1_000_000.0).contains(&rate);
+    if !(only_clients || valid) {
         return Err(src.error(
             p.rate.span(),
             "publisher.rate",
-            "must be in [0.001, 1000000] events/s",
+            "must be in [0.001, 1000000] events/s (or 0 when a group's clients publish)",
         ));
     }
     let payload_bytes = match &p.payload_bytes {
@@ -92,6 +106,7 @@ fn publisher_plan(p: &crate::scenario::Publisher, src: &Source) -> Result<Publis
         payload_bytes,
         channels,
         channel_prefix,
+        http2: p.http2.as_ref().is_some_and(|h| *h.get_ref()),
         stages: super::shape::rate_stages_plan(p, src)?,
     })
 }

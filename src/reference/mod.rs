@@ -8,6 +8,7 @@ pub mod fault;
 pub mod hub;
 pub mod metrics;
 pub mod server;
+pub mod socketio;
 
 use std::net::SocketAddr;
 use std::path::Path;

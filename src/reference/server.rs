@@ -8,8 +8,9 @@
 //! | `GET /lp/{ch}?after=ID&timeout_ms=T` | as `/poll`, but held until an event or T (`204`) |
 //! | `GET /sse/{ch}` | `text/event-stream`, `id:` on every event, resume with `Last-Event-ID` |
 //! | `GET /stream/{ch}?after=ID` | chunked NDJSON `{"id":N,"data":"..."}` |
-//! | `GET /ws/{ch}?last_event_id=ID` | WebSocket subscription, one text frame per event |
+//! | `GET /ws/{ch}?last_event_id=ID` | WebSocket member of a room: one text frame per event; each message it sends is published on `{ch}` |
 //! | `GET /echo` | WebSocket echo |
+//! | `/socket.io/` | Socket.IO v4 (see [`super::socketio`]): `subscribe` joins a channel's room, `message` carries each event |
 //! | `POST /control/stall?ms=N` | every request arriving in the next N ms waits until then |
 //! | `POST /control/drop` | ends every open SSE, NDJSON and WebSocket subscription |
 //! | `GET /stats`, `GET /healthz` | counters, liveness |
@@ -42,6 +43,7 @@ const MAX_HOLD: Duration = Duration::from_secs(300);
 
 /// The router over a hub.
 pub fn router(hub: Arc<Hub>) -> Router {
+    let socketio = super::socketio::layer(&hub);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         // Plain request load (same answer as nginx's `return 200 "ok"`).
@@ -59,6 +61,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/ws/{ch}", get(ws))
         .route("/echo", get(echo))
         .with_state(hub)
+        .layer(socketio)
 }
 
 #[derive(Deserialize)]
@@ -106,6 +109,14 @@ async fn publish(
     hub.forward(&ch, id, &body);
     hub.stats.published.fetch_add(1, Ordering::Relaxed);
     id.to_string()
+}
+
+/// A room member's message, published as an HTTP publish is (without the
+/// stall and fan-out cost, which model the publish endpoint).
+fn member_publish(hub: &Hub, ch: &str, data: Bytes) {
+    let id = hub.channel(ch).publish(data.clone());
+    hub.forward(ch, id, &data);
+    hub.stats.published.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A publish another worker accepted (see `reference::cluster`).
@@ -301,12 +312,18 @@ async fn ws(
 ) -> Response {
     hub.stall().await;
     let events = subscribe(&hub, &ch, q.last_event_id);
-    small_buffers(upgrade).on_upgrade(move |socket| ws_session(socket, Box::pin(events)))
+    small_buffers(upgrade).on_upgrade(move |socket| ws_session(socket, Box::pin(events), hub, ch))
 }
 
+/// A WebSocket member of channel `ch` (a room): it receives the channel's
+/// events, and every text or binary message it sends is published on the
+/// channel, as `POST /pub/{ch}` would (its sender receives it too; clients
+/// skip their own).
 async fn ws_session(
     mut socket: WebSocket,
     mut events: std::pin::Pin<Box<dyn Stream<Item = Event> + Send>>,
+    hub: Arc<Hub>,
+    ch: String,
 ) {
     use futures_util::StreamExt;
     loop {
@@ -326,7 +343,9 @@ async fn ws_session(
             }
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                // Pings are answered by tungstenite; subscribers send nothing else.
+                Some(Ok(Message::Text(t))) => member_publish(&hub, &ch, Bytes::from(t)),
+                Some(Ok(Message::Binary(b))) => member_publish(&hub, &ch, b),
+                // Pings are answered by tungstenite.
                 Some(Ok(_)) => {}
             }
         }

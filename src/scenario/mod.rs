@@ -120,6 +120,13 @@ pub struct Scenario {
     /// A reconnect storm: every subscriber connection dropped at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm: Option<Spanned<StormSpec>>,
+    /// Rooms of different sizes: `{ count = 200, size = "zipf", s = 1.1 }`
+    /// (the publisher's channels; see [`crate::rooms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Spanned<crate::scenario_keys::RoomsSpec>>,
+    /// Data feeders: `[[data]] file = "users.csv"` (see [`crate::identity::data`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<Spanned<crate::scenario_keys::DataSpec>>,
 }
 
 /// `[storm]`: every subscriber connection is dropped at `at` after each
@@ -232,6 +239,10 @@ pub struct Publisher {
     /// is unique per run, so no run sees another's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_prefix: Option<Spanned<String>>,
+    /// Publish over HTTP/2 with prior knowledge (h2c), for a target that
+    /// speaks only HTTP/2 on its port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<Spanned<bool>>,
     /// Publish-rate stages from the phase start: `{ rate = 50, for = "10s" }`,
     /// `{ burst = 500, for = "2s" }`, `{ to = 100, over = "10s" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -318,6 +329,20 @@ pub struct Group {
     /// Echo: size of each message in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<Spanned<u64>>,
+    /// SSE / NDJSON over HTTP/2: clients whose streams share one connection
+    /// (default 1), as a browser page's EventSources share one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_per_connection: Option<Spanned<u64>>,
+    /// SSE / NDJSON over HTTP/2: the stream flow-control window we announce
+    /// (bytes, `SETTINGS_INITIAL_WINDOW_SIZE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_window: Option<Spanned<u64>>,
+    /// SSE / NDJSON over HTTP/2: the connection's receive window (bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_window: Option<Spanned<u64>>,
+    /// Socket.IO: `polling`, `websocket` or `upgrade` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Spanned<crate::transport::socketio::EngineMode>>,
     /// Connected clients over time instead of `ramp_up`:
     /// `[{ to = 5000, over = "60s" }, { hold = "2m" }, { to = 0, over = "10s" }]`
     /// (`clients` is then the ceiling no stage may pass).
@@ -333,12 +358,19 @@ pub struct Group {
     /// Leaves and rejoins per second over the group: `{ rate = 5, gap = "1s" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<Spanned<ChurnSpec>>,
+    /// A signed token per client, `{token}` in templates (see
+    /// [`crate::identity::token`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Spanned<crate::scenario_keys::TokenSpec>>,
+    /// Every client publishes to its room: `{ rate = 0.2, via = "same" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<Spanned<crate::scenario_keys::ClientPublishSpec>>,
 }
 
 impl Group {
     /// The keys only some transports accept ([`crate::transport::GROUP_KEYS`],
     /// same order), with their places when given.
-    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 13] {
+    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 17] {
         fn at<T>(v: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
             v.as_ref().map(|v| v.span())
         }
@@ -356,6 +388,10 @@ impl Group {
             ("expect_status", at(&self.expect_status)),
             ("http2", at(&self.http2)),
             ("message_bytes", at(&self.message_bytes)),
+            ("streams_per_connection", at(&self.streams_per_connection)),
+            ("stream_window", at(&self.stream_window)),
+            ("connection_window", at(&self.connection_window)),
+            ("engine", at(&self.engine)),
         ]
     }
 }

@@ -31,6 +31,10 @@ pub struct Info {
     pub status_is_response: bool,
     /// A session is confirmed after connecting (`subscribe_*` columns).
     pub confirms_sessions: bool,
+    /// Can send a message on its own connection (`publish.via = "same"`).
+    pub sends: bool,
+    /// Sessions may upgrade from polling to a WebSocket (`upgrade_*`).
+    pub upgrades: bool,
 }
 
 impl Info {
@@ -45,6 +49,8 @@ impl Info {
             server_timeouts: T::SERVER_TIMEOUTS,
             status_is_response: T::STATUS_IS_RESPONSE,
             confirms_sessions: T::CONFIRMS_SESSIONS,
+            sends: T::SENDS,
+            upgrades: T::UPGRADES,
         }
     }
 }
@@ -66,6 +72,10 @@ pub const GROUP_KEYS: &[&str] = &[
     "expect_status",
     "http2",
     "message_bytes",
+    "streams_per_connection",
+    "stream_window",
+    "connection_window",
+    "engine",
 ];
 
 /// A transport's `[profile.<name>]` section.
@@ -193,6 +203,12 @@ pub struct Params {
     /// Echo mode: size of each message in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_bytes: Option<usize>,
+    /// SSE / NDJSON over HTTP/2 (`http2 = true` on a streaming group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h2: Option<super::h2::H2Params>,
+    /// Socket.IO: Engine.IO polling, WebSocket, or the upgrade.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<super::socketio::EngineMode>,
     /// Limits against hostile servers.
     pub limits: Limits,
     /// TLS to the target (`https://` / `wss://`), set up once per run.

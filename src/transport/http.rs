@@ -600,10 +600,10 @@ pub fn json_message<'a>(item: &'a serde_json::Value, field: &str) -> Cow<'a, str
     }
 }
 
-/// Opens a streaming GET (SSE or NDJSON) on stampede's own HTTP/1.1
-/// client: connects, sends the request and checks the status and content
-/// type within `request_timeout`. The body then comes from
-/// [`H1::body_data`].
+/// Opens a streaming GET (SSE or NDJSON): on stampede's own HTTP/1.1
+/// client, or as a stream of an HTTP/2 connection when the group says
+/// `http2 = true` ([`super::h2`]). Checks the status and content type
+/// within `request_timeout`; the body then comes from [`StreamBody::data`].
 pub async fn open_stream<S: Sink>(
     spec: &SessionSpec,
     io: &Arc<IoCounters>,
@@ -612,6 +612,9 @@ pub async fn open_stream<S: Sink>(
     content_type: &str,
     sink: &mut S,
 ) -> Result<StreamBody, Fault> {
+    if let Some(h2) = &spec.params.h2 {
+        return open_stream_h2(spec, h2, io, path_and_query, headers, content_type, sink).await;
+    }
     let stream = super::dial(spec, io, sink).await?;
     let mut conn = H1::with_chunk(stream, spec.params.limits.max_header_bytes, STREAM_CHUNK);
     let connected = Instant::now();
@@ -635,13 +638,77 @@ pub async fn open_stream<S: Sink>(
             return Err(Fault::timeout("request"));
         }
     };
-    let status = head.answer.status;
-    let got_type = head.headers.get(header::CONTENT_TYPE);
+    let decoder = match stream_head(spec, head.answer.status, &head.headers, content_type) {
+        Ok(d) => d,
+        Err(f) => {
+            sink.disconnected();
+            return Err(f);
+        }
+    };
+    sink.subscribed(connected.elapsed());
+    Ok(StreamBody::new(spec, Source::H1(conn), decoder))
+}
+
+/// The HTTP/2 side of [`open_stream`]: a place on one of the group's
+/// connections, then the request as a new stream on it. The subscribe
+/// time counts from the place being had (connection open, or shared).
+async fn open_stream_h2<S: Sink>(
+    spec: &SessionSpec,
+    params: &super::h2::H2Params,
+    io: &Arc<IoCounters>,
+    path_and_query: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    content_type: &str,
+    sink: &mut S,
+) -> Result<StreamBody, Fault> {
+    let lease = params.pool.lease(spec, params, io, sink).await?;
+    let started = Instant::now();
+    let opened = lease.opened;
+    let answer = async {
+        let conn = lease.conn()?;
+        let resp = tokio::time::timeout(
+            spec.params.request_timeout,
+            conn.send(spec, &Method::GET, path_and_query, headers, Bytes::new()),
+        )
+        .await
+        .map_err(|_| Fault::timeout("request"))??;
+        let decoder = stream_head(spec, resp.status().as_u16(), resp.headers(), content_type)?;
+        Ok::<_, Fault>((resp.into_body(), decoder))
+    }
+    .await;
+    lease.settle();
+    match answer {
+        Ok((body, decoder)) => {
+            sink.subscribed(started.elapsed());
+            let source = Source::H2 {
+                body,
+                lease,
+                frame: Bytes::new(),
+            };
+            Ok(StreamBody::new(spec, source, decoder))
+        }
+        Err(f) => {
+            if opened {
+                sink.disconnected();
+            }
+            Err(f)
+        }
+    }
+}
+
+/// Checks a streaming response's head: 200 with `content_type`, and a
+/// content coding stampede decodes.
+fn stream_head(
+    spec: &SessionSpec,
+    status: u16,
+    headers: &http::HeaderMap,
+    content_type: &str,
+) -> Result<Decoder, Fault> {
+    let got_type = headers.get(header::CONTENT_TYPE);
     let ok_type = got_type
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| media_type_is(v, content_type));
     if status != 200 || !ok_type {
-        sink.disconnected();
         let got = match got_type {
             Some(v) => format!("Content-Type: {}", String::from_utf8_lossy(v.as_bytes())),
             None => "no Content-Type".to_string(),
@@ -649,32 +716,15 @@ pub async fn open_stream<S: Sink>(
         let detail = format!(
             "GET {} answered {status} ({got}{}), expected 200 {content_type}",
             spec.path,
-            location(&head.headers)
+            location(headers)
         );
         return Err(if status != 200 {
-            Fault::of_status(status, &head.headers, detail)
+            Fault::of_status(status, headers, detail)
         } else {
             Fault::new(ErrorKind::Protocol, detail)
         });
     }
-    let decoder = match Decoder::for_headers(&head.headers) {
-        Ok(d) => d,
-        Err(f) => {
-            sink.disconnected();
-            return Err(f.context(&format!("GET {}", spec.path)));
-        }
-    };
-    sink.subscribed(connected.elapsed());
-    Ok(StreamBody {
-        conn,
-        decoder,
-        out: Vec::new(),
-        max_out: spec
-            .params
-            .limits
-            .max_buffered_bytes
-            .max(spec.params.limits.max_message_bytes),
-    })
+    Decoder::for_headers(headers).map_err(|f| f.context(&format!("GET {}", spec.path)))
 }
 
 /// `, Location: <url>` for a redirect (stampede does not follow redirects
@@ -697,29 +747,124 @@ pub fn media_type_is(value: &str, media_type: &str) -> bool {
 /// A streaming response body, decoded from its content coding (if any) as
 /// it arrives.
 pub struct StreamBody {
-    conn: H1,
+    source: Source,
     decoder: Decoder,
     out: Vec<u8>,
     max_out: usize,
+    /// When the last piece arrived.
+    last_read: Instant,
+    read_timeout: Duration,
+    /// `last_read + read_timeout`, armed once for the stream.
+    silence: super::deadline::Deadline,
+}
+
+/// Where a streaming body's bytes come from.
+enum Source {
+    /// The rest of an HTTP/1.1 response on its own connection.
+    H1(H1),
+    /// One HTTP/2 stream; `frame` is the DATA last handed out.
+    H2 {
+        body: Incoming,
+        lease: super::h2::Lease,
+        frame: Bytes,
+    },
+}
+
+impl Source {
+    async fn data(&mut self) -> Result<Option<&[u8]>, Fault> {
+        match self {
+            Source::H1(conn) => conn.body_data().await,
+            Source::H2 { body, lease, frame } => {
+                let next = loop {
+                    match body.frame().await {
+                        None => break None,
+                        Some(Err(e)) => {
+                            lease.settle();
+                            return Err(Fault::from(e));
+                        }
+                        // Trailers (and empty DATA) carry no body bytes.
+                        Some(Ok(f)) => match f.into_data() {
+                            Ok(d) if !d.is_empty() => break Some(d),
+                            _ => continue,
+                        },
+                    }
+                };
+                lease.settle();
+                Ok(next.map(|d| {
+                    *frame = d;
+                    &frame[..]
+                }))
+            }
+        }
+    }
 }
 
 impl StreamBody {
+    fn new(spec: &SessionSpec, source: Source, decoder: Decoder) -> StreamBody {
+        let read_timeout = spec.params.limits.read_timeout;
+        let now = Instant::now();
+        StreamBody {
+            source,
+            decoder,
+            out: Vec::new(),
+            max_out: spec
+                .params
+                .limits
+                .max_buffered_bytes
+                .max(spec.params.limits.max_message_bytes),
+            last_read: now,
+            read_timeout,
+            silence: super::deadline::Deadline::new(Some((now + read_timeout).into())),
+        }
+    }
+
     /// The next piece of the decoded body; `None` at its end. A piece that
     /// decodes to nothing (a partial compressed block) is not returned:
-    /// the call reads on.
-    pub async fn data(&mut self) -> Result<Option<&[u8]>, Fault> {
-        if self.decoder.is_identity() {
-            return self.conn.body_data().await;
-        }
-        self.out.clear();
-        while self.out.is_empty() {
-            let Some(data) = self.conn.body_data().await? else {
-                return Ok(None);
-            };
-            self.decoder.decode(data, &mut self.out, self.max_out)?;
-        }
-        Ok(Some(&self.out))
+    /// the call reads on. A stream that sends no byte (not even a
+    /// keep-alive) for `read_timeout` is dead: a `timeout` fault naming
+    /// `what`. With the piece comes the instant it arrived.
+    pub async fn data(&mut self, what: &str) -> Result<Option<(&[u8], Instant)>, Fault> {
+        let StreamBody {
+            source,
+            decoder,
+            out,
+            max_out,
+            last_read,
+            read_timeout,
+            silence,
+        } = self;
+        silence.set(Some((*last_read + *read_timeout).into()));
+        let got = tokio::select! {
+            biased;
+            got = decoded(source, decoder, out, *max_out) => got,
+            _ = silence.passed() => {
+                return Err(Fault::timeout(&format!("{what} (no byte within read_timeout)")));
+            }
+        };
+        let at = Instant::now();
+        *last_read = at;
+        Ok(got?.map(|d| (d, at)))
     }
+}
+
+/// The next decoded piece of `source` (see [`StreamBody::data`]).
+async fn decoded<'a>(
+    source: &'a mut Source,
+    decoder: &mut Decoder,
+    out: &'a mut Vec<u8>,
+    max_out: usize,
+) -> Result<Option<&'a [u8]>, Fault> {
+    if decoder.is_identity() {
+        return source.data().await;
+    }
+    out.clear();
+    while out.is_empty() {
+        let Some(data) = source.data().await? else {
+            return Ok(None);
+        };
+        decoder.decode(data, out, max_out)?;
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]

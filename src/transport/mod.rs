@@ -23,8 +23,11 @@ use crate::net::IoCounters;
 
 pub mod coding;
 mod config;
+pub mod deadline;
 pub mod h1;
+pub mod h2;
 mod http;
+pub mod personal;
 pub mod pmd;
 pub mod script;
 
@@ -161,6 +164,12 @@ registry! {
     Request => request::Request;
     /// WebSocket echo round trips.
     Echo => echo::Echo;
+    /// STOMP 1.2 over WebSocket.
+    Stomp => stomp::Stomp, section stomp;
+    /// MQTT 3.1.1 / 5 over WebSocket.
+    Mqtt => mqtt::Mqtt, section mqtt;
+    /// Socket.IO v4 (Engine.IO polling, WebSocket, or the upgrade).
+    Socketio => socketio::SocketIo, section socketio;
 }
 
 /// Generic code that runs with a concrete transport type.
@@ -182,6 +191,8 @@ pub struct SessionSpec {
     pub path: String,
     /// Channel name (empty for request and echo load).
     pub channel: String,
+    /// The client group's name (`{group}` in protocol client ids).
+    pub group: Arc<str>,
     /// How this server speaks each transport.
     pub profile: Arc<Sections>,
     /// How the client finds the envelope in a message (the profile's
@@ -195,6 +206,9 @@ pub struct SessionSpec {
     pub connect_timeout: Duration,
     /// Local addresses connections come from.
     pub sources: Arc<crate::net::Sources>,
+    /// The WebSocket session script, compiled with the plan (None: the
+    /// transport compiles the profile's own, as for a hand-built spec).
+    pub script: Option<Arc<script::Compiled>>,
 }
 
 /// What a transport reports while it works. Implemented by the client.
@@ -221,15 +235,18 @@ pub trait Sink: Send {
     /// An idempotent request was re-sent on a fresh connection because the
     /// server closed the reused one as it went out.
     fn retried(&mut self) {}
+    /// A session moved from HTTP polling to a WebSocket (Engine.IO's
+    /// upgrade), taking `took` from the WebSocket's connect to the switch.
+    fn upgraded(&mut self, _took: Duration) {}
     /// A fault that did not end the session (e.g. a bad line that was skipped).
     fn fault(&mut self, fault: Fault);
     /// The server did not confirm the subscription in time: the session
     /// goes on, and the client counts as subscribed since it first tried
     /// (so a server that never confirms shows loss, not silence).
     fn unconfirmed(&mut self) {}
-    /// The client's number in its group (`{client}` in scripts).
-    fn client_number(&self) -> u64 {
-        0
+    /// Who the client is (its templates' values), if the sink knows.
+    fn who(&self) -> Option<&crate::identity::Who> {
+        None
     }
 }
 
@@ -304,6 +321,10 @@ pub trait Transport: Sized + Send + 'static {
     /// A session is confirmed after connecting (a subscription, or echo's
     /// WebSocket upgrade); plain requests have none.
     const CONFIRMS_SESSIONS: bool = true;
+    /// Can send a client's own message on its session (`send`).
+    const SENDS: bool = false;
+    /// Its sessions may upgrade from polling to a WebSocket (`upgrade_*`).
+    const UPGRADES: bool = false;
     /// Its profile section ([`NoSection`] when it has none).
     type Section: Section;
 
@@ -334,6 +355,17 @@ pub trait Transport: Sized + Send + 'static {
     /// A reconnect delay the server asked for (SSE `retry:`).
     fn retry_hint(&self) -> Option<Duration> {
         None
+    }
+
+    /// Sends one message of the client's own on the session (a room
+    /// member publishing): only transports with `SENDS`.
+    fn send(&mut self, _message: String) -> impl Future<Output = Result<(), Fault>> + Send {
+        async {
+            Err(Fault::new(
+                crate::fault::ErrorKind::Other,
+                "this transport cannot send on its session",
+            ))
+        }
     }
 
     /// Ends the session politely (close frame and the like).

@@ -33,7 +33,12 @@ pub struct Ndjson {
 
 impl Transport for Ndjson {
     const LABEL: &'static str = "ndjson";
-    const KEYS: &'static [&'static str] = &[];
+    const KEYS: &'static [&'static str] = &[
+        "http2",
+        "streams_per_connection",
+        "stream_window",
+        "connection_window",
+    ];
     type Section = NdjsonProfile;
 
     fn preset(profile: &str) -> Option<NdjsonProfile> {
@@ -89,13 +94,9 @@ impl Transport for Ndjson {
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
             // A silent stream for read_timeout is a dead connection.
-            let data = tokio::time::timeout(self.limits.read_timeout, self.conn.data())
-                .await
-                .map_err(|_| Fault::timeout("NDJSON read (no byte within read_timeout)"))??;
-            let Some(data) = data else {
+            let Some((data, at)) = self.conn.data("NDJSON read").await? else {
                 return Ok(Step::Ended);
             };
-            let at = Instant::now();
             self.buf.extend_from_slice(data);
             let mut any = false;
             while let Some(nl) =

@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use http::{header, Method, Request as HttpRequest, Response};
-use http_body_util::{BodyExt, Full};
+use http::Method;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Serialize;
-use tokio::task::JoinHandle;
 
 use super::h1::H1;
+use super::h2::H2Conn;
 use super::{RequestSample, SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -72,49 +71,12 @@ impl RequestPlan {
 /// Spreads the clients' first URL over the list.
 static NEXT_START: AtomicUsize = AtomicUsize::new(0);
 
-/// One HTTP/2 connection (h2c, prior knowledge); its driver task ends when
-/// this is dropped. One per client, like the HTTP/1.1 case, so N clients
-/// are still N connections (with one stream in flight each).
-struct H2 {
-    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
-    driver: JoinHandle<()>,
-}
-
-impl Drop for H2 {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
-impl H2 {
-    async fn open<S: Sink>(
-        spec: &SessionSpec,
-        io: &Arc<IoCounters>,
-        sink: &mut S,
-    ) -> Result<Self, Fault> {
-        let stream = TokioIo::new(super::dial(spec, io, sink).await?);
-        let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .handshake(stream)
-            .await;
-        let (sender, conn) = match handshake {
-            Ok(pair) => pair,
-            Err(e) => {
-                sink.disconnected();
-                return Err(e.into());
-            }
-        };
-        let driver = tokio::spawn(async move {
-            // Errors surface through the request that hit them.
-            let _ = conn.await;
-        });
-        Ok(H2 { sender, driver })
-    }
-}
-
 /// The connection of a request-mode client.
 enum Link {
     Http1(H1),
-    Http2(H2),
+    /// h2c, prior knowledge: one connection per client (with one stream in
+    /// flight), so N clients are still N connections.
+    Http2(H2Conn),
 }
 
 impl Link {
@@ -125,7 +87,7 @@ impl Link {
         sink: &mut S,
     ) -> Result<Self, Fault> {
         Ok(if http2 {
-            Link::Http2(H2::open(spec, io, sink).await?)
+            Link::Http2(H2Conn::open(spec, io, (None, None), sink).await?)
         } else {
             let stream = super::dial(spec, io, sink).await?;
             Link::Http1(H1::new(stream, spec.params.limits.max_header_bytes))
@@ -135,33 +97,8 @@ impl Link {
     fn is_closed(&self) -> bool {
         match self {
             Link::Http1(c) => c.is_closed(),
-            Link::Http2(h) => h.sender.is_closed(),
+            Link::Http2(h) => h.is_closed(),
         }
-    }
-}
-
-impl H2 {
-    /// Sends one request on the HTTP/2 connection; the caller bounds the wait.
-    async fn send(
-        &mut self,
-        spec: &SessionSpec,
-        plan: &RequestPlan,
-        url: &str,
-    ) -> Result<Response<Incoming>, Fault> {
-        // HTTP/2 carries scheme and authority as pseudo-headers.
-        let mut req = HttpRequest::builder()
-            .method(plan.method.clone())
-            .uri(format!("http://{}{url}", spec.authority));
-        for (name, value) in spec.headers.iter() {
-            if name != header::HOST {
-                req = req.header(name, value);
-            }
-        }
-        let req = req
-            .body(Full::new(plan.wire_body.clone()))
-            .map_err(|e| Fault::new(ErrorKind::Other, format!("bad request: {e}")))?;
-        self.sender.ready().await.map_err(Fault::from)?;
-        self.sender.send_request(req).await.map_err(Fault::from)
     }
 }
 
@@ -285,7 +222,9 @@ impl Request {
                     Ok::<_, Fault>((a.status, a.retry_after))
                 }
                 Link::Http2(h) => {
-                    let resp = h.send(&self.spec, plan, url).await?;
+                    let resp = h
+                        .send(&self.spec, &plan.method, url, &[], plan.wire_body.clone())
+                        .await?;
                     let status = resp.status().as_u16();
                     let wait = crate::fault::retry_after(resp.headers());
                     discard(resp.into_body()).await?;

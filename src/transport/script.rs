@@ -2,15 +2,20 @@
 //! the upgrade in order (each may wait for an answer), the server's
 //! confirmation that counts a client as subscribed (`subscribed_when`),
 //! replies to application-level pings, a heartbeat, and a goodbye before
-//! closing. Templates: `{channel}`, `{client}` (the client's number in its
-//! group), `{n}` (a per-session counter, one more for every message sent),
-//! `${ENV}` (secrets, never written to results).
+//! closing. Every message and rule is a template of
+//! [`crate::identity::template`] (`{channel}`, `{client}`, `{n}` — a
+//! per-session counter, one more for every message sent — `{data.<column>}`,
+//! `{token}`, `${ENV}`), compiled once per group when the plan is built.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::extract::Matcher;
+use crate::identity::template::{compile, Names, Template, Unknown, Vars};
+use crate::identity::Who;
 
 /// One message of the opening script.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,29 +98,71 @@ pub mod duration_str {
     }
 }
 
-/// Fills a template for one session; `n` is the session's counter, moved
-/// on by one when the template uses it.
-pub fn fill(template: &str, channel: &str, client: u64, n: &mut u64) -> Result<String, String> {
-    let mut out = template.replace("{channel}", channel);
-    if out.contains("{client}") {
-        out = out.replace("{client}", &client.to_string());
-    }
-    *n += 1;
-    if out.contains("{n}") {
-        out = out.replace("{n}", &n.to_string());
-    }
-    if out.contains("${") {
-        out = crate::secrets::expand_env(&out)?;
-    }
-    Ok(out)
+/// A profile's script, compiled.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// `subscribe_message`.
+    pub subscribe_message: Option<Template>,
+    /// `messages`: each message and what to wait for after it.
+    pub messages: Vec<(Template, Option<Template>)>,
+    /// `subscribed_when`.
+    pub subscribed_when: Option<Template>,
+    /// `reply`: the rule (matched as written) and the answer.
+    pub replies: Vec<(String, Template)>,
+    /// `heartbeat`: interval and message.
+    pub heartbeat: Option<(Duration, Template)>,
+    /// `goodbye`.
+    pub goodbye: Option<Template>,
 }
 
-/// Fills a rule (`wait_for`, `subscribed_when`): `{channel}` and
-/// `{client}` only.
-pub fn fill_rule(template: &str, channel: &str, client: u64) -> String {
-    template
-        .replace("{channel}", channel)
-        .replace("{client}", &client.to_string())
+impl Compiled {
+    /// Compiles a WebSocket profile's script.
+    ///
+    /// Errors: the key (`messages`, `reply`, ...) and the unknown placeholder.
+    pub fn new(
+        p: &super::websocket::WebSocketProfile,
+        names: &Names<'_>,
+    ) -> Result<Compiled, (&'static str, Unknown)> {
+        let c = |key: &'static str, t: &str| compile(t, names).map_err(|u| (key, u));
+        Ok(Compiled {
+            subscribe_message: p
+                .subscribe_message
+                .as_deref()
+                .map(|m| c("subscribe_message", m))
+                .transpose()?,
+            messages: p
+                .messages
+                .iter()
+                .map(|s| {
+                    Ok((
+                        c("messages", s.text())?,
+                        s.wait_for().map(|w| c("messages", w)).transpose()?,
+                    ))
+                })
+                .collect::<Result<_, _>>()?,
+            subscribed_when: p
+                .subscribed_when
+                .as_deref()
+                .map(|m| c("subscribed_when", m))
+                .transpose()?,
+            replies: p
+                .reply
+                .iter()
+                .map(|r| Ok((r.when.clone(), c("reply", &r.send)?)))
+                .collect::<Result<_, _>>()?,
+            heartbeat: p
+                .heartbeat
+                .as_ref()
+                .map(|h| Ok((h.every, c("heartbeat", &h.send)?)))
+                .transpose()?,
+            goodbye: p.goodbye.as_deref().map(|g| c("goodbye", g)).transpose()?,
+        })
+    }
+
+    /// True when the session needs its script after opening.
+    pub fn has_session_part(&self) -> bool {
+        !self.replies.is_empty() || self.heartbeat.is_some() || self.goodbye.is_some()
+    }
 }
 
 /// Checks a profile's script: templates expand, intervals are sane.
@@ -142,59 +189,43 @@ pub fn check(
     Ok(())
 }
 
-/// A session's script at run time: compiled rules and filled templates.
+/// A session's script at run time: compiled rules, who the client is.
 #[derive(Debug)]
 pub struct Session {
     /// Channel name, for templates sent later.
     pub channel: Box<str>,
-    /// The client's number.
-    pub client: u64,
+    /// The client.
+    pub who: Who,
     /// Per-session counter.
     pub n: u64,
     /// Reply rules.
-    pub replies: Vec<(Matcher, String)>,
-    /// Heartbeat.
-    pub heartbeat: Option<Heartbeat>,
-    /// The goodbye template.
-    pub goodbye: Option<String>,
+    pub replies: Vec<(Matcher, Template)>,
+    /// The compiled script (heartbeat, goodbye).
+    pub script: Arc<Compiled>,
 }
 
 impl Session {
     /// The reply template for `message`, if a rule names it.
-    pub fn reply_to(&self, message: &[u8]) -> Option<&str> {
+    pub fn reply_to(&self, message: &[u8]) -> Option<&Template> {
         self.replies
             .iter()
             .find(|(m, _)| m.matches(message))
-            .map(|(_, t)| t.as_str())
+            .map(|(_, t)| t)
     }
 
-    /// Fills `template` for this session.
-    pub fn fill(&mut self, template: &str) -> Result<String, String> {
-        fill(template, &self.channel, self.client, &mut self.n)
+    /// Renders `template` for this session (moving `{n}` on).
+    pub fn fill(&mut self, template: &Template) -> Result<String, String> {
+        let v = Vars {
+            channel: &self.channel,
+            who: &self.who,
+        };
+        template.render(&v, &mut self.n)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_fill_channel_client_counter_and_env() {
-        std::env::set_var("STAMPEDE_SCRIPT_TEST", "tok");
-        let mut n = 0;
-        assert_eq!(
-            fill(
-                "[null,\"{n}\",\"{channel}\",{client},\"${STAMPEDE_SCRIPT_TEST}\"]",
-                "room:a",
-                7,
-                &mut n
-            )
-            .unwrap(),
-            "[null,\"1\",\"room:a\",7,\"tok\"]"
-        );
-        assert_eq!(fill("{n}", "", 0, &mut n).unwrap(), "2");
-        assert!(fill("${STAMPEDE_NOT_SET_ANYWHERE_2}", "", 0, &mut n).is_err());
-    }
 
     #[test]
     fn steps_parse_as_strings_or_tables() {

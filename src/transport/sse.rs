@@ -27,7 +27,12 @@ pub struct Sse {
 
 impl Transport for Sse {
     const LABEL: &'static str = "sse";
-    const KEYS: &'static [&'static str] = &[];
+    const KEYS: &'static [&'static str] = &[
+        "http2",
+        "streams_per_connection",
+        "stream_window",
+        "connection_window",
+    ];
     type Section = SseProfile;
 
     fn preset(profile: &str) -> Option<SseProfile> {
@@ -80,14 +85,10 @@ impl Transport for Sse {
         loop {
             // A stream that goes silent (no event, no keep-alive comment)
             // for read_timeout is a dead connection.
-            let data = tokio::time::timeout(self.limits.read_timeout, self.conn.data())
-                .await
-                .map_err(|_| Fault::timeout("SSE read (no byte within read_timeout)"))??;
-            let Some(data) = data else {
+            let Some((data, at)) = self.conn.data("SSE read").await? else {
                 self.parser.finish();
                 return Ok(Step::Ended);
             };
-            let at = Instant::now();
             let overflows = self.parser.overflows();
             self.parser.feed(data);
             if self.parser.overflows() > overflows {

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::deadline::Deadline;
 use super::h1::{contains_token, serialize, StreamHead, H1, STREAM_CHUNK};
 use super::pmd::{self, Agreed, Offer, Wire};
 use super::script;
@@ -51,15 +52,18 @@ fn config(limits: &crate::transport::Limits, read_size: usize) -> WebSocketConfi
 pub struct WebSocket {
     ws: Ws,
     ping_interval: Option<Duration>,
-    next_ping: Option<tokio::time::Instant>,
+    ping_due: Deadline,
     read_timeout: Duration,
     /// When the last frame (any, pongs included) arrived.
     last_rx: tokio::time::Instant,
-    /// The profile's session script, when it has replies, a heartbeat or
-    /// a goodbye (boxed: plain relays pay one pointer per connection).
+    /// `last_rx + read_timeout`, armed once for the session.
+    dead: Deadline,
+    /// The session script and who the client is, kept after opening when
+    /// the profile has replies, a heartbeat or a goodbye (boxed: a plain
+    /// relay pays one pointer per connection).
     script: Option<Box<script::Session>>,
     /// When the next heartbeat is due.
-    next_beat: Option<tokio::time::Instant>,
+    beat_due: Deadline,
 }
 
 /// A counted WebSocket stream (inflated above the count when
@@ -335,6 +339,7 @@ pub fn closed_by_server(frame: Option<&CloseFrame>) -> Result<Step, Fault> {
 impl Transport for WebSocket {
     const LABEL: &'static str = "websocket";
     const KEYS: &'static [&'static str] = &["ping_interval", "compression"];
+    const SENDS: bool = true;
     type Section = WebSocketProfile;
 
     fn preset(profile: &str) -> Option<WebSocketProfile> {
@@ -369,64 +374,88 @@ impl Transport for WebSocket {
         )
         .await?;
         let ping_interval = spec.params.ping_interval;
-        let scripted =
-            !profile.reply.is_empty() || profile.heartbeat.is_some() || profile.goodbye.is_some();
+        // Compiled with the plan; a hand-built session compiles its own.
+        let compiled = match &spec.script {
+            Some(c) => c.clone(),
+            None => Arc::new(
+                script::Compiled::new(
+                    profile,
+                    &crate::identity::template::Names {
+                        columns: &[],
+                        token: true,
+                    },
+                )
+                .map_err(|(key, u)| {
+                    script_fault(format!("websocket.{key}: {}", u.message))
+                })?,
+            ),
+        };
+        let who = sink.who().cloned().unwrap_or_default();
         let mut me = WebSocket {
             ws,
             ping_interval,
-            next_ping: ping_interval.map(|d| tokio::time::Instant::now() + d),
+            ping_due: Deadline::new(ping_interval.map(|d| tokio::time::Instant::now() + d)),
             read_timeout: spec.params.limits.read_timeout,
             last_rx: tokio::time::Instant::now(),
-            script: scripted.then(|| {
-                Box::new(script::Session {
-                    channel: spec.channel.as_str().into(),
-                    client: sink.client_number(),
-                    n: 0,
-                    replies: profile
-                        .reply
-                        .iter()
-                        .map(|r| (Matcher::new(&r.when), r.send.clone()))
-                        .collect(),
-                    heartbeat: profile.heartbeat.clone(),
-                    goodbye: profile.goodbye.clone(),
-                })
-            }),
-            next_beat: profile
-                .heartbeat
-                .as_ref()
-                .map(|h| tokio::time::Instant::now() + h.every),
+            dead: Deadline::new(Some(
+                tokio::time::Instant::now() + spec.params.limits.read_timeout,
+            )),
+            beat_due: Deadline::new(
+                compiled
+                    .heartbeat
+                    .as_ref()
+                    .map(|(every, _)| tokio::time::Instant::now() + *every),
+            ),
+            script: Some(Box::new(script::Session {
+                channel: spec.channel.as_str().into(),
+                who,
+                n: 0,
+                replies: compiled
+                    .replies
+                    .iter()
+                    .map(|(when, t)| (Matcher::new(when), t.clone()))
+                    .collect(),
+                script: compiled,
+            })),
         };
-        if let Err(f) = me.start(spec, profile, started, sink).await {
+        if let Err(f) = me.start(profile, started, sink).await {
             sink.disconnected();
             return Err(f);
+        }
+        if !me
+            .script
+            .as_ref()
+            .is_some_and(|s| s.script.has_session_part())
+        {
+            me.script = None;
         }
         Ok(me)
     }
 
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
-            let ping_at = self.next_ping;
-            let dead_at = self.last_rx + self.read_timeout;
-            let beat_at = self.next_beat;
+            self.dead.set(Some(self.last_rx + self.read_timeout));
             let msg = tokio::select! {
+                biased;
                 msg = self.ws.next() => msg,
-                _ = sleep_until_opt(beat_at) => {
+                _ = self.beat_due.passed() => {
                     self.beat().await?;
                     continue;
                 }
-                _ = sleep_until_opt(ping_at) => {
+                _ = self.ping_due.passed() => {
                     self.ws.send(Message::Ping(Default::default())).await?;
-                    self.next_ping = self.ping_interval.map(|d| tokio::time::Instant::now() + d);
+                    self.ping_due
+                        .set(self.ping_interval.map(|d| tokio::time::Instant::now() + d));
                     continue;
                 }
                 // Nothing, not even a pong, for read_timeout: the peer is
                 // gone without a FIN (a half-open connection).
-                _ = tokio::time::sleep_until(dead_at) => {
+                _ = self.dead.passed() => {
                     return Err(Fault::timeout("WebSocket read (no frame within read_timeout)"));
                 }
             };
-            self.last_rx = tokio::time::Instant::now();
             let at = Instant::now();
+            self.last_rx = at.into();
             match msg {
                 None => return Ok(Step::Ended),
                 Some(Err(e)) => return Err(e.into()),
@@ -449,9 +478,14 @@ impl Transport for WebSocket {
         None
     }
 
+    async fn send(&mut self, message: String) -> Result<(), Fault> {
+        self.ws.send(Message::text(message)).await?;
+        Ok(())
+    }
+
     async fn close(mut self) {
         if let Some(s) = &mut self.script {
-            if let Some(text) = s.goodbye.clone().and_then(|g| s.fill(&g).ok()) {
+            if let Some(text) = s.script.goodbye.clone().and_then(|g| s.fill(&g).ok()) {
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), self.ws.send(Message::text(text)))
                         .await;
@@ -474,43 +508,78 @@ impl WebSocket {
     /// to receive.
     async fn start<S: Sink>(
         &mut self,
-        spec: &SessionSpec,
         profile: &WebSocketProfile,
         started: Instant,
         sink: &mut S,
     ) -> Result<(), Fault> {
-        let client = sink.client_number();
-        let mut n = 0;
-        if let Some(m) = &profile.subscribe_message {
-            let text = super::fill(m, &spec.channel);
+        let Some(compiled) = self.script.as_ref().map(|s| s.script.clone()) else {
+            return Ok(());
+        };
+        if let Some(m) = &compiled.subscribe_message {
+            // Not a counted message: `{n}` starts with `messages`.
+            let text = match &self.script {
+                Some(s) => m
+                    .render_once(&crate::identity::template::Vars {
+                        channel: &s.channel,
+                        who: &s.who,
+                    })
+                    .map_err(script_fault)?,
+                None => String::new(),
+            };
             self.ws.send(Message::text(text)).await?;
         }
         let deadline = tokio::time::Instant::now() + profile.subscribe_timeout;
-        for step in &profile.messages {
-            let text =
-                script::fill(step.text(), &spec.channel, client, &mut n).map_err(script_fault)?;
+        for (message, wait) in &compiled.messages {
+            let text = self.fill(message)?;
             self.ws.send(Message::text(text)).await?;
-            if let Some(w) = step.wait_for() {
-                let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
-                if !self.wait_for(&rule, deadline, sink).await? {
-                    unconfirmed(sink, profile.subscribe_timeout, w);
+            if let Some(w) = wait {
+                if !self.wait_rule(w, deadline, sink).await? {
+                    unconfirmed(sink, profile.subscribe_timeout, &self.rule_text(w));
                     return Ok(());
                 }
             }
         }
-        if let Some(s) = &mut self.script {
-            // Later templates go on counting from here.
-            s.n = n;
-        }
-        if let Some(w) = &profile.subscribed_when {
-            let rule = Matcher::new(&script::fill_rule(w, &spec.channel, client));
-            if !self.wait_for(&rule, deadline, sink).await? {
-                unconfirmed(sink, profile.subscribe_timeout, w);
+        if let Some(w) = &compiled.subscribed_when {
+            if !self.wait_rule(w, deadline, sink).await? {
+                unconfirmed(sink, profile.subscribe_timeout, &self.rule_text(w));
                 return Ok(());
             }
         }
         sink.subscribed(started.elapsed());
         Ok(())
+    }
+
+    /// Renders a message of the script (moving `{n}` on).
+    fn fill(&mut self, t: &crate::identity::template::Template) -> Result<String, Fault> {
+        match &mut self.script {
+            Some(s) => s.fill(t).map_err(script_fault),
+            None => Err(script_fault("the session script is gone".into())),
+        }
+    }
+
+    /// A rule rendered for this session (without moving `{n}` on).
+    fn rule_text(&self, t: &crate::identity::template::Template) -> String {
+        self.script
+            .as_ref()
+            .and_then(|s| {
+                t.render_once(&crate::identity::template::Vars {
+                    channel: &s.channel,
+                    who: &s.who,
+                })
+                .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits for the message rule `t` names (see [`Self::wait_for`]).
+    async fn wait_rule<S: Sink>(
+        &mut self,
+        t: &crate::identity::template::Template,
+        deadline: tokio::time::Instant,
+        sink: &mut S,
+    ) -> Result<bool, Fault> {
+        let rule = Matcher::new(&self.rule_text(t));
+        self.wait_for(&rule, deadline, sink).await
     }
 
     /// Reads until a message matches `m` (true; it counts as a control
@@ -527,8 +596,8 @@ impl WebSocket {
                 msg = self.ws.next() => msg,
                 _ = tokio::time::sleep_until(deadline) => return Ok(false),
             };
-            self.last_rx = tokio::time::Instant::now();
             let at = Instant::now();
+            self.last_rx = at.into();
             let msg = match msg {
                 None => {
                     return Err(Fault::new(
@@ -570,7 +639,7 @@ impl WebSocket {
         sink: &mut S,
     ) -> Result<(), Fault> {
         if let Some(s) = &mut self.script {
-            if let Some(t) = s.reply_to(bytes).map(str::to_string) {
+            if let Some(t) = s.reply_to(bytes).cloned() {
                 let text = s.fill(&t).map_err(script_fault)?;
                 self.ws.send(Message::text(text)).await?;
                 sink.control();
@@ -584,16 +653,17 @@ impl WebSocket {
     /// Sends the heartbeat and schedules the next.
     async fn beat(&mut self) -> Result<(), Fault> {
         let Some(s) = &mut self.script else {
-            self.next_beat = None;
+            self.beat_due.set(None);
             return Ok(());
         };
-        let Some(h) = s.heartbeat.clone() else {
-            self.next_beat = None;
+        let Some((every, send)) = s.script.heartbeat.clone() else {
+            self.beat_due.set(None);
             return Ok(());
         };
-        let text = s.fill(&h.send).map_err(script_fault)?;
+        let text = s.fill(&send).map_err(script_fault)?;
         self.ws.send(Message::text(text)).await?;
-        self.next_beat = Some(tokio::time::Instant::now() + h.every);
+        self.beat_due
+            .set(Some(tokio::time::Instant::now() + every));
         Ok(())
     }
 }
@@ -635,7 +705,7 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.flush()).await;
 }
 
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+pub(super) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

@@ -2,6 +2,7 @@
 //! scenario text, and runs through the library API.
 #![allow(dead_code)]
 
+pub mod brokers;
 pub mod browser;
 pub mod nginx;
 pub mod prometheus;

@@ -91,6 +91,7 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
         authority: addr.to_string(),
         path: path.into(),
         channel: "c".into(),
+        group: "g".into(),
         profile: std::sync::Arc::new(stampede::profile::builtin().sections),
         extractor: std::sync::Arc::new(stampede::profile::builtin().extractor()),
         headers: std::sync::Arc::new([]),
@@ -102,10 +103,13 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
             compression: false,
             request: None,
             message_bytes: None,
+            h2: None,
+            engine: None,
             limits: Default::default(),
             tls: None,
         },
         connect_timeout: Duration::from_secs(2),
         sources: Default::default(),
+        script: None,
     }
 }

@@ -60,10 +60,15 @@ fn draw_bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &BarChart) -> Dr
             .x_label_area_size(28)
             .y_label_area_size(70)
             .build_cartesian_2d(x, axis.coord())?;
-        let xfmt = |v: &f64| {
-            p.bars
+        // Bar labels that would run into each other are left to the
+        // legend, which names every colour.
+        let x_size = label_size(area.dim_in_pixel().0, n, &p.bars);
+        let xfmt = |v: &f64| match x_size {
+            Some(_) => p
+                .bars
                 .get(v.floor().max(0.0) as usize)
-                .map_or(String::new(), |b| b.label.clone())
+                .map_or(String::new(), |b| b.label.clone()),
+            None => String::new(),
         };
         let yfmt = |v: &f64| axis.label(*v);
         chart
@@ -72,8 +77,8 @@ fn draw_bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &BarChart) -> Dr
             .x_label_formatter(&xfmt)
             .y_label_formatter(&yfmt)
             .y_desc(&axis.desc)
-            // Crowded panels (several runs) get smaller bar labels.
-            .label_style((FONT, if n > 6 { 11 } else { 13 }))
+            .label_style((FONT, 13))
+            .x_label_style((FONT, x_size.unwrap_or(13)))
             .axis_desc_style((FONT, 14))
             .bold_line_style(BLACK.mix(0.15))
             .light_line_style(BLACK.mix(0.05))
@@ -117,4 +122,20 @@ fn draw_bar_chart(root: &DrawingArea<SVGBackend<'_>, Shift>, c: &BarChart) -> Dr
     }
     draw_legend(&legend_area, &legend)?;
     Ok(())
+}
+
+/// The bar labels' font size in pixels: 13, or less down to 11 so that
+/// the longest label fits a bar's share of a panel `width` pixels wide
+/// (minus the y axis' 70 and the margins; about 0.55 em a character);
+/// None when even 11 does not fit.
+fn label_size(width: u32, n: usize, bars: &[super::Bar]) -> Option<u32> {
+    let longest = bars
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let per_bar = (f64::from(width) - 86.0).max(1.0) / n as f64;
+    let fits = (per_bar / (0.55 * longest as f64)).floor() as u32;
+    (fits >= 11).then_some(fits.min(13))
 }

@@ -1,0 +1,151 @@
+//! Rooms of different sizes (`rooms = { count, size, s, seed }`): which
+//! room (channel) each client of a group joins, as a pure function of the
+//! group's client count, so every shard places every client where the
+//! one-process run does. Sizes:
+//!
+//! * `fixed`: round-robin, rooms differ by at most one member (what a
+//!   scenario without `rooms` does);
+//! * `uniform`: each client draws its room uniformly (seeded);
+//! * `zipf`: room `i` (from 0) gets a share ∝ `1 / (i + 1)^s` of the
+//!   clients (largest remainders round it to whole members), and the
+//!   clients are dealt to the rooms in a seeded shuffle, so a ramp-up
+//!   fills all rooms together.
+
+use serde::Serialize;
+
+/// How room sizes are distributed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "size", rename_all = "lowercase")]
+pub enum Size {
+    /// Round-robin.
+    Fixed,
+    /// A uniform draw per client.
+    Uniform,
+    /// Zipf with exponent `s`.
+    Zipf {
+        /// The exponent (> 0).
+        s: f64,
+    },
+}
+
+/// The rooms of a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RoomsPlan {
+    /// Number of rooms (the publisher's channels).
+    pub count: u32,
+    /// Size distribution.
+    #[serde(flatten)]
+    pub size: Size,
+    /// Seed of `uniform` and `zipf`.
+    pub seed: u64,
+}
+
+impl RoomsPlan {
+    /// The room of each of `clients` clients (index = the client's number
+    /// in its group).
+    pub fn assign(&self, clients: u64) -> Vec<u32> {
+        let count = self.count.max(1);
+        match self.size {
+            Size::Fixed => (0..clients)
+                .map(|k| (k % u64::from(count)) as u32)
+                .collect(),
+            Size::Uniform => (0..clients)
+                .map(|k| {
+                    let mut r =
+                        crate::rng::Rng::seeded(self.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    (r.next_u64() % u64::from(count)) as u32
+                })
+                .collect(),
+            Size::Zipf { s } => {
+                let sizes = zipf_sizes(clients, count, s);
+                let mut deck: Vec<u32> = sizes
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(room, &n)| std::iter::repeat_n(room as u32, n as usize))
+                    .collect();
+                // Fisher–Yates with the scenario's seed.
+                let mut rng = crate::rng::Rng::seeded(self.seed);
+                for i in (1..deck.len()).rev() {
+                    let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                    deck.swap(i, j);
+                }
+                deck
+            }
+        }
+    }
+}
+
+/// Members per room of a Zipf(`s`) split of `clients` over `count` rooms:
+/// floors of the exact shares, then one more for the largest remainders
+/// (ties to the larger room), so the sizes add up to `clients`.
+pub fn zipf_sizes(clients: u64, count: u32, s: f64) -> Vec<u64> {
+    let weights: Vec<f64> = (1..=count).map(|i| 1.0 / f64::from(i).powf(s)).collect();
+    let total: f64 = weights.iter().sum();
+    let exact: Vec<f64> = weights.iter().map(|w| clients as f64 * w / total).collect();
+    let mut sizes: Vec<u64> = exact.iter().map(|e| e.floor() as u64).collect();
+    let mut left = clients - sizes.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..exact.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (exact[a] - exact[a].floor(), exact[b] - exact[b].floor());
+        rb.total_cmp(&ra).then(a.cmp(&b))
+    });
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        sizes[i] += 1;
+        left -= 1;
+    }
+    sizes
+}
+
+/// Members per room of an assignment.
+pub fn sizes_of(assignment: &[u32], count: u32) -> Vec<u64> {
+    let mut sizes = vec![0u64; count as usize];
+    for &r in assignment {
+        if let Some(s) = sizes.get_mut(r as usize) {
+            *s += 1;
+        }
+    }
+    sizes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_rooms_add_up_shrink_and_repeat() {
+        let plan = RoomsPlan {
+            count: 200,
+            size: Size::Zipf { s: 1.1 },
+            seed: 7,
+        };
+        let a = plan.assign(2000);
+        assert_eq!(a, plan.assign(2000), "deterministic");
+        let sizes = sizes_of(&a, 200);
+        assert_eq!(sizes.iter().sum::<u64>(), 2000);
+        assert_eq!(sizes, zipf_sizes(2000, 200, 1.1));
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+        assert!(
+            sizes[0] > 300 && sizes[199] <= 2,
+            "{} {}",
+            sizes[0],
+            sizes[199]
+        );
+        // Dealt in a shuffle: the first clients are not all in room 0.
+        assert!(a[..50].iter().any(|&r| r != 0));
+        let fixed = RoomsPlan {
+            size: Size::Fixed,
+            ..plan
+        };
+        assert_eq!(&fixed.assign(5)[..], &[0, 1, 2, 3, 4]);
+        let uniform = RoomsPlan {
+            size: Size::Uniform,
+            ..plan
+        };
+        let u = uniform.assign(4000);
+        assert!(u.iter().all(|&r| r < 200));
+        assert_eq!(u, uniform.assign(4000));
+    }
+}
