@@ -324,6 +324,50 @@ fn summary(c: &mut Criterion) {
     g.finish();
 }
 
+/// Prometheus remote write's per-interval work: a group's delivery
+/// histogram (one busy second) into the cumulative native histogram, and
+/// the histogram's protobuf + snappy body. Printed with its size, the
+/// bytes one histogram series adds to a push.
+fn telemetry(c: &mut Criterion) {
+    use stampede::telemetry::{native::Native, prompb};
+    let iv = filled_interval(10_000, 7);
+    let h = iv.hist(Latency::Delivery);
+    let mut g = c.benchmark_group("telemetry");
+    g.bench_function("Native::add_hdr, 1 s of 10k deliveries", |b| {
+        b.iter(|| {
+            let mut n = Native::default();
+            n.add_hdr(black_box(h));
+            n
+        })
+    });
+    let mut n = Native::default();
+    n.add_hdr(h);
+    let req = prompb::WriteRequest {
+        timeseries: vec![prompb::TimeSeries {
+            labels: Vec::new(),
+            samples: Vec::new(),
+            histograms: vec![n.to_proto(0)],
+        }],
+    };
+    println!(
+        "telemetry: one delivery histogram of 10k samples: {} bytes snappy-compressed protobuf",
+        prompb::encode(&req).len()
+    );
+    g.bench_function("to_proto + encode, one histogram", |b| {
+        b.iter(|| {
+            let req = prompb::WriteRequest {
+                timeseries: vec![prompb::TimeSeries {
+                    labels: Vec::new(),
+                    samples: Vec::new(),
+                    histograms: vec![black_box(&n).to_proto(0)],
+                }],
+            };
+            prompb::encode(&req)
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = micro;
     config = Criterion::default()
@@ -331,6 +375,6 @@ criterion_group! {
         .measurement_time(Duration::from_secs(2))
         .sample_size(20)
         .without_plots();
-    targets = envelope, sse, recorder, summary
+    targets = envelope, sse, recorder, summary, telemetry
 }
 criterion_main!(micro);

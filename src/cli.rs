@@ -179,6 +179,59 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "",
           value_parser = crate::dashboard::parse_addr)]
     pub dashboard: Option<std::net::SocketAddr>,
+    /// Push the run's series to this Prometheus remote-write receiver
+    /// (e.g. http://127.0.0.1:9090/api/v1/write, a Prometheus started with
+    /// --web.enable-remote-write-receiver and native histograms): the
+    /// time-series columns as gauges, counters, latencies as native
+    /// histograms, and the summary at each phase's end. A failing receiver
+    /// is a warning with the count of dropped pushes, never a failed run.
+    #[arg(long, value_name = "URL", value_parser = parse_endpoint)]
+    pub prometheus_remote_write: Option<crate::telemetry::http::Endpoint>,
+    /// How often to push to --prometheus-remote-write.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub prometheus_remote_write_interval: std::time::Duration,
+    /// An extra label on every pushed series, repeatable: --prometheus-label
+    /// env=ci. `run` (default: the run folder's name) and `scenario` may be
+    /// set this way; `group`, `transport`, `measured` and `shard` are
+    /// stampede's.
+    #[arg(long = "prometheus-label", value_name = "NAME=VALUE",
+          value_parser = crate::telemetry::remote_write::parse_label)]
+    pub prometheus_labels: Vec<(String, String)>,
+    /// Scrape this Prometheus text endpoint of the target every second
+    /// (repeatable): the server's own /metrics, node_exporter on its host.
+    /// Its process_* series stand in for --target-pid (target CPU, RSS,
+    /// cost per connection); node_* series fill the target_host_* columns;
+    /// every kept series goes to target_metrics.csv.
+    #[arg(long = "target-metrics", value_name = "URL", value_parser = parse_endpoint)]
+    pub target_metrics: Vec<crate::telemetry::http::Endpoint>,
+    /// Series to keep from --target-metrics, by name (`*` matches any run
+    /// of characters). Default: process_cpu_seconds_total,
+    /// process_resident_memory_bytes, process_open_fds,
+    /// node_cpu_seconds_total, node_memory_MemTotal_bytes,
+    /// node_memory_MemAvailable_bytes, node_network_*_bytes_total.
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub target_metrics_keep: Vec<String>,
+}
+
+impl RunArgs {
+    /// The scraping settings, when asked for.
+    pub fn target_metrics(&self) -> Option<crate::telemetry::scrape::Config> {
+        (!self.target_metrics.is_empty()).then(|| crate::telemetry::scrape::Config {
+            endpoints: self.target_metrics.clone(),
+            keep: self.target_metrics_keep.clone(),
+        })
+    }
+
+    /// The remote-write settings, when asked for.
+    pub fn remote_write(&self) -> Option<crate::telemetry::remote_write::Config> {
+        self.prometheus_remote_write.clone().map(|endpoint| {
+            crate::telemetry::remote_write::Config {
+                endpoint,
+                interval: self.prometheus_remote_write_interval,
+                labels: self.prometheus_labels.clone(),
+            }
+        })
+    }
 }
 
 /// `stampede merge`.
@@ -269,6 +322,10 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; write e.g. 250ms, 30s, 5m"))
+}
+
+fn parse_endpoint(s: &str) -> Result<crate::telemetry::http::Endpoint, String> {
+    crate::telemetry::http::Endpoint::parse(s)
 }
 
 fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {

@@ -43,6 +43,9 @@
 //!    transport, metrics, net), [`load`] (pacer, client loop, phase runner;
 //!    → plan, publish, schedule, transport, metrics), [`report`] (charts
 //!    and HTML from finished folders; → folder, gate, metrics).
+//!    [`telemetry`] (Prometheus remote write with native histograms,
+//!    target metrics scraped from Prometheus text endpoints; → folder,
+//!    metrics).
 //! 7. Commands: [`run`] (one run: target start, phase loop, per-phase
 //!    recorder, `run.json` and exit status; → load, plan, reference,
 //!    folder, gate, metrics), then [`repeat`], [`merge`], [`capacity`]
@@ -90,6 +93,7 @@ pub mod schedule;
 pub mod secrets;
 pub mod shard;
 pub mod shutdown;
+pub mod telemetry;
 pub mod transport;
 pub mod units;
 
@@ -265,6 +269,8 @@ async fn run_command(args: RunArgs) -> Result<i32> {
     };
     let opts = run::RunOptions {
         dashboard: dashboard.as_ref().map(|d| d.feed()),
+        remote_write: args.remote_write(),
+        target_metrics: args.target_metrics(),
         scenario_file: args.scenario.display().to_string(),
         out: args.out.clone(),
         results_root: args.results.clone(),
@@ -361,6 +367,8 @@ async fn capacity_command(args: cli::CapacityArgs) -> Result<i32> {
         },
         run: run::RunOptions {
             dashboard: None,
+            remote_write: r.remote_write(),
+            target_metrics: r.target_metrics(),
             scenario_file: r.scenario.display().to_string(),
             out: r.out.clone(),
             results_root: r.results.clone(),

@@ -150,6 +150,32 @@ fn shard_command(
         let list: Vec<String> = args.local_addr.iter().map(|a| a.to_string()).collect();
         cmd.arg("--local-addr").arg(list.join(","));
     }
+    if let Some(url) = &args.prometheus_remote_write {
+        // Each shard pushes its own series (labelled `shard`); they share
+        // the parent's `run` label, so PromQL adds them up.
+        cmd.arg("--prometheus-remote-write")
+            .arg(&url.url)
+            .arg(format!(
+                "--prometheus-remote-write-interval={}ms",
+                args.prometheus_remote_write_interval.as_millis()
+            ));
+        if !args.prometheus_labels.iter().any(|(k, _)| k == "run") {
+            let run = dir
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            cmd.arg("--prometheus-label").arg(format!("run={run}"));
+        }
+        for (k, v) in &args.prometheus_labels {
+            cmd.arg("--prometheus-label").arg(format!("{k}={v}"));
+        }
+    }
+    for m in &args.target_metrics {
+        cmd.arg("--target-metrics").arg(&m.url);
+    }
+    if !args.target_metrics_keep.is_empty() {
+        cmd.arg("--target-metrics-keep")
+            .arg(args.target_metrics_keep.join(","));
+    }
     if let Some(t) = target {
         cmd.arg("--attach-builtin")
             .arg(&t.url)

@@ -48,6 +48,8 @@ async fn finds_the_known_knee_within_one_step() {
         overrides: Overrides::default(),
         run: RunOptions {
             dashboard: None,
+            remote_write: None,
+            target_metrics: None,
             scenario_file: "knee.toml".into(),
             out: Some(dir.path().to_path_buf()),
             results_root: dir.path().to_path_buf(),

@@ -173,7 +173,6 @@ async fn live_dashboard_in_a_browser() {
             break;
         }
     }
-    drop(browser);
     assert!(seconds.len() >= 3, "the page moved on: {seconds:?}");
 
     let status = tokio::task::spawn_blocking(move || run.0.wait())
@@ -181,6 +180,31 @@ async fn live_dashboard_in_a_browser() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "run: {status:?}");
+    // Lost events, settled at the phase's end, as summary.csv has them.
+    let summary = stampede::folder::summary::read(&run_dir).unwrap();
+    let mut lost_shown = Value::Null;
+    for _ in 0..100 {
+        let snap = call!(
+            "Runtime.evaluate",
+            json!({ "expression": SNAPSHOT, "returnByValue": true })
+        )["result"]["value"]
+            .clone();
+        if summary.iter().all(|r| snap[&r.group]["lost"].is_string()) {
+            lost_shown = snap;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for r in &summary {
+        let lost = r.lost.expect("subscribers have lost").to_string();
+        assert_eq!(
+            lost_shown[&r.group]["lost"].as_str(),
+            Some(lost.as_str()),
+            "{}: lost on the page vs summary.csv in {lost_shown}",
+            r.group
+        );
+    }
+    drop(browser);
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
     // Every figure shown is the file's.

@@ -104,3 +104,75 @@ fn dockerfile_copies_what_exists_and_runs_unprivileged() {
     assert!(text.contains("USER 10001"));
     assert!(text.lines().filter(|l| l.starts_with("FROM ")).count() >= 2);
 }
+
+/// Every `expr` of a Grafana dashboard's panels (rows' nested panels too).
+fn grafana_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(e) = m.get("expr").and_then(|e| e.as_str()) {
+                out.push(e.to_string());
+            }
+            m.values().for_each(|v| grafana_exprs(v, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| grafana_exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// The Grafana dashboard reads only what `--prometheus-remote-write`
+/// writes: every `stampede_*` name in its queries (panels and template
+/// variables) is one of the remote writer's names, derived from the column
+/// registry, and every label it matches on is one stampede sets.
+#[test]
+fn grafana_queries_name_series_stampede_writes() {
+    let text = read("deploy/grafana/stampede.json");
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut exprs = Vec::new();
+    grafana_exprs(&dash["panels"], &mut exprs);
+    for v in dash["templating"]["list"].as_array().expect("variables") {
+        if let Some(q) = v["query"].as_str().filter(|q| q.contains('(')) {
+            exprs.push(q.to_string());
+        }
+    }
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let written = stampede::telemetry::remote_write::written_names();
+    let labels = ["run", "scenario", "group", "transport", "shard", "measured"];
+    let mut kinds = [false; 4];
+    for e in &exprs {
+        let words: Vec<&str> = e
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let names: Vec<&&str> = words
+            .iter()
+            .filter(|w| w.starts_with("stampede_"))
+            .collect();
+        assert!(!names.is_empty(), "{e}: names no stampede series");
+        for n in names {
+            assert!(
+                written.iter().any(|w| w == *n),
+                "{e}: {n} is not written by stampede"
+            );
+            kinds[0] |= n.ends_with("_total");
+            kinds[1] |= n.ends_with("_seconds");
+            kinds[2] |= n.starts_with("stampede_summary_");
+            kinds[3] |= !n.ends_with("_total") && !n.ends_with("_seconds");
+        }
+        // Matchers `label=~"..."` and groupings `by (label)`.
+        for (i, w) in words.iter().enumerate() {
+            let after = &e[e.find(w).map_or(0, |p| p + w.len())..];
+            let matcher = ["=~", "!~", "!=", "="]
+                .iter()
+                .any(|op| after.trim_start().starts_with(op))
+                && !after.trim_start().starts_with("==");
+            let grouped = i > 0 && (words[i - 1] == "by" || words[i - 1] == "without");
+            if (matcher && e.contains('{')) || grouped {
+                assert!(labels.contains(w), "{e}: stampede sets no label {w}");
+            }
+        }
+    }
+    assert_eq!(
+        kinds, [true; 4],
+        "counters, histograms, summary and gauges all read"
+    );
+}

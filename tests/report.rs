@@ -18,12 +18,14 @@ const SCENARIO: &str = "name = \"report-test\"\nduration = \"1s\"\nmode = \"conc
     [[groups]]\ntransport = \"poll\"\nclients = 3\ninterval = \"200ms\"\n\
     [[groups]]\nname = \"ws<&>\"\ntransport = \"websocket\"\nclients = 3\n";
 
-const CHARTS: [&str; 5] = [
+const CHARTS: [&str; 6] = [
     "delivery-percentiles.svg",
     "connect-percentiles.svg",
     "latency-over-time.svg",
     "throughput-over-time.svg",
     "cost-per-delivery.svg",
+    // The built-in target's pid is known, so its CPU is charted.
+    "target-cpu-over-time.svg",
 ];
 
 fn stampede(args: &[&str], paths: &[&Path]) -> Output {
@@ -131,6 +133,7 @@ fn a_run_writes_its_report_and_report_rewrites_it() {
         "time since the run started (s)",
         "time since the run started (s)",
         "bytes (sent + received)",
+        "time since the run started (s)",
     ]) {
         let texts = svg_texts(&run.join("charts").join(chart));
         for group in ["sse", "poll", ODD_GROUP] {
@@ -186,11 +189,20 @@ fn several_runs_are_overlaid_and_need_out() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for chart in CHARTS {
+    for chart in &CHARTS[..5] {
         let texts = svg_texts(&report.join("charts").join(chart));
         for label in ["base/sse", "next/sse", "base/poll", "next/ws<&>"] {
             assert!(texts.contains(label), "{chart}: no {label}");
         }
+    }
+    // One target per run, not per group.
+    let texts = svg_texts(&report.join("charts").join(CHARTS[5]));
+    for label in ["base/target process", "next/target process"] {
+        assert!(
+            texts.contains(label),
+            "{}: no {label} in {texts}",
+            CHARTS[5]
+        );
     }
     let html = read(&report.join("report.html"));
     assert_self_contained(&html);

@@ -3,7 +3,8 @@
 //! ([`summary`], whose declaration is the column registry [`columns`]),
 //! `timeseries.csv` ([`timeseries`]), the `.hlog` interval logs ([`hlog`],
 //! and which of them a group has: [`latency`]), `run.json`
-//! ([`run_json`]), `summary.json` ([`summary_json`]), `sweep.csv` ([`sweep_csv`]) and the capacity search's
+//! ([`run_json`]), `summary.json` ([`summary_json`]), `sweep.csv` ([`sweep_csv`]),
+//! `target_metrics.csv` ([`target_metrics`]) and the capacity search's
 //! files ([`capacity`]) — the reader of a whole folder ([`read`]), and the
 //! cost columns' one definition ([`cost`]).
 //!
@@ -21,6 +22,7 @@ pub mod run_json;
 pub mod summary;
 pub mod summary_json;
 pub mod sweep_csv;
+pub mod target_metrics;
 pub mod timeseries;
 
 /// File name of a group's interval log for one metric.

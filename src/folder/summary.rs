@@ -140,14 +140,15 @@ csv_record! {
              concurrent mode)").main("stampede CPU (s)"),
         client_rss_peak_mb: f64 => col("MB", All, "stampede's own peak RSS during the phase"),
         target_cpu_s: Option<f64> => col("s", All,
-            "the target's CPU seconds during the phase: the built-in target, or \
-             `--target-pid` (empty for an external target without it)").main("target CPU (s)"),
+            "the target's CPU seconds during the phase: the built-in target, \
+             `--target-pid`, or the `process_cpu_seconds_total` of `--target-metrics` \
+             (empty for an external target without either)").main("target CPU (s)"),
         target_rss_peak_mb: Option<f64> => col("MB", All,
             "the target's peak RSS during the phase").main("target RSS peak (MB)"),
         target_connections_peak: Option<u64> => col("count", All,
             "most open sockets of the target process sampled during the phase (its listener \
              and the publisher's connections included; empty when its fd table is not \
-             readable)").main("target connections peak"),
+             readable; from `--target-metrics`, its `process_open_fds`, files included)").main("target connections peak"),
         target_rss_per_1k_conn_mb: Option<f64> => col("MB", All,
             "`target_rss_peak_mb / target_connections_peak × 1000` (per client when the \
              sockets cannot be read)").main("target RSS / 1k conn (MB)"),

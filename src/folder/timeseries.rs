@@ -34,13 +34,26 @@ csv_record! {
         client_cpu_pct: Option<f64>,
         target_cpu_pct: Option<f64>,
         target_rss_mb: Option<f64>,
-        /// Open sockets of the target process (built-in or `--target-pid`).
+        /// Open sockets of the target process (built-in or `--target-pid`;
+        /// with `--target-metrics` and no pid, its `process_open_fds`).
         target_connections: Option<u64>,
         /// Largest event-loop lag of stampede in the interval, ms.
         loadgen_lag_ms: Option<f64>,
         /// The group's load stage in the middle of the interval (`ramp 1/3 to 5000`,
         /// `hold 2/3`); empty without `stages`.
         stage: Option<String>,
+        /// `--target-metrics` (node_exporter): the target host's busy CPU
+        /// (every mode but idle and iowait), % of one core.
+        target_host_cpu_pct: Option<f64>,
+        /// `--target-metrics`: the target host's memory in use
+        /// (`MemTotal − MemAvailable`), MB.
+        target_host_memory_used_mb: Option<f64>,
+        /// `--target-metrics`: bytes the target host received per second,
+        /// every network device node_exporter reports
+        /// (its default leaves out `lo`).
+        target_host_network_received_bytes_per_s: Option<f64>,
+        /// `--target-metrics`: bytes the target host sent per second.
+        target_host_network_sent_bytes_per_s: Option<f64>,
     }
 }
 

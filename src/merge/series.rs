@@ -38,6 +38,8 @@ struct Slot {
     target_connections: Option<u64>,
     lag_ms: Option<f64>,
     stage: Option<String>,
+    /// The `target_host_*` readings (every shard scrapes the same host).
+    host: [Option<f64>; 4],
 }
 
 impl Slot {
@@ -68,6 +70,15 @@ impl Slot {
         self.target_rss = max_opt(self.target_rss, row.target_rss_mb);
         self.target_connections = self.target_connections.max(row.target_connections);
         self.lag_ms = max_opt(self.lag_ms, row.loadgen_lag_ms);
+        let host = [
+            row.target_host_cpu_pct,
+            row.target_host_memory_used_mb,
+            row.target_host_network_received_bytes_per_s,
+            row.target_host_network_sent_bytes_per_s,
+        ];
+        for (a, b) in self.host.iter_mut().zip(host) {
+            *a = max_opt(*a, b);
+        }
         if row.stage.is_some() {
             self.stage = row.stage.clone();
         }
@@ -171,6 +182,14 @@ pub(super) fn merge_series(
             target_connections: used.iter().filter_map(|s| s.target_connections).max(),
             loadgen_lag_ms: used.iter().fold(None, |m, s| max_opt(m, s.lag_ms)),
             stage: used.iter().find_map(|s| s.stage.clone()),
+            target_host_cpu_pct: used.iter().fold(None, |m, s| max_opt(m, s.host[0])),
+            target_host_memory_used_mb: used.iter().fold(None, |m, s| max_opt(m, s.host[1])),
+            target_host_network_received_bytes_per_s: used
+                .iter()
+                .fold(None, |m, s| max_opt(m, s.host[2])),
+            target_host_network_sent_bytes_per_s: used
+                .iter()
+                .fold(None, |m, s| max_opt(m, s.host[3])),
             errors_by_kind,
         };
         w.row(&row)?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::summary::{Marginal, Resources};
 
 /// One reading of a process's resource use.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ProcSample {
     /// User + system CPU seconds since the process started.
     pub cpu_s: f64,
@@ -118,16 +118,22 @@ pub struct PhaseUsage {
 
 impl PhaseUsage {
     /// Samples now; returns (client CPU %, target CPU %, target RSS bytes)
-    /// since the last sample (100% = one core).
+    /// since the last sample (100% = one core). The target is read from
+    /// /proc when its `pid` is known, else taken from `scraped` (its
+    /// `process_*` metrics, `--target-metrics`).
     pub fn sample(
         &mut self,
         now_ns: u64,
         pid: Option<i32>,
+        scraped: Option<ProcSample>,
     ) -> (Option<f64>, Option<f64>, Option<u64>) {
         let Some(me) = sample(None) else {
             return (None, None, None);
         };
-        let target = pid.and_then(|p| sample(Some(p)));
+        let target = match pid {
+            Some(p) => sample(Some(p)),
+            None => scraped,
+        };
         self.client_peak = self.client_peak.max(me.rss_bytes);
         if let Some(t) = target {
             self.target_peak = self.target_peak.max(t.rss_bytes);
@@ -136,8 +142,12 @@ impl PhaseUsage {
                 self.target_sockets_peak = Some(self.target_sockets_peak.unwrap_or(0).max(n));
             }
         }
-        if self.first.is_none() {
-            self.first = Some((me, target));
+        match &mut self.first {
+            None => self.first = Some((me, target)),
+            // A scraped target may answer only after the phase began: its
+            // first reading is its baseline.
+            Some((_, t @ None)) => *t = target,
+            Some(_) => {}
         }
         let pct = |a: f64, b: f64, secs: f64| {
             (secs > 0.0).then(|| ((b - a) / secs * 1000.0).round() / 10.0)

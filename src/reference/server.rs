@@ -14,6 +14,7 @@
 //! | `POST /control/stall?ms=N` | every request arriving in the next N ms waits until then |
 //! | `POST /control/drop` | ends every open SSE, NDJSON and WebSocket subscription |
 //! | `GET /stats`, `GET /healthz` | counters, liveness |
+//! | `GET /metrics` | Prometheus text format: process CPU, RSS, open fds and sockets, open streams, counters |
 //!
 //! Without a cursor a subscription starts at the newest event.
 
@@ -48,6 +49,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         // Plain request load (same answer as nginx's `return 200 "ok"`).
         .route("/hello", get(|| async { "ok" }))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .route("/control/stall", post(stall))
         .route("/control/drop", post(drop_subscribers))
         .route("/pub/{ch}", post(publish))
@@ -73,6 +75,16 @@ struct Cursor {
 
 async fn stats(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
     Json(hub.snapshot())
+}
+
+async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        super::metrics::render(&hub),
+    )
 }
 
 async fn stall(State(hub): State<Arc<Hub>>, Query(q): Query<Cursor>) -> impl IntoResponse {

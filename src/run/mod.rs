@@ -30,6 +30,8 @@ use crate::plan::Plan;
 use crate::progress::{Display, Progress};
 use crate::shard::Shard;
 use crate::shutdown::{Shutdown, StopReason};
+use crate::telemetry::remote_write::RemoteWrite;
+use crate::telemetry::scrape::Scraper;
 use recorder::{GroupState, Outputs, PhaseRecorder, PhaseSlot};
 use target::{start_target, Target};
 
@@ -56,6 +58,10 @@ pub struct RunOptions {
     pub attach_builtin: Option<(String, i32)>,
     /// The live dashboard's feed (`--dashboard`).
     pub dashboard: Option<crate::dashboard::Feed>,
+    /// Prometheus remote write (`--prometheus-remote-write`).
+    pub remote_write: Option<crate::telemetry::remote_write::Config>,
+    /// The target's own metrics endpoints (`--target-metrics`).
+    pub target_metrics: Option<crate::telemetry::scrape::Config>,
 }
 
 /// How a run ended.
@@ -140,6 +146,8 @@ struct Phases<'a> {
     total_phases: usize,
     /// Per phase with subscribers: what the publisher managed.
     publishing: Vec<PhasePublishing>,
+    /// `--target-metrics`.
+    scraper: Option<Scraper>,
 }
 
 /// One phase's publishing: published, failed, the first error.
@@ -184,6 +192,24 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
     let hlog =
         HlogWriter::create(hlog_paths, clock.wall_epoch()).map_err(|e| Error::output(&dir, e))?;
     let ts = timeseries::Writer::create(&dir)?;
+    let remote = opts.remote_write.as_ref().map(|c| {
+        let mut labels = vec![
+            (
+                "run".to_string(),
+                dir.file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+            ),
+            ("scenario".to_string(), plan.name.clone()),
+        ];
+        if let Some(s) = plan.shard {
+            labels.push(("shard".to_string(), s.index.to_string()));
+        }
+        RemoteWrite::start(c, labels)
+    });
+    let scraper = opts
+        .target_metrics
+        .as_ref()
+        .map(|c| Scraper::start(c, Some(&dir)));
     let run_tag = format!(
         "{:x}",
         clock
@@ -209,9 +235,11 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
             hlog,
             write_error: None,
             dashboard: opts.dashboard.clone(),
+            remote,
         },
         results: Vec::new(),
         publishing: Vec::new(),
+        scraper,
         channel_prefix,
         // Every shard of a run shares `channel_prefix` (it comes from the
         // shared start time or the scenario), so shards tag their channels.
@@ -237,7 +265,7 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
         }
         run.phase(pi, job).await?;
     }
-    run.finish(started)
+    run.finish(started).await
 }
 
 /// Every phase of every step: a sweep runs one plan per value.
@@ -328,6 +356,7 @@ impl Phases<'_> {
             phase_s,
             pid: target.info.pid,
             lag: Some(&lag),
+            scraper: self.scraper.as_ref(),
         };
         let mut recorder = PhaseRecorder::new(plan, clock, shutdown, slot, &mut self.out, progress);
         let report = runner::run_phase(plan, &spec, clock, shutdown, self.shards, |tick| {
@@ -452,11 +481,14 @@ impl Phases<'_> {
         if let Some(feed) = &self.out.dashboard {
             feed.phase(&rows);
         }
+        if let Some(r) = &self.out.remote {
+            r.summary(&rows);
+        }
         Ok(())
     }
 
     /// Ends the run: interval logs, summary, sweep and `run.json`.
-    fn finish(self, started: SystemTime) -> Result<RunOutcome> {
+    async fn finish(self, started: SystemTime) -> Result<RunOutcome> {
         let Phases {
             env,
             dir,
@@ -464,6 +496,7 @@ impl Phases<'_> {
             out,
             results,
             publishing,
+            scraper,
             ..
         } = self;
         let Outputs {
@@ -471,11 +504,25 @@ impl Phases<'_> {
             hlog,
             write_error,
             dashboard,
+            remote,
         } = out;
         let hlog_result = hlog.finish();
         let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
         summary_csv::write(&dir, &rows)?;
         write_sweep(&dir, &info, &rows)?;
+        if let Some(s) = scraper {
+            for w in s.finish().await {
+                eprintln!("stampede: warning: {w}");
+                info.warnings.push(w);
+            }
+        }
+        if let Some(r) = remote {
+            let url = r.url().to_string();
+            if let Some(w) = r.finish().await.warning(&url) {
+                eprintln!("stampede: warning: {w}");
+                info.warnings.push(w);
+            }
+        }
         let stop = env.shutdown.reason();
         let never = plausibility::publisher_never_succeeded(
             &publishing

@@ -20,6 +20,7 @@ use crate::plan::Plan;
 use crate::progress::{Progress, Status};
 use crate::schedule::shape;
 use crate::shutdown::{Shutdown, StopReason};
+use crate::telemetry::scrape::{Reading, Scraper};
 
 /// Where ticks are written: the run folder's time series and interval logs.
 pub(super) struct Outputs {
@@ -31,6 +32,9 @@ pub(super) struct Outputs {
     pub write_error: Option<Error>,
     /// The live dashboard (`--dashboard`): sent every row as written.
     pub dashboard: Option<crate::dashboard::Feed>,
+    /// Prometheus remote write (`--prometheus-remote-write`): sent every
+    /// row as written, with its interval.
+    pub remote: Option<crate::telemetry::remote_write::RemoteWrite>,
 }
 
 /// Per-group state kept across ticks.
@@ -71,6 +75,8 @@ pub(super) struct PhaseSlot<'a> {
     pub pid: Option<i32>,
     /// The load generator's lag probe (none in tests).
     pub lag: Option<&'a LagProbe>,
+    /// The target's own metrics endpoints (`--target-metrics`).
+    pub scraper: Option<&'a Scraper>,
 }
 
 /// One phase's recorder.
@@ -92,6 +98,8 @@ pub(super) struct PhaseRecorder<'a> {
     /// CPU and memory over the phase.
     pub usage: PhaseUsage,
     lag: Option<&'a LagProbe>,
+    scraper: Option<&'a Scraper>,
+    scraped: Reading,
     cpu_now: (Option<f64>, Option<f64>, Option<u64>),
     target_sockets: Option<u64>,
     lag_ms: Option<f64>,
@@ -115,9 +123,11 @@ impl<'a> PhaseRecorder<'a> {
             phase_s,
             pid,
             lag,
+            scraper,
         } = phase;
         let mut usage = PhaseUsage::default();
-        usage.sample(clock.now_ns(), pid);
+        let scraped = scraper.map(Scraper::latest).unwrap_or_default();
+        usage.sample(clock.now_ns(), pid, scraped.process);
         PhaseRecorder {
             plan,
             clock,
@@ -130,6 +140,8 @@ impl<'a> PhaseRecorder<'a> {
             states: groups.iter().map(|_| GroupState::new()).collect(),
             usage,
             lag,
+            scraper,
+            scraped,
             cpu_now: (None, None, None),
             target_sockets: None,
             lag_ms: None,
@@ -142,7 +154,10 @@ impl<'a> PhaseRecorder<'a> {
     pub fn tick(&mut self, tick: &Tick<'_>) {
         let plan = self.plan;
         if tick.group == self.groups[0] {
-            self.cpu_now = self.usage.sample(tick.end_ns, self.pid);
+            self.scraped = self.scraper.map(Scraper::latest).unwrap_or_default();
+            self.cpu_now = self
+                .usage
+                .sample(tick.end_ns, self.pid, self.scraped.process);
             if tick.measured {
                 self.usage.mark_held();
             }
@@ -171,6 +186,9 @@ impl<'a> PhaseRecorder<'a> {
         let row = self.row(tick, secs);
         if let Some(feed) = &self.out.dashboard {
             feed.row(&row);
+        }
+        if let Some(r) = &self.out.remote {
+            r.tick(&row, iv);
         }
         if let Err(e) = self.out.ts.row(&row) {
             self.out.write_error.get_or_insert(e);
@@ -248,6 +266,12 @@ impl<'a> PhaseRecorder<'a> {
             target_connections: self.target_sockets,
             loadgen_lag_ms: self.lag_ms,
             stage: stage_label(plan, g, tick, self.clock.ns(self.phase_start)),
+            target_host_cpu_pct: self.scraped.host_cpu_pct,
+            target_host_memory_used_mb: self.scraped.host_memory_used_mb,
+            target_host_network_received_bytes_per_s: self
+                .scraped
+                .host_network_received_bytes_per_s,
+            target_host_network_sent_bytes_per_s: self.scraped.host_network_sent_bytes_per_s,
             errors_by_kind: iv.errors,
         }
     }
@@ -378,6 +402,7 @@ mod tests {
             hlog: HlogWriter::create(hlogs, clock.wall_epoch()).unwrap(),
             write_error: None,
             dashboard: None,
+            remote: None,
         };
         let mut progress = Progress::new(crate::progress::Display::Quiet);
         let shutdown = Shutdown::new();
@@ -388,6 +413,7 @@ mod tests {
             phase_s: 2,
             pid: None,
             lag: None,
+            scraper: None,
         };
         let mut rec = PhaseRecorder::new(&plan, clock, &shutdown, slot, &mut out, &mut progress);
         let fast = interval(4, Duration::from_millis(2));

@@ -5,6 +5,7 @@
 pub mod brokers;
 pub mod browser;
 pub mod nginx;
+pub mod prometheus;
 pub mod pubsub;
 pub mod raw;
 pub mod ws;
@@ -113,6 +114,8 @@ pub async fn run_plan(plan: Plan, dir: &Path, shutdown: Shutdown) -> RunOutcome 
         plan,
         RunOptions {
             dashboard: None,
+            remote_write: None,
+            target_metrics: None,
             scenario_file: "test.toml".into(),
             out: Some(dir.to_path_buf()),
             results_root: dir.to_path_buf(),

@@ -58,6 +58,8 @@ pub fn all(runs: &[RunData]) -> Result<Vec<Chart>> {
         throughput_over_time(runs, &names)?,
         cost(runs, &names)?,
     ];
+    // Only when the target's CPU was seen (its pid, or --target-metrics).
+    charts.extend(target_cpu_over_time(runs)?);
     // A sweep's curves (only when a run has sweep.csv).
     charts.extend(super::sweep_chart::charts(runs)?);
     Ok(charts)
@@ -279,6 +281,80 @@ fn throughput_over_time(runs: &[RunData], names: &Names) -> Result<Chart> {
         ),
         svg: plot::line_chart(&chart)?,
     })
+}
+
+/// The target's CPU over time: its process (the built-in target,
+/// `--target-pid`, or `--target-metrics`' `process_*`) and its host
+/// (`--target-metrics` from node_exporter). One target per run, read from
+/// the rows of whichever group ticked first each second.
+fn target_cpu_over_time(runs: &[RunData]) -> Result<Option<Chart>> {
+    type Pick = fn(&crate::folder::timeseries::Row) -> Option<f64>;
+    let picks: [(&str, bool, Pick); 2] = [
+        ("target process", false, |r| r.target_cpu_pct),
+        ("target host", true, |r| r.target_host_cpu_pct),
+    ];
+    let mut lines = Vec::new();
+    let mut n = 0;
+    for run in runs {
+        for trace in &run.traces {
+            let color = plot::color(n);
+            n += 1;
+            let mut rows: Vec<&crate::folder::timeseries::Row> = trace.series.iter().collect();
+            rows.sort_by(|a, b| a.elapsed_s.total_cmp(&b.elapsed_s));
+            // Groups tick within the same second: one reading per second.
+            rows.dedup_by_key(|r| (r.phase, r.elapsed_s.round() as i64));
+            for (what, dashed, pick) in picks {
+                if !rows.iter().any(|r| pick(r).is_some()) {
+                    continue;
+                }
+                let mut parts: Vec<&str> = Vec::new();
+                if runs.len() > 1 {
+                    parts.push(&run.label);
+                }
+                if let Some(t) = trace.name.as_deref() {
+                    parts.push(t);
+                }
+                parts.push(what);
+                lines.push(Line {
+                    label: parts.join("/"),
+                    color,
+                    dashed,
+                    markers: false,
+                    points: rows.iter().map(|r| (r.elapsed_s, pick(r))).collect(),
+                });
+            }
+        }
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let ys = all_y(&lines);
+    let (bands, marks, note) = phase_marks(runs);
+    let title = "Target CPU over time";
+    let chart = LineChart {
+        title: title.into(),
+        x: time_axis(runs),
+        y: Axis::new(
+            "CPU (% of one core)",
+            Scale::Linear,
+            ys.into_iter().chain([0.0]),
+        ),
+        lines,
+        bands,
+        marks,
+        empty_text: "no target readings".into(),
+    };
+    Ok(Some(Chart {
+        file: "target-cpu-over-time.svg".into(),
+        title: title.into(),
+        note: format!(
+            "The target process's CPU (solid: the built-in target, --target-pid, or the \
+             process_cpu_seconds_total of --target-metrics) and its host's busy CPU (dashed: \
+             node_exporter's node_cpu_seconds_total, every mode but idle and iowait), each \
+             second, from timeseries.csv. {note}"
+        ),
+        svg: plot::line_chart(&chart)?,
+    }))
 }
 
 /// Calls `f(label, colour, rows)` for every group of every trace, rows in
