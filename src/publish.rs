@@ -225,14 +225,18 @@ async fn channel_loop(
     }
     // Closing politely lets the server take the last frames; a dropped
     // socket can lose the final publish (seen with nchan).
-    match conn.as_mut() {
-        Some(Sender::Ws(ws) | Sender::SocketIo(ws)) => {
-            crate::transport::websocket::close_politely(ws).await
+    // Bounded: a broker that stopped reading must not hold the run's end.
+    let close = async {
+        match conn.as_mut() {
+            Some(Sender::Ws(ws) | Sender::SocketIo(ws)) => {
+                crate::transport::websocket::close_politely(ws).await
+            }
+            Some(Sender::Stomp(p)) => p.close().await,
+            Some(Sender::Mqtt(p)) => p.close().await,
+            _ => {}
         }
-        Some(Sender::Stomp(p)) => p.close().await,
-        Some(Sender::Mqtt(p)) => p.close().await,
-        _ => {}
-    }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
     out
 }
 

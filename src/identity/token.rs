@@ -57,11 +57,13 @@ impl std::fmt::Debug for TokenPlan {
 
 /// What went wrong planning a token: a message, or a template error in
 /// the claim named.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// A bad algorithm, key or claim value.
+    #[error("{0}")]
     Bad(String),
     /// A claim template with an unknown placeholder.
+    #[error("{placeholder}: {message}", placeholder = .0.placeholder, message = .0.message)]
     Template(Unknown),
 }
 

@@ -401,9 +401,11 @@ async fn or_storm<T>(
 ) -> Option<T> {
     match storm {
         None => Some(fut.await),
+        // Boxed: a `Sleep` in place would be reserved in every client's
+        // task (it is 128-byte aligned and padded), storm or not.
         Some(at) => tokio::select! {
             biased;
-            _ = tokio::time::sleep_until(at.into()) => None,
+            _ = Box::pin(tokio::time::sleep_until(at.into())) => None,
             v = fut => Some(v),
         },
     }
@@ -413,9 +415,11 @@ async fn or_storm<T>(
 async fn or_due<T>(due: Option<Instant>, fut: impl std::future::Future<Output = T>) -> Option<T> {
     match due {
         None => Some(fut.await),
+        // Boxed: the sleep would otherwise be reserved in every client's
+        // task, publishing or not.
         Some(at) => tokio::select! {
             biased;
-            _ = tokio::time::sleep_until(at.into()) => None,
+            _ = Box::pin(tokio::time::sleep_until(at.into())) => None,
             v = fut => Some(v),
         },
     }
@@ -683,17 +687,23 @@ pub async fn run<T: Transport>(
                 }
             } else {
                 let due = publishing.as_ref().and_then(Publishing::due);
-                match cancel
-                    .or_cancel(or_storm(
-                        storm_close,
-                        or_due(due, session.next(intended, &mut sink)),
-                    ))
-                    .await
-                {
+                let raced = {
+                    // Pinned here, once: the wrappers below then hold a
+                    // pointer to it. Passed by value, each wrapper's state
+                    // kept its own copy of the session's `next` future
+                    // (measured with size_of_val: a client's task was 5.6
+                    // KiB for WebSocket and 6.0 for SSE, now 3.6 and 3.3).
+                    let next = std::pin::pin!(session.next(intended, &mut sink));
+                    cancel
+                        .or_cancel(or_storm(storm_close, or_due(due, next)))
+                        .await
+                };
+                match raced {
                     Wake::Ready(Some(None)) => {
                         // One of its own messages is due.
                         if let Some(p) = publishing.as_mut() {
-                            if let Err(f) = publish_own(&mut session, &mut sink, p).await {
+                            if let Err(f) = Box::pin(publish_own(&mut session, &mut sink, p)).await
+                            {
                                 sink.fault(f);
                                 break false;
                             }

@@ -215,6 +215,15 @@ pub struct RemoteWrite {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A run that ends early (an error between start and `finish`) must not
+/// leave the loop pushing.
+impl Drop for RemoteWrite {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.task.abort();
+    }
+}
+
 impl std::fmt::Debug for RemoteWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RemoteWrite({})", self.endpoint.url)
@@ -366,9 +375,9 @@ impl RemoteWrite {
 
     /// Stops the timer, pushes what is pending and returns how the pushes
     /// went.
-    pub async fn finish(self) -> Outcome {
+    pub async fn finish(mut self) -> Outcome {
         self.stop.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
         push_pending(&self.shared, &self.endpoint).await;
         let st = self.shared.lock();
         Outcome {

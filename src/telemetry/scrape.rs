@@ -102,6 +102,15 @@ pub struct Scraper {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// A run that ends early (an error between start and `finish`) must not
+/// leave the loop scraping the target.
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.task.abort();
+    }
+}
+
 impl std::fmt::Debug for Scraper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Scraper({:?})", self.urls)
@@ -151,9 +160,9 @@ impl Scraper {
 
     /// Stops scraping; returns a warning per endpoint whose scrapes failed
     /// or had malformed lines.
-    pub async fn finish(self) -> Vec<String> {
+    pub async fn finish(mut self) -> Vec<String> {
         self.stop.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
         let st = lock(&self.state);
         let mut warnings = Vec::new();
         for (url, s) in self.urls.iter().zip(&st.stats) {

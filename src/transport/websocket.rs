@@ -435,9 +435,11 @@ impl Transport for WebSocket {
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
             self.dead.set(Some(self.last_rx + self.read_timeout));
+            // Heartbeats and pings first: a backlog of frames (always
+            // ready) must not starve them, or a server that wants them
+            // drops the client exactly when it is loaded.
             let msg = tokio::select! {
                 biased;
-                msg = self.ws.next() => msg,
                 _ = self.beat_due.passed() => {
                     self.beat().await?;
                     continue;
@@ -448,6 +450,7 @@ impl Transport for WebSocket {
                         .set(self.ping_interval.map(|d| tokio::time::Instant::now() + d));
                     continue;
                 }
+                msg = self.ws.next() => msg,
                 // Nothing, not even a pong, for read_timeout: the peer is
                 // gone without a FIN (a half-open connection).
                 _ = self.dead.passed() => {

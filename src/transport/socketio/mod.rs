@@ -157,7 +157,13 @@ impl Transport for SocketIo {
                 (Link::Polling(p), hs, rest, started)
             }
         };
-        let ping_window = Duration::from_millis(hs.ping_interval_ms + hs.ping_timeout_ms);
+        // The server's numbers: a hostile sum must not overflow, and a
+        // window past an hour is no ping check at all.
+        let ping_window = Duration::from_millis(
+            hs.ping_interval_ms
+                .saturating_add(hs.ping_timeout_ms)
+                .min(3_600_000),
+        );
         let mut me = SocketIo {
             link,
             spec: spec.clone(),

@@ -46,6 +46,9 @@ pub struct Decoder {
     buf: BytesMut,
     /// Largest frame (head and body).
     max: usize,
+    /// Bytes of `buf` already searched for the frame's NUL: a body that
+    /// arrives in many pieces is scanned once, not once per piece.
+    nul_scanned: usize,
 }
 
 fn bad(what: impl Into<String>) -> Fault {
@@ -58,6 +61,7 @@ impl Decoder {
         Decoder {
             buf: BytesMut::new(),
             max,
+            nul_scanned: 0,
         }
     }
 
@@ -142,11 +146,18 @@ impl Decoder {
                     Some(_) => return Err(bad("no NUL after content-length bytes")),
                 }
             }
-            None => match memchr::memchr(0, &self.buf[body_start..]) {
-                Some(i) => body_start + i,
-                None => return self.incomplete(),
-            },
+            None => {
+                let from = self.nul_scanned.max(body_start);
+                match memchr::memchr(0, &self.buf[from..]) {
+                    Some(i) => from + i,
+                    None => {
+                        self.nul_scanned = self.buf.len();
+                        return self.incomplete();
+                    }
+                }
+            }
         };
+        self.nul_scanned = 0;
         let mut whole = self.buf.split_to(body_end + 1);
         whole.truncate(body_end);
         let body = whole.split_off(body_start).freeze();
