@@ -8,77 +8,26 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use stampede::shutdown::Shutdown;
+use support::node::NodeApp;
 use support::*;
 
-struct GraphqlServer {
-    child: Child,
-    url: String,
+fn graphql_server(test: &str) -> Option<NodeApp> {
+    NodeApp::start(test, "graphql", "graphql-ws", "STAMPEDE_REQUIRE_GRAPHQL")
 }
 
-impl GraphqlServer {
-    fn start(test: &str) -> Option<GraphqlServer> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/graphql");
-        let skip = |why: &str| {
-            if std::env::var("STAMPEDE_REQUIRE_GRAPHQL").as_deref() == Ok("1") {
-                panic!("{test}: STAMPEDE_REQUIRE_GRAPHQL=1 but {why}");
-            }
-            eprintln!("SKIPPED {test}: {why}");
-            None
-        };
-        if !dir.join("node_modules/graphql-ws").is_dir() {
-            return skip("tests/servers/graphql/node_modules is missing (run `npm ci` there)");
-        }
-        let mut child = match Command::new("node")
-            .arg("server.js")
-            .arg("0")
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => return skip(&format!("node does not start: {e}")),
-        };
-        let mut line = String::new();
-        let out = child.stdout.take().unwrap();
-        BufReader::new(out).read_line(&mut line).unwrap();
-        let port: u16 = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the server said {line:?}"));
-        Some(GraphqlServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
-    }
-}
-
-impl Drop for GraphqlServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn scenario(server: &GraphqlServer, clients: u32, rate: u32, duration: &str) -> String {
+fn scenario(server: &NodeApp, clients: u32, rate: u32, duration: &str) -> String {
     format!(
         "name = \"graphql\"\ntarget = \"{}\"\nprofile = \"graphql-ws\"\n\
          duration = \"{duration}\"\nwarmup = \"1s\"\nramp_up = \"1s\"\ndrain = \"1s\"\n\
          [publisher]\nrate = {rate}\npayload_bytes = 100\nchannels = 4\n\
          [[groups]]\ntransport = \"websocket\"\nclients = {clients}\n",
-        server.url
+        server.url()
     )
 }
 
 async fn exact_run(clients: u32, rate: u32, duration: &str, tag: &str) {
-    let Some(server) = GraphqlServer::start(tag) else {
+    let Some(server) = graphql_server(tag) else {
         return;
     };
     let dir = TempDir::new(tag);

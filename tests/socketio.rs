@@ -10,8 +10,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use stampede::fault::ErrorKind;
@@ -19,53 +17,12 @@ use stampede::net::IoCounters;
 use stampede::shutdown::Shutdown;
 use stampede::transport::socketio::SocketIo;
 use stampede::transport::Transport;
+use support::node::NodeApp;
 use support::raw::{one_shot, Collect};
 use support::*;
 
-struct SocketIoServer {
-    child: Child,
-    port: u16,
-}
-
-impl SocketIoServer {
-    fn start(test: &str) -> Option<SocketIoServer> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/socketio");
-        let skip = |why: &str| {
-            if std::env::var("STAMPEDE_REQUIRE_SOCKETIO").as_deref() == Ok("1") {
-                panic!("{test}: STAMPEDE_REQUIRE_SOCKETIO=1 but {why}");
-            }
-            eprintln!("SKIPPED {test}: {why}");
-            None
-        };
-        if !dir.join("node_modules/socket.io").is_dir() {
-            return skip("tests/servers/socketio/node_modules is missing (run `npm ci` there)");
-        }
-        let mut child = match Command::new("node")
-            .arg("server.js")
-            .arg("0")
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => return skip(&format!("node does not start: {e}")),
-        };
-        let mut line = String::new();
-        let out = child.stdout.take().unwrap();
-        BufReader::new(out).read_line(&mut line).unwrap();
-        let port: u16 = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the server said {line:?}"));
-        Some(SocketIoServer { child, port })
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
+fn socketio_server(test: &str) -> Option<NodeApp> {
+    NodeApp::start(test, "socketio", "socket.io", "STAMPEDE_REQUIRE_SOCKETIO")
 }
 
 /// POSTs to one of the app's controls on `port`: `/control/disconnect`
@@ -84,13 +41,6 @@ fn control(port: u16, path: &str) {
     assert!(answer.contains("204"), "{path}: {answer}");
 }
 
-impl Drop for SocketIoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn scenario(url: &str, clients: u32, rate: u32, duration: &str, engines: &[&str]) -> String {
     let mut s = format!(
         "name = \"socketio\"\ntarget = \"{url}\"\n\
@@ -106,7 +56,7 @@ fn scenario(url: &str, clients: u32, rate: u32, duration: &str, engines: &[&str]
 }
 
 async fn exact_run(clients: u32, rate: u32, duration: &str, tag: &str) {
-    let Some(server) = SocketIoServer::start(tag) else {
+    let Some(server) = socketio_server(tag) else {
         return;
     };
     let dir = TempDir::new(tag);
@@ -180,7 +130,7 @@ async fn socketio_500_subscribers_20_events_per_s_for_30_s() {
 /// (one run each, as a scenario's groups run one after another).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_disconnect_is_counted_as_closed() {
-    let Some(server) = SocketIoServer::start("socketio-disconnect") else {
+    let Some(server) = socketio_server("socketio-disconnect") else {
         return;
     };
     let clients = 10;
@@ -220,7 +170,7 @@ async fn a_server_disconnect_is_counted_as_closed() {
 /// skipped: no error, no other message, nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_events_are_counted_and_skipped() {
-    let Some(server) = SocketIoServer::start("socketio-binary") else {
+    let Some(server) = socketio_server("socketio-binary") else {
         return;
     };
     let clients = 10;
@@ -328,7 +278,7 @@ async fn a_broken_engine_io_handshake_is_a_clear_fault() {
 /// answered between emits (pingInterval 1 s), so nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_by_emit_delivers_everything() {
-    let Some(server) = SocketIoServer::start("socketio-emit") else {
+    let Some(server) = socketio_server("socketio-emit") else {
         return;
     };
     let dir = TempDir::new("socketio-emit");

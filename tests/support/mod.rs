@@ -5,6 +5,7 @@
 pub mod brokers;
 pub mod browser;
 pub mod nginx;
+pub mod node;
 pub mod prometheus;
 pub mod pubsub;
 pub mod raw;
