@@ -219,32 +219,43 @@ impl Ledger {
     pub fn settle_peers(&self, peers: &[&PeerLog], from_ns: u64, to_ns: u64) -> Tally {
         let mut t = Tally::default();
         for p in peers.iter().filter(|p| p.sender != self.client) {
-            let base = peer_seq(p.sender, 0);
-            let ch = &p.log;
-            for &(ws, we) in &self.windows {
-                let lo = ws.max(from_ns);
-                let hi = we.min(to_ns);
-                if lo >= hi {
-                    continue;
-                }
-                let a = ch.sent_ns.partition_point(|&s| s < lo) as u64;
-                let b = ch.sent_ns.partition_point(|&s| s < hi) as u64;
-                let failed: Vec<u64> = ch
-                    .failed
-                    .iter()
-                    .copied()
-                    .filter(|s| (a..b).contains(s))
-                    .collect();
-                t.expected += (b - a) - failed.len() as u64;
-                t.delivered += self.seen.count_in(base + a, base + b)
-                    - failed
-                        .iter()
-                        .filter(|k| self.seen.contains(base + **k))
-                        .count() as u64;
-            }
+            let (expected, delivered) =
+                self.settle_log(&p.log, peer_seq(p.sender, 0), from_ns, to_ns);
+            t.expected += expected;
+            t.delivered += delivered;
         }
         t.lost = t.expected - t.delivered;
         t
+    }
+
+    /// (expected, delivered) of one sender's log over this client's
+    /// subscription windows within `from_ns..to_ns`: the messages sent
+    /// while it was subscribed, minus those whose publish failed. Message
+    /// `k` of the log is sequence number `base + k` in the receipts.
+    fn settle_log(&self, ch: &ChannelLog, base: u64, from_ns: u64, to_ns: u64) -> (u64, u64) {
+        let (mut expected, mut delivered) = (0, 0);
+        for &(ws, we) in &self.windows {
+            let lo = ws.max(from_ns);
+            let hi = we.min(to_ns);
+            if lo >= hi {
+                continue;
+            }
+            let a = ch.sent_ns.partition_point(|&s| s < lo) as u64;
+            let b = ch.sent_ns.partition_point(|&s| s < hi) as u64;
+            let failed_in: Vec<u64> = ch
+                .failed
+                .iter()
+                .copied()
+                .filter(|s| (a..b).contains(s))
+                .collect();
+            expected += (b - a) - failed_in.len() as u64;
+            delivered += self.seen.count_in(base + a, base + b)
+                - failed_in
+                    .iter()
+                    .filter(|k| self.seen.contains(base + **k))
+                    .count() as u64;
+        }
+        (expected, delivered)
     }
 
     /// The client is subscribed from `now_ns` (no-op if already open).
@@ -277,26 +288,9 @@ impl Ledger {
         let Some(ch) = log.channels.get(self.channel as usize) else {
             return t;
         };
-        for &(ws, we) in &self.windows {
-            let lo = ws.max(from_ns);
-            let hi = we.min(to_ns);
-            if lo >= hi {
-                continue;
-            }
-            let a = ch.sent_ns.partition_point(|&s| s < lo) as u64;
-            let b = ch.sent_ns.partition_point(|&s| s < hi) as u64;
-            let failed_in: Vec<u64> = ch
-                .failed
-                .iter()
-                .copied()
-                .filter(|s| (a..b).contains(s))
-                .collect();
-            let expected = (b - a) - failed_in.len() as u64;
-            let got = self.seen.count_in(a, b)
-                - failed_in.iter().filter(|s| self.seen.contains(**s)).count() as u64;
-            t.expected += expected;
-            t.delivered += got;
-        }
+        let (expected, delivered) = self.settle_log(ch, 0, from_ns, to_ns);
+        t.expected = expected;
+        t.delivered = delivered;
         t.lost = t.expected - t.delivered;
         t
     }
