@@ -708,13 +708,6 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.flush()).await;
 }
 
-pub(super) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// WebSocket subscription.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -33,7 +33,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::h1::STREAM_CHUNK;
 use super::script::duration_str;
-use super::websocket::{answer_close, close_politely, closed_by_server, sleep_until_opt, Ws};
+use super::deadline::Deadline;
+use super::websocket::{answer_close, close_politely, closed_by_server, Ws};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -52,7 +53,10 @@ pub struct Mqtt {
     /// The session is the connection's only (clean session / clean start).
     clean: bool,
     keep_alive: Option<Duration>,
-    next_ping: Option<tokio::time::Instant>,
+    /// When the next PINGREQ is due (one sleep for the session).
+    next_ping: Deadline,
+    /// `last_rx + read_timeout`, armed once for the session.
+    dead: Deadline,
     /// When the PINGREQ still waiting for its PINGRESP went out.
     ping_sent: Option<tokio::time::Instant>,
     read_timeout: Duration,
@@ -98,7 +102,8 @@ impl Transport for Mqtt {
             max: spec.params.limits.max_message_bytes,
             clean: profile.clean_session,
             keep_alive,
-            next_ping: keep_alive.map(|k| tokio::time::Instant::now() + k),
+            next_ping: Deadline::new(keep_alive.map(|k| tokio::time::Instant::now() + k)),
+            dead: Deadline::new(None),
             ping_sent: None,
             read_timeout: spec.params.limits.read_timeout,
             last_rx: tokio::time::Instant::now(),
@@ -123,16 +128,15 @@ impl Transport for Mqtt {
 
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
-            let ping_at = self.next_ping;
-            let dead_at = self.last_rx + self.read_timeout;
+            self.dead.set(Some(self.last_rx + self.read_timeout));
             let got = tokio::select! {
                 p = read_packet(&mut self.ws, &mut self.buf, self.version, self.max) => p?,
-                _ = sleep_until_opt(ping_at) => {
+                _ = self.next_ping.passed() => {
                     self.ping().await?;
                     continue;
                 }
                 // Nothing at all for read_timeout: a half-open connection.
-                _ = tokio::time::sleep_until(dead_at) => {
+                _ = self.dead.passed() => {
                     return Err(Fault::timeout("MQTT read (no packet within read_timeout)"));
                 }
             };
@@ -280,7 +284,7 @@ impl Mqtt {
     /// close the connection).
     async fn ping(&mut self) -> Result<(), Fault> {
         let Some(every) = self.keep_alive else {
-            self.next_ping = None;
+            self.next_ping.set(None);
             return Ok(());
         };
         if self.ping_sent.is_some() {
@@ -297,7 +301,7 @@ impl Mqtt {
         self.send(out).await?;
         let now = tokio::time::Instant::now();
         self.ping_sent = Some(now);
-        self.next_ping = Some(now + every);
+        self.next_ping.set(Some(now + every));
         Ok(())
     }
 

@@ -25,7 +25,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::h1::STREAM_CHUNK;
 use super::script::duration_str;
-use super::websocket::{answer_close, close_politely, closed_by_server, sleep_until_opt, Ws};
+use super::deadline::Deadline;
+use super::websocket::{answer_close, close_politely, closed_by_server, Ws};
 use super::{SessionSpec, Sink, Step, Transport};
 use crate::fault::{ErrorKind, Fault};
 use crate::net::IoCounters;
@@ -42,7 +43,10 @@ pub struct Stomp {
     dec: Decoder,
     /// How often we send a heart-beat (negotiated), if at all.
     beat_every: Option<Duration>,
-    next_beat: Option<tokio::time::Instant>,
+    /// When our next heart-beat is due (one sleep for the session).
+    next_beat: Deadline,
+    /// `last_rx` plus the allowed silence, armed once for the session.
+    dead: Deadline,
     /// How long the server may stay silent before it counts as gone.
     server_silence: Option<Duration>,
     read_timeout: Duration,
@@ -81,7 +85,8 @@ impl Transport for Stomp {
             ws,
             dec: Decoder::new(spec.params.limits.max_message_bytes),
             beat_every: None,
-            next_beat: None,
+            next_beat: Deadline::new(None),
+            dead: Deadline::new(None),
             server_silence: None,
             read_timeout: spec.params.limits.read_timeout,
             last_rx: tokio::time::Instant::now(),
@@ -106,17 +111,18 @@ impl Transport for Stomp {
 
     async fn next<S: Sink>(&mut self, _intended: Instant, sink: &mut S) -> Result<Step, Fault> {
         loop {
-            let beat_at = self.next_beat;
             let silence = self.server_silence.unwrap_or(self.read_timeout);
-            let dead_at = self.last_rx + silence.min(self.read_timeout);
+            self.dead
+                .set(Some(self.last_rx + silence.min(self.read_timeout)));
             let got = tokio::select! {
                 p = read_frame(&mut self.ws, &mut self.dec) => p?,
-                _ = sleep_until_opt(beat_at) => {
+                _ = self.next_beat.passed() => {
                     self.ws.send(Message::text("\n")).await?;
-                    self.next_beat = self.beat_every.map(|d| tokio::time::Instant::now() + d);
+                    self.next_beat
+                        .set(self.beat_every.map(|d| tokio::time::Instant::now() + d));
                     continue;
                 }
-                _ = tokio::time::sleep_until(dead_at) => {
+                _ = self.dead.passed() => {
                     return Err(match self.server_silence {
                         Some(d) if d <= self.read_timeout => Fault::new(
                             ErrorKind::Timeout,
@@ -168,7 +174,8 @@ impl Stomp {
         // what one offers and the other wants, and 0 on either side is none.
         let period = |a: u64, b: u64| (a > 0 && b > 0).then(|| Duration::from_millis(a.max(b)));
         self.beat_every = period(ms, sy);
-        self.next_beat = self.beat_every.map(|d| tokio::time::Instant::now() + d);
+        self.next_beat
+            .set(self.beat_every.map(|d| tokio::time::Instant::now() + d));
         // Twice the period: the spec asks receivers to allow for timing.
         self.server_silence = period(ms, sx).map(|d| d * 2);
         self.last_rx = tokio::time::Instant::now();
