@@ -16,16 +16,24 @@ fn process() -> Option<(f64, u64, u64, u64)> {
     let stat = me.stat().ok()?;
     let cpu = (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64;
     let rss = stat.rss * procfs::page_size();
-    let (mut fds, mut sockets) = (0, 0);
+    // `Process` holds an fd on /proc/self and the listing holds one on
+    // /proc/self/fd: neither is the server's, so the first is closed before
+    // counting and the second is not counted (a count from outside, as
+    // `ls /proc/PID/fd`, then agrees).
+    drop(me);
+    let (mut fds, mut sockets) = (0u64, 0u64);
+    let mut probe = 0u64;
     for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
         fds += 1;
-        if std::fs::read_link(entry.path())
-            .is_ok_and(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
-        {
-            sockets += 1;
+        match std::fs::read_link(entry.path()) {
+            Ok(l) if l.as_os_str().as_encoded_bytes().starts_with(b"socket:") => sockets += 1,
+            // The listing's own handle, or one closed while listing.
+            Ok(l) if l.as_os_str() == "/proc/self/fd" || l.starts_with("/proc") => probe += 1,
+            Err(_) => probe += 1,
+            Ok(_) => {}
         }
     }
-    Some((cpu, rss, fds, sockets))
+    Some((cpu, rss, fds.saturating_sub(probe), sockets))
 }
 
 /// The page: process CPU, RSS and open fds, the open sockets (connections
