@@ -119,7 +119,25 @@ pub const PRESETS: &[&str] = &[
     "pusher",
 ];
 
+/// True when publishing with `method` gets an answer that says the target
+/// took the message: an HTTP response, a STOMP RECEIPT (`[profile.stomp]
+/// receipt = true`, STOMP 1.2 §"RECEIPT"), an MQTT PUBACK (`qos = 1`,
+/// MQTT 3.1.1 §3.4). A WebSocket frame or a Socket.IO emit is done when
+/// written.
+pub fn publish_acknowledged(method: PublishMethod, sections: &Sections) -> bool {
+    match method {
+        PublishMethod::Stomp => sections.stomp.as_ref().is_some_and(|s| s.receipt),
+        PublishMethod::Mqtt => sections.mqtt.as_ref().is_some_and(|s| s.qos > 0),
+        m => m.is_http(),
+    }
+}
+
 impl Profile {
+    /// See [`publish_acknowledged`].
+    pub fn publish_acknowledged(&self) -> bool {
+        publish_acknowledged(self.publish.method, &self.sections)
+    }
+
     /// A preset by name (`generic` has no preset: it needs a `[profile]`).
     pub fn preset(name: &str) -> Option<Profile> {
         match name {

@@ -57,7 +57,8 @@ pub struct TokenSpec {
 pub struct ClientPublishSpec {
     /// Messages per second per client.
     pub rate: f64,
-    /// `"same"` (default): on the client's own connection.
+    /// `"same"` (default): on the client's own connection; `"http"`: to
+    /// the target's publish endpoint (`[profile.publish]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     /// Size of each message in bytes (default 64; the envelope needs 48).

@@ -132,3 +132,53 @@ fn zipf_rooms_account_exactly_in_one_or_three_processes() {
         all.push(r);
     }
 }
+
+/// "SSE down, POST up": members receive their room on SSE and publish
+/// each message with a POST to the reference server's publish endpoint,
+/// on a keep-alive connection of their own. Every member publishes exactly
+/// 6 messages in the 3 s measured window (2/s), so rooms of 5 expect
+/// `6 × 5 × 4` each; every POST is answered, so `publish_ack` has samples.
+const SSE_POST: &str = r#"
+name = "chat-sse-post"
+duration = "3s"
+ramp_up = "1s"
+warmup = "1s"
+
+[publisher]
+rate = 0
+channels = 4
+
+[[groups]]
+name = "members"
+transport = "sse"
+clients = 20
+publish = { rate = 2, via = "http" }
+"#;
+
+#[test]
+fn sse_members_posting_over_http_are_delivered_exactly_in_one_or_three_processes() {
+    let dir = TempDir::new("chat-sse-post");
+    let mut all = Vec::new();
+    for (out, extra) in [("one", &[][..]), ("three", &["--processes", "3"][..])] {
+        let rows = run_text(dir.path(), SSE_POST, out, extra);
+        let r = support::row(&rows, "members").clone();
+        assert_eq!(r.published, Some(20 * 6), "{out}");
+        assert_eq!(r.expected, Some(4 * 6 * 5 * 4), "{out}");
+        assert_eq!(r.delivered, r.expected, "{out}");
+        assert_eq!((r.lost, r.duplicated), (Some(0), Some(0)), "{out}");
+        assert_eq!(r.errors, 0, "{out}");
+        assert_eq!(r.publishes_failed, Some(0), "{out}");
+        // Counted in the measured window when answered: the answer to a
+        // message due just before the window ends may land after it.
+        let acked = r.publishes_acked.unwrap();
+        assert!((20 * 5..=20 * 7).contains(&acked), "{out}: {acked} acked");
+        let (p50, p99) = (r.publish_ack_p50_ms.unwrap(), r.publish_ack_p99_ms.unwrap());
+        assert!(p50 > 0.0 && p99 >= p50, "{out}: {p50} {p99}");
+        assert!(dir
+            .path()
+            .join(out)
+            .join("members.publish-ack.hlog")
+            .exists());
+        all.push(r);
+    }
+}

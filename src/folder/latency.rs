@@ -29,11 +29,15 @@ pub enum Latency {
     StormReceiving,
     /// Engine.IO's upgrade: from the WebSocket's connect to the switch.
     Upgrade,
+    /// A room member's publish, from its intended instant to the target's
+    /// acknowledgement: the HTTP response (`via = "http"`), a STOMP
+    /// RECEIPT, an MQTT PUBACK.
+    PublishAck,
 }
 
 impl Latency {
     /// Every metric, in file order.
-    pub const ALL: [Latency; 10] = [
+    pub const ALL: [Latency; 11] = [
         Latency::Delivery,
         Latency::Connect,
         Latency::Subscribe,
@@ -44,6 +48,7 @@ impl Latency {
         Latency::StormReconnect,
         Latency::StormReceiving,
         Latency::Upgrade,
+        Latency::PublishAck,
     ];
 
     /// Stable label (file names, tags).
@@ -59,6 +64,7 @@ impl Latency {
             Latency::StormReconnect => "storm-reconnect",
             Latency::StormReceiving => "storm-receiving",
             Latency::Upgrade => "upgrade",
+            Latency::PublishAck => "publish-ack",
         }
     }
 
@@ -88,6 +94,9 @@ pub struct LogScope {
     pub tls: bool,
     /// The scenario has a `[storm]`.
     pub storm: bool,
+    /// The group's clients publish and the target acknowledges each
+    /// publish (see `GroupPlan::publish_acks`).
+    pub publish_acks: bool,
 }
 
 impl Latency {
@@ -103,6 +112,7 @@ impl Latency {
             Latency::Tls => scope.tls,
             Latency::StormReconnect | Latency::StormReceiving => scope.storm && k.subscribes(),
             Latency::Upgrade => k.info().upgrades,
+            Latency::PublishAck => scope.publish_acks,
         }
     }
 }
@@ -124,6 +134,7 @@ mod tests {
             transport,
             tls,
             storm,
+            publish_acks: false,
         })
         .into_iter()
         .map(Latency::label)

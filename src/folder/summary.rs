@@ -54,6 +54,20 @@ csv_record! {
              `5` (upgrade) packet, after the `2probe`/`3probe` exchange, p50; empty for the \
              other engines; whole phase").main("upgrade p50 (ms)"),
         upgrade_p99_ms: Option<f64> => col("ms", Upgraders, "Engine.IO upgrade time p99"),
+        publish_ack_p50_ms: Option<f64> => col("ms", Subscribers,
+            "room members' publishes (`publish = { ... }`), from each message's intended \
+             instant to the target's acknowledgement, p50: the HTTP response of `via = \"http\"` \
+             (with a STOMP or MQTT publish method: the RECEIPT / QoS 1 PUBACK); empty when the \
+             group does not publish or nothing acknowledges (`via = \"same\"` on a plain \
+             WebSocket)").main("publish ack p50 (ms)"),
+        publish_ack_p99_ms: Option<f64> => col("ms", Subscribers, "publish acknowledgement latency p99"),
+        publishes_acked: Option<u64> => col("count", Subscribers,
+            "room members' publishes the target acknowledged (a status in the profile's \
+             `ok_status`, a RECEIPT, a PUBACK)"),
+        publishes_failed: Option<u64> => col("count", Subscribers,
+            "room members' publishes that failed (a refused status, a timeout, a dropped \
+             connection; each also in its `errors_<kind>` column): their messages are expected \
+             at no receiver, so they are not `lost`"),
         request_p50_ms: Option<f64> => col("ms", RequestBased,
             "one request (or echo) from its *intended* start to its last byte, i.e. corrected \
              for coordinated omission (long polls include the hold), p50").main("request p50 (ms)"),

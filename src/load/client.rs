@@ -49,6 +49,8 @@ pub struct ClientSpec {
     pub templates: Arc<crate::transport::personal::GroupTemplates>,
     /// The client publishes to its room (`publish = { ... }`).
     pub publish: Option<ClientPublish>,
+    /// Where it publishes with `via = "http"`; `None`: on its own session.
+    pub publish_endpoint: Option<Arc<crate::publish::Endpoint>>,
 }
 
 /// One client's own messages to its room: every `every` from `first`
@@ -455,6 +457,9 @@ async fn publish_own<T: Transport>(
         if let Some(log) = sink.sent.as_mut() {
             log.log.failed.push(k);
         }
+        sink.shared
+            .recorder
+            .with(|i| i.add(Count::PublishesFailed, 1));
     }
     r
 }
@@ -490,6 +495,7 @@ pub async fn run<T: Transport>(
             own
         }
     };
+    let token = cancel.clone();
     let mut cancel = ClientCancel::new(cancel);
     if let Wake::Cancelled = cancel
         .or_cancel(tokio::time::sleep_until(spec.start_at.into()))
@@ -498,6 +504,25 @@ pub async fn run<T: Transport>(
         return;
     }
     let io = Arc::new(IoCounters::default());
+    let own_session = spec.publish_endpoint.is_none();
+    // Publishing over HTTP runs beside the session (see `via_http`); the
+    // client waits for it at the end so its log is in before settling.
+    let via_http = spec
+        .publish
+        .zip(spec.publish_endpoint.clone())
+        .map(|(publish, endpoint)| {
+            tokio::spawn(super::via_http::run(
+                super::via_http::Member {
+                    endpoint,
+                    channel_name: spec.session.channel.clone(),
+                    room: spec.channel,
+                    sender: spec.who.client,
+                    publish,
+                },
+                shared.clone(),
+                token.clone(),
+            ))
+        });
     let mut sink = ClientSink {
         shared: &shared,
         io: io.clone(),
@@ -516,13 +541,13 @@ pub async fn run<T: Transport>(
         extractor: spec.session.extractor.clone(),
         attempt_ns: 0,
         who: spec.who.clone(),
-        sent: spec.publish.map(|_| PeerLog {
+        sent: spec.publish.filter(|_| own_session).map(|_| PeerLog {
             channel: spec.channel,
             sender: spec.who.client,
             log: Default::default(),
         }),
     };
-    let mut publishing = spec.publish.map(|p| Publishing {
+    let mut publishing = spec.publish.filter(|_| own_session).map(|p| Publishing {
         next_at: p.first,
         spec: p,
     });
@@ -546,6 +571,10 @@ pub async fn run<T: Transport>(
                 sink.ledger.open(clock.now_ns());
                 sink.subscribed_ns = Some(clock.now_ns());
                 cancel.or_cancel(std::future::pending::<()>()).await;
+                drop(sink);
+                if let Some(h) = via_http {
+                    let _ = h.await;
+                }
                 return;
             }
         }
@@ -759,6 +788,9 @@ pub async fn run<T: Transport>(
         cancel.or_cancel(std::future::pending::<()>()).await;
     }
     drop(sink);
+    if let Some(h) = via_http {
+        let _ = h.await;
+    }
 }
 
 /// Exponential backoff after `failures` failures in a row; a server hint

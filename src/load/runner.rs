@@ -158,6 +158,15 @@ impl KindVisitor for Spawner<'_> {
             shard.owner_in(i, room, scenario_channels) == shard.index
         };
         let group_name: Arc<str> = g.name.as_str().into();
+        // One endpoint description for the group's members that publish
+        // over HTTP; each member opens its own connection to it.
+        let via_http = g
+            .publish
+            .filter(|p| p.via == crate::plan::PublishVia::Http)
+            .map(|_| {
+                let http2 = self.plan.publisher.as_ref().is_some_and(|p| p.http2);
+                Arc::new(endpoint(self.plan, self.spec, http2))
+            });
         let identity = &self.plan.identity;
         // Without stages, every client stays from its ramp-up slot on (or
         // its arrival, for its sessions: see `Turnover::stays_of`).
@@ -204,6 +213,7 @@ impl KindVisitor for Spawner<'_> {
             });
             let spec = ClientSpec {
                 publish,
+                publish_endpoint: publish.and(via_http.clone()),
                 who,
                 templates: g.templates.clone(),
                 number: k,
@@ -452,19 +462,12 @@ fn spawn_publisher(
         .map(|p| {
             tokio::spawn(publish::run(
                 PublishSpec {
-                    addr: spec.addr,
-                    authority: spec.authority.clone(),
+                    endpoint: Arc::new(endpoint(plan, spec, p.http2)),
                     channels: spec.channels.clone(),
                     channel_ids: spec.channel_ids.clone(),
                     total_channels: p.channels,
-                    base_path: spec.base_path.clone(),
-                    profile: plan.profile.publish.clone(),
-                    sections: Arc::new(plan.profile.sections.clone()),
-                    headers: plan.profile_headers.clone(),
                     schedule: p.schedule(),
                     payload_bytes: p.payload_bytes,
-                    http2: p.http2,
-                    tls: plan.tls_client.clone(),
                 },
                 clock,
                 start,
@@ -473,6 +476,22 @@ fn spawn_publisher(
                 shutdown.clone(),
             ))
         })
+}
+
+/// The target's publish endpoint, as the profile's `[profile.publish]`
+/// names it: the central publisher's, and room members' with `publish =
+/// { via = "http" }`.
+pub fn endpoint(plan: &Plan, spec: &PhaseSpec, http2: bool) -> publish::Endpoint {
+    publish::Endpoint {
+        addr: spec.addr,
+        authority: spec.authority.clone(),
+        base_path: spec.base_path.clone(),
+        profile: plan.profile.publish.clone(),
+        sections: Arc::new(plan.profile.sections.clone()),
+        headers: plan.profile_headers.clone(),
+        http2,
+        tls: plan.tls_client.clone(),
+    }
 }
 
 /// `[storm] via = "target"`: the reference server ends every stream at

@@ -58,10 +58,14 @@ pub enum Count {
     /// Messages with no envelope that no `control` rule of the profile
     /// names (not errors unless the profile is `strict`).
     OtherMessages,
+    /// Room members' publishes the target acknowledged.
+    PublishesAcked,
+    /// Room members' publishes that failed (also counted by error kind).
+    PublishesFailed,
 }
 
 /// Number of counters.
-pub const COUNTS: usize = 17;
+pub const COUNTS: usize = 19;
 
 /// Examples of messages kept per kind (control, other) for `run.json`.
 pub const MESSAGE_EXAMPLES: usize = 3;

@@ -142,7 +142,8 @@ impl GroupPlan {
 }
 
 /// `publish = { rate, via, payload_bytes }`: only a transport that can
-/// send on its own connection publishes `via = "same"`.
+/// send on its own connection publishes `via = "same"`; any subscriber
+/// publishes `via = "http"` (to `[profile.publish]`).
 fn client_publish_plan(
     g: &Group,
     kind: TransportKind,
@@ -159,8 +160,8 @@ fn client_publish_plan(
             "must be in (0, 10000] messages/s per client",
         ));
     }
-    match spec.via.as_deref().unwrap_or("same") {
-        "same" if kind.info().sends => {}
+    let via = match spec.via.as_deref().unwrap_or("same") {
+        "same" if kind.info().sends => super::PublishVia::Same,
         "same" => {
             let names: Vec<_> = TransportKind::ALL
                 .into_iter()
@@ -171,19 +172,34 @@ fn client_publish_plan(
                 span,
                 "publish.via",
                 &format!(
-                    "\"same\" sends on the client's own connection, which {} cannot (use {})",
+                    "\"same\" sends on the client's own connection, which {} cannot (use {}, \
+                     or via = \"http\")",
                     kind.label(),
                     names.join(" / ")
                 ),
             ));
         }
-        "http" => return Err(src.error(
-            span,
-            "publish.via",
-            "\"http\" is not implemented yet: clients publish on their own connection (\"same\")",
-        )),
-        other => return Err(src.error(span, "publish.via", &format!("{other:?}: write \"same\""))),
-    }
+        // Any subscriber can post to the publish endpoint; a client that
+        // receives nothing has no room to publish to.
+        "http" if kind.subscribes() => super::PublishVia::Http,
+        "http" => {
+            return Err(src.error(
+                span,
+                "publish.via",
+                &format!(
+                    "{} clients join no room: only subscribing groups publish",
+                    kind.label()
+                ),
+            ))
+        }
+        other => {
+            return Err(src.error(
+                span,
+                "publish.via",
+                &format!("{other:?}: write \"same\" or \"http\""),
+            ))
+        }
+    };
     let payload_bytes = match spec.payload_bytes {
         None => 64,
         Some(b) if (48..=65_000).contains(&b) => b as usize,
@@ -198,6 +214,7 @@ fn client_publish_plan(
     Ok(Some(super::ClientPublishPlan {
         rate_per_s: spec.rate,
         payload_bytes,
+        via,
     }))
 }
 

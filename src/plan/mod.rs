@@ -109,6 +109,32 @@ pub struct ClientPublishPlan {
     pub rate_per_s: f64,
     /// Message size in bytes.
     pub payload_bytes: usize,
+    /// Where each client's messages go.
+    pub via: PublishVia,
+}
+
+/// `publish.via`: how a room member sends its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishVia {
+    /// On the client's own session (`Transport::send`).
+    Same,
+    /// To the target's publish endpoint (`[profile.publish]`), on a
+    /// connection of the client's own.
+    Http,
+}
+
+impl GroupPlan {
+    /// True when the group's clients publish and the target acknowledges
+    /// each publish, so the `publish-ack` latency has samples: `via =
+    /// "http"` with a method that answers (HTTP, STOMP with `receipt`,
+    /// MQTT QoS 1).
+    pub fn publish_acks(&self, profile: &crate::profile::Profile) -> bool {
+        self.publish.is_some_and(|p| match p.via {
+            PublishVia::Same => false,
+            PublishVia::Http => profile.publish_acknowledged(),
+        })
+    }
 }
 
 impl ClientPublishPlan {

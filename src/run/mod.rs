@@ -181,6 +181,7 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
             transport: g.transport,
             tls: s.tls.is_some(),
             storm: s.storm.is_some(),
+            publish_acks: g.publish_acks(&s.profile),
         };
         for m in Latency::ALL {
             hlog_paths.push(
