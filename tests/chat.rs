@@ -182,3 +182,91 @@ fn sse_members_posting_over_http_are_delivered_exactly_in_one_or_three_processes
         all.push(r);
     }
 }
+
+/// A publish endpoint that refuses every other POST with `500`, in front
+/// of the reference server's hub (the scripted peer): the refused messages
+/// are errors of kind `status`, counted in `publishes_failed`, named in
+/// `run.json`, and expected at no receiver, so nothing is `lost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_posts_are_errors_and_not_expected_at_receivers() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use stampede::reference::hub::Hub;
+
+    #[derive(Clone)]
+    struct Gate {
+        hub: Arc<Hub>,
+        posts: Arc<AtomicU64>,
+    }
+    async fn gate(
+        State(g): State<Gate>,
+        UrlPath(ch): UrlPath<String>,
+        body: bytes::Bytes,
+    ) -> (StatusCode, &'static str) {
+        if g.posts.fetch_add(1, Ordering::Relaxed) % 2 == 1 {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "scripted refusal");
+        }
+        g.hub.channel(&ch).publish(body);
+        (StatusCode::OK, "ok")
+    }
+    let hub = Arc::new(Hub::default());
+    let gate_state = Gate {
+        hub: hub.clone(),
+        posts: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .route("/gate/{ch}", post(gate).with_state(gate_state.clone()))
+        .merge(stampede::reference::server::router(hub));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        })
+    };
+
+    let mut p = support::plan(SSE_POST);
+    p.target = stampede::plan::TargetPlan::Url {
+        url: format!("http://{addr}"),
+        authority: addr.to_string(),
+        base_path: String::new(),
+    };
+    std::sync::Arc::make_mut(&mut p.profile).publish.url = "/gate/{channel}".into();
+    let dir = TempDir::new("chat-refused");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        support::run_plan(p, dir.path(), stampede::shutdown::Shutdown::new()),
+    )
+    .await
+    .expect("the run ended");
+    stop.cancel();
+    let _ = server.await;
+
+    let r = support::row(&out.rows, "members");
+    let failed = r.publishes_failed.unwrap();
+    let status = r.errors_by_kind[stampede::fault::ErrorKind::Status.index()];
+    assert!(failed >= 20 * 2, "{r:?}");
+    assert_eq!(status, failed, "every refusal is a status error");
+    assert_eq!(r.errors, failed, "and nothing else failed");
+    // Each accepted message is expected at the 4 other members of its
+    // room, and delivered; the refused ones are not expected at all.
+    let published = r.published.unwrap();
+    assert!(published > 0 && published < 20 * 6, "{r:?}");
+    assert_eq!(r.expected, Some(4 * published));
+    assert_eq!(r.delivered, r.expected);
+    assert_eq!((r.lost, r.duplicated), (Some(0), Some(0)));
+    assert!(gate_state.posts.load(Ordering::Relaxed) >= 2 * failed);
+    let run_json = std::fs::read_to_string(dir.path().join("run.json")).unwrap();
+    assert!(
+        run_json.contains("publish to /gate/") && run_json.contains("answered 500"),
+        "run.json names the refusal: {run_json}"
+    );
+}
