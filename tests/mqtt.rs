@@ -220,3 +220,44 @@ fn readme_broker_scenarios_build() {
     }
     assert_eq!(kinds, ["stomp", "mqtt"]);
 }
+
+/// MQTT room members publishing on their own session (`via = "same"`) to
+/// their channel's topic: every other member receives each message exactly
+/// (the broker's copy back to the sender is not counted); at QoS 1 each
+/// PUBACK is a `publish_ack` sample, at QoS 0 nothing acknowledges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_room_members_publish_on_their_own_session() {
+    let tag = "mosquitto-rooms";
+    let Some(broker) = Mosquitto::start(tag) else {
+        return;
+    };
+    for (version, qos) in [("5", 1), ("3.1.1", 0)] {
+        let text = scenario(
+            &broker.url,
+            "4s",
+            &format!("version = \"{version}\"\nqos = {qos}\nkeep_alive = \"1s\""),
+            "[[groups]]\ntransport = \"mqtt\"\nclients = 12\npublish = { rate = 2, via = \"same\" }\n",
+        )
+        .replace("rate = 20\npayload_bytes = 100", "rate = 0\npayload_bytes = 100");
+        let dir = TempDir::new(tag);
+        let out = run_plan(plan(&text), dir.path(), Shutdown::new()).await;
+        assert_eq!(out.exit_code, 0, "{tag}: {:?}", out.stop);
+        let r = row(&out.rows, "mqtt");
+        let tag = format!("{tag} v{version} qos {qos}");
+        exact(r, &tag);
+        // 12 members in 4 rooms of 3: each message is expected at 2.
+        assert_eq!(r.expected, Some(2 * r.published.unwrap()), "{tag}: {r:?}");
+        assert!(r.published.unwrap() >= 12 * 7, "{tag}: {r:?}");
+        assert_eq!(r.publishes_failed, Some(0), "{tag}: {r:?}");
+        if qos == 1 {
+            assert!(r.publishes_acked.unwrap() >= 12 * 7, "{tag}: {r:?}");
+            let (p50, p99) = (r.publish_ack_p50_ms.unwrap(), r.publish_ack_p99_ms.unwrap());
+            assert!(p50 > 0.0 && p99 >= p50, "{tag}: {r:?}");
+            assert!(dir.path().join("mqtt.publish-ack.hlog").exists());
+        } else {
+            assert_eq!(r.publishes_acked, Some(0), "{tag}: {r:?}");
+            assert_eq!(r.publish_ack_p50_ms, None, "{tag}: {r:?}");
+            assert!(!dir.path().join("mqtt.publish-ack.hlog").exists());
+        }
+    }
+}

@@ -195,6 +195,44 @@ async fn stomp_and_mqtt_on_one_rabbitmq_node() {
     assert_eq!(r.lost, Some(0), "{r:?}");
     assert_eq!(r.delivered, r.expected, "{r:?}");
     assert_eq!(r.errors, 0, "{r:?}");
+
+    stomp_room_members(&broker).await;
+}
+
+/// STOMP room members sending on their own session, each SEND with a
+/// `receipt`: every other member of the room receives each message, and
+/// each RECEIPT is a `publish_ack` sample.
+async fn stomp_room_members(broker: &RabbitMq) {
+    let text = scenario(
+        &broker.stomp_url,
+        "stomp",
+        "[profile.stomp]\nurl = \"/ws\"\nlogin = \"guest\"\npasscode = \"guest\"\n\
+         destination = \"/exchange/amq.topic/{channel}\"\n",
+        "[[groups]]\ntransport = \"stomp\"\nclients = 12\npublish = { rate = 2, via = \"same\" }\n",
+    )
+    .replace(
+        "rate = 20\npayload_bytes = 100",
+        "rate = 0\npayload_bytes = 100",
+    );
+    let dir = TempDir::new("rabbitmq-stomp-rooms");
+    let out = run_plan(plan(&text), dir.path(), Shutdown::new()).await;
+    assert_eq!(
+        out.exit_code,
+        0,
+        "stomp rooms: {:?}\n{}",
+        out.stop,
+        broker.logs()
+    );
+    let r = row(&out.rows, "stomp");
+    exact(r, "rabbitmq stomp room members");
+    // 12 members in 4 rooms of 3, 2 messages/s each over the 4 s window:
+    // every message is expected at the 2 others.
+    assert_eq!(r.expected, Some(2 * r.published.unwrap()), "{r:?}");
+    assert!(r.published.unwrap() >= 12 * 7, "{r:?}");
+    assert!(r.publishes_acked.unwrap() >= 12 * 7, "{r:?}");
+    assert_eq!(r.publishes_failed, Some(0), "{r:?}");
+    let (p50, p99) = (r.publish_ack_p50_ms.unwrap(), r.publish_ack_p99_ms.unwrap());
+    assert!(p50 > 0.0 && p99 >= p50, "{r:?}");
 }
 
 /// The issue's done-when on one node: 500 subscribers, 20 events/s, 30 s,

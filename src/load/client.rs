@@ -391,6 +391,33 @@ impl Sink for ClientSink<'_> {
         self.subscribed_ns.get_or_insert(self.attempt_ns);
     }
 
+    fn publish_acked(&mut self, ticket: u64, at: Instant) {
+        let Some(sent_ns) = self
+            .sent
+            .as_ref()
+            .and_then(|l| l.log.sent_ns.get(ticket as usize))
+        else {
+            return;
+        };
+        let took = Duration::from_nanos(self.shared.clock.ns(at).saturating_sub(*sent_ns));
+        self.shared.recorder.with(|i| {
+            i.record(Latency::PublishAck, took);
+            i.add(Count::PublishesAcked, 1);
+        });
+    }
+
+    fn publish_refused(&mut self, ticket: u64, why: Fault) {
+        if let Some(log) = self.sent.as_mut() {
+            if (ticket as usize) < log.log.sent_ns.len() && !log.log.failed.contains(&ticket) {
+                log.log.failed.push(ticket);
+            }
+        }
+        self.shared
+            .recorder
+            .with(|i| i.add(Count::PublishesFailed, 1));
+        self.shared.recorder.error(why.kind, &why.detail);
+    }
+
     fn who(&self) -> Option<&crate::identity::Who> {
         Some(&self.who)
     }
@@ -452,7 +479,7 @@ async fn publish_own<T: Transport>(
     }
     .encode(p.spec.bytes);
     log.log.sent_ns.push(sent_ns);
-    let r = session.send(text).await;
+    let r = session.send(text, k).await;
     if r.is_err() {
         if let Some(log) = sink.sent.as_mut() {
             log.log.failed.push(k);

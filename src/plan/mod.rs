@@ -128,10 +128,10 @@ impl GroupPlan {
     /// True when the group's clients publish and the target acknowledges
     /// each publish, so the `publish-ack` latency has samples: `via =
     /// "http"` with a method that answers (HTTP, STOMP with `receipt`,
-    /// MQTT QoS 1).
+    /// MQTT QoS 1), or `via = "same"` on a transport whose protocol does.
     pub fn publish_acks(&self, profile: &crate::profile::Profile) -> bool {
         self.publish.is_some_and(|p| match p.via {
-            PublishVia::Same => false,
+            PublishVia::Same => self.transport.acks_publish(&profile.sections),
             PublishVia::Http => profile.publish_acknowledged(),
         })
     }

@@ -67,6 +67,14 @@ macro_rules! registry {
                 }
             }
 
+            /// True when its protocol acknowledges a client's own
+            /// message with these sections ([`Transport::acks_publish`]).
+            pub fn acks_publish(self, sections: &Sections) -> bool {
+                match self {
+                    $(TransportKind::$variant => <$module::$ty as Transport>::acks_publish(sections),)*
+                }
+            }
+
             /// The key of its `[profile.<key>]` section, if it has one.
             pub fn section_key(self) -> Option<&'static str> {
                 match self {
@@ -244,6 +252,12 @@ pub trait Sink: Send {
     /// goes on, and the client counts as subscribed since it first tried
     /// (so a server that never confirms shows loss, not silence).
     fn unconfirmed(&mut self) {}
+    /// The target acknowledged the client's own message `ticket` (see
+    /// [`Transport::send`]) at `at`.
+    fn publish_acked(&mut self, _ticket: u64, _at: Instant) {}
+    /// The target refused the client's own message `ticket`: it will not
+    /// be delivered, so no receiver expects it.
+    fn publish_refused(&mut self, _ticket: u64, _why: Fault) {}
     /// Who the client is (its templates' values), if the sink knows.
     fn who(&self) -> Option<&crate::identity::Who> {
         None
@@ -357,9 +371,23 @@ pub trait Transport: Sized + Send + 'static {
         None
     }
 
+    /// True when, with these profile sections, the protocol acknowledges
+    /// a message the client [`send`](Transport::send)s (a STOMP RECEIPT,
+    /// an MQTT PUBACK): the transport then reports each acknowledgement
+    /// through [`Sink::publish_acked`] or [`Sink::publish_refused`].
+    fn acks_publish(_sections: &Sections) -> bool {
+        false
+    }
+
     /// Sends one message of the client's own on the session (a room
-    /// member publishing): only transports with `SENDS`.
-    fn send(&mut self, _message: String) -> impl Future<Output = Result<(), Fault>> + Send {
+    /// member publishing): only transports with `SENDS`. `ticket` names
+    /// the message in its acknowledgement, reported later (see
+    /// [`Transport::acks_publish`]); a failed write is the `Err`.
+    fn send(
+        &mut self,
+        _message: String,
+        _ticket: u64,
+    ) -> impl Future<Output = Result<(), Fault>> + Send {
         async {
             Err(Fault::new(
                 crate::fault::ErrorKind::Other,

@@ -481,7 +481,7 @@ impl Transport for WebSocket {
         None
     }
 
-    async fn send(&mut self, message: String) -> Result<(), Fault> {
+    async fn send(&mut self, message: String, _ticket: u64) -> Result<(), Fault> {
         self.ws.send(Message::text(message)).await?;
         Ok(())
     }

@@ -61,15 +61,31 @@ pub struct Mqtt {
     ping_sent: Option<tokio::time::Instant>,
     read_timeout: Duration,
     last_rx: tokio::time::Instant,
+    /// The channel's topic: where the client's own messages go too.
+    topic: String,
+    /// QoS of the client's own PUBLISHes (the profile's).
+    qos: u8,
+    /// Packet Identifier of the client's last own PUBLISH.
+    pkid: u16,
+    /// Own QoS 1 PUBLISHes awaiting their PUBACK: (Packet Identifier,
+    /// ticket), oldest first.
+    in_flight: std::collections::VecDeque<(u16, u64)>,
 }
 
 impl Transport for Mqtt {
     const LABEL: &'static str = "mqtt";
     const KEYS: &'static [&'static str] = &[];
+    const SENDS: bool = true;
     type Section = MqttProfile;
 
     fn preset(_profile: &str) -> Option<MqttProfile> {
         None
+    }
+
+    /// A QoS 1 PUBLISH is acknowledged with PUBACK (MQTT 3.1.1 §3.4, 5.0
+    /// §3.4, where a reason code ≥ 0x80 refuses it).
+    fn acks_publish(sections: &super::Sections) -> bool {
+        sections.mqtt.as_ref().is_some_and(|m| m.qos > 0)
     }
 
     async fn open<S: Sink>(
@@ -107,8 +123,12 @@ impl Transport for Mqtt {
             ping_sent: None,
             read_timeout: spec.params.limits.read_timeout,
             last_rx: tokio::time::Instant::now(),
+            topic: super::fill(&profile.topic, &spec.channel),
+            qos: profile.qos,
+            pkid: SUBSCRIBE_PKID,
+            in_flight: Default::default(),
         };
-        let topic = super::fill(&profile.topic, &spec.channel);
+        let topic = me.topic.clone();
         let handshake = me.start(&hello, &topic, profile.qos, sink);
         match tokio::time::timeout(spec.params.request_timeout, handshake).await {
             Ok(Ok(())) => {
@@ -151,6 +171,31 @@ impl Transport for Mqtt {
 
     fn cursor(&self) -> Option<String> {
         None
+    }
+
+    /// PUBLISHes the client's own message to its channel's topic at the
+    /// profile's QoS; at QoS 1 its PUBACK is reported when `next` reads it.
+    async fn send(&mut self, message: String, ticket: u64) -> Result<(), Fault> {
+        // Identifiers in use by the SUBSCRIBE (and 0, which MQTT forbids)
+        // are skipped when the counter wraps.
+        self.pkid = match self.pkid.wrapping_add(1) {
+            p if p <= SUBSCRIBE_PKID => SUBSCRIBE_PKID + 1,
+            p => p,
+        };
+        let mut out = BytesMut::new();
+        packet::publish(
+            self.version,
+            &self.topic,
+            self.qos,
+            self.pkid,
+            bytes::Bytes::from(message),
+            &mut out,
+        )?;
+        self.send(out).await?;
+        if self.qos > 0 {
+            self.in_flight.push_back((self.pkid, ticket));
+        }
+        Ok(())
     }
 
     /// A client leaving for good (the run's end, a session length, churn)
@@ -265,10 +310,27 @@ impl Mqtt {
                     format!("the broker sent DISCONNECT: {reason}"),
                 ))
             }
-            // Late acknowledgements are part of the protocol.
-            Incoming::SubAck { .. } | Incoming::PubAck { .. } | Incoming::ConnAck { .. } => {
-                sink.control()
+            Incoming::PubAck { pkid, refused } => {
+                match self.in_flight.iter().position(|&(p, _)| p == pkid) {
+                    Some(i) => {
+                        let (_, ticket) = self.in_flight.remove(i).unwrap_or((pkid, 0));
+                        match refused {
+                            None => sink.publish_acked(ticket, at),
+                            Some(why) => sink.publish_refused(
+                                ticket,
+                                Fault::new(
+                                    ErrorKind::Protocol,
+                                    format!("the broker refused PUBLISH to {}: {why}", self.topic),
+                                ),
+                            ),
+                        }
+                    }
+                    // A late acknowledgement is part of the protocol.
+                    None => sink.control(),
+                }
             }
+            // Late acknowledgements are part of the protocol.
+            Incoming::SubAck { .. } | Incoming::ConnAck { .. } => sink.control(),
             Incoming::Unexpected(name) => {
                 return Err(Fault::new(
                     ErrorKind::Protocol,

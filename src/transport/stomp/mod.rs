@@ -36,6 +36,9 @@ use frame::{Decoder, Frame, Parsed};
 const SUBSCRIPTION_ID: &str = "0";
 /// The receipt asked for with SUBSCRIBE.
 const SUBSCRIBE_RECEIPT: &str = "subscribed";
+/// The prefix of the receipts asked for with the client's own SENDs (the
+/// message's ticket follows).
+const OWN_RECEIPT: &str = "own-";
 
 /// A STOMP session.
 pub struct Stomp {
@@ -51,15 +54,28 @@ pub struct Stomp {
     server_silence: Option<Duration>,
     read_timeout: Duration,
     last_rx: tokio::time::Instant,
+    /// The channel's destination: where the client's own SENDs go too.
+    destination: String,
+    /// `content-type` of its own SENDs.
+    content_type: String,
+    /// Its own SENDs ask for a RECEIPT.
+    receipt: bool,
 }
 
 impl Transport for Stomp {
     const LABEL: &'static str = "stomp";
     const KEYS: &'static [&'static str] = &[];
+    const SENDS: bool = true;
     type Section = StompProfile;
 
     fn preset(_profile: &str) -> Option<StompProfile> {
         None
+    }
+
+    /// A SEND with a `receipt` header is acknowledged with a RECEIPT
+    /// (STOMP 1.2 §"RECEIPT"), or refused with an ERROR naming it.
+    fn acks_publish(sections: &super::Sections) -> bool {
+        sections.stomp.as_ref().is_some_and(|s| s.receipt)
     }
 
     async fn open<S: Sink>(
@@ -90,8 +106,11 @@ impl Transport for Stomp {
             server_silence: None,
             read_timeout: spec.params.limits.read_timeout,
             last_rx: tokio::time::Instant::now(),
+            destination: super::fill(&profile.destination, &spec.channel),
+            content_type: profile.content_type.clone(),
+            receipt: profile.receipt,
         };
-        let destination = super::fill(&profile.destination, &spec.channel);
+        let destination = me.destination.clone();
         let handshake = me.start(connect, profile, &destination, sink);
         match tokio::time::timeout(spec.params.request_timeout, handshake).await {
             Ok(Ok(())) => {
@@ -146,6 +165,22 @@ impl Transport for Stomp {
 
     fn cursor(&self) -> Option<String> {
         None
+    }
+
+    /// SENDs the client's own message to its channel's destination, asking
+    /// for a RECEIPT when the profile does (reported when `next` reads it).
+    async fn send(&mut self, message: String, ticket: u64) -> Result<(), Fault> {
+        let receipt = own_receipt(ticket);
+        let mut headers = vec![
+            ("destination", self.destination.as_str()),
+            ("content-type", self.content_type.as_str()),
+        ];
+        if self.receipt {
+            headers.push(("receipt", &receipt));
+        }
+        let f = frame::encode("SEND", &headers, message.as_bytes());
+        self.ws.send(text(f)).await?;
+        Ok(())
     }
 
     async fn close(mut self) {
@@ -219,14 +254,34 @@ fn ended_early() -> Fault {
     )
 }
 
+/// The `receipt` header of the client's own SEND `ticket`.
+fn own_receipt(ticket: u64) -> String {
+    format!("{OWN_RECEIPT}{ticket}")
+}
+
+/// The ticket of a `receipt-id` naming one of the client's own SENDs.
+fn own_ticket(f: &Frame) -> Option<u64> {
+    f.header("receipt-id")?.strip_prefix(OWN_RECEIPT)?.parse().ok()
+}
+
 /// A heart-beat or a frame in an established session.
 fn on_parsed<S: Sink>(p: Parsed, at: Instant, sink: &mut S) -> Result<(), Fault> {
     match p {
         Parsed::HeartBeat => sink.control(),
         Parsed::Frame(f) => match f.command.as_str() {
             "MESSAGE" => sink.message(&f.body, at),
-            "RECEIPT" => sink.control(),
-            "ERROR" => return Err(error_frame(&f)),
+            "RECEIPT" => match own_ticket(&f) {
+                Some(ticket) => sink.publish_acked(ticket, at),
+                None => sink.control(),
+            },
+            // The server closes the connection after an ERROR (STOMP 1.2
+            // §"ERROR"); one naming an own SEND also refused that message.
+            "ERROR" => {
+                if let Some(ticket) = own_ticket(&f) {
+                    sink.publish_refused(ticket, error_frame(&f));
+                }
+                return Err(error_frame(&f));
+            }
             other => {
                 return Err(Fault::new(
                     ErrorKind::Protocol,
