@@ -63,7 +63,8 @@ csv_record! {
         publish_ack_p99_ms: Option<f64> => col("ms", Subscribers, "publish acknowledgement latency p99"),
         publishes_acked: Option<u64> => col("count", Subscribers,
             "room members' publishes the target acknowledged (a status in the profile's \
-             `ok_status`, a RECEIPT, a PUBACK)"),
+             `ok_status`, a RECEIPT, a PUBACK), counted when the answer arrives in the measured \
+             window (so it may differ from `published` by the messages in flight at its edges)"),
         publishes_failed: Option<u64> => col("count", Subscribers,
             "room members' publishes that failed (a refused status, a timeout, a dropped \
              connection; each also in its `errors_<kind>` column): their messages are expected \

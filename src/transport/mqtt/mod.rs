@@ -13,6 +13,10 @@
 //! messages it queued meanwhile: MQTT's resume, counted as such (nothing
 //! lost where plain WebSocket loses the gap).
 //!
+//! A room member (`publish = { via = "same" }`) PUBLISHes its own messages
+//! to its channel's topic at the profile's QoS on the same session; at QoS
+//! 1 each PUBACK is reported to the sink as that message's acknowledgement.
+//!
 //! Packets are encoded and decoded by rumqttc's codecs ([`packet`]); the
 //! publisher's side is [`Publisher`].
 

@@ -8,6 +8,10 @@
 //! promised heart-beats but sends nothing for twice its period is gone (a
 //! `timeout`). Heart-beats and receipts are control messages; an ERROR
 //! frame is a `protocol` error whose text is the server's `message` header.
+//! A room member (`publish = { via = "same" }`) SENDs its own messages to
+//! the same destination, each with a `receipt` (`own-<ticket>`) when the
+//! profile asks for receipts: that RECEIPT is the message's
+//! acknowledgement, an ERROR naming it its refusal.
 //!
 //! Frames are parsed by [`frame`]; the publisher's side (SEND with a
 //! receipt) is [`Publisher`].
