@@ -46,6 +46,21 @@ fn errors_name_the_place_and_the_key() {
             &["2:12", "duration", "invalid duration"],
         ),
         ("clients = 3", "clients = 0", &["9:11", "clients", "1..="]),
+        (
+            "clients = 3",
+            "clients = 3\npublish = { rate = 1, via = \"pigeon\" }",
+            &["10:11", "publish.via", "\"pigeon\"", "\"same\" or \"http\""],
+        ),
+        (
+            "clients = 3",
+            "clients = 3\npublish = { rate = 1, via = \"same\" }",
+            &["10:11", "publish.via", "sse cannot", "via = \"http\""],
+        ),
+        (
+            "transport = \"sse\"\nclients = 3",
+            "transport = \"request\"\nclients = 3\nrate = 10\nurl = \"/hello\"\npublish = { rate = 1, via = \"http\" }",
+            &["12:11", "publish.via", "request clients join no room"],
+        ),
         ("clients = 3", "clients = \"many\"", &["9:11", "clients"]),
         (
             "transport = \"sse\"",
