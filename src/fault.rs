@@ -177,6 +177,49 @@ impl Fault {
     }
 }
 
+/// The longest excerpt of network text [`quote`] shows, in characters.
+pub const QUOTE_CHARS: usize = 60;
+
+/// Network text for an error message: in double quotes, its first
+/// [`QUOTE_CHARS`] characters, control characters written as `\n`, `\r`,
+/// `\t` or `\u{..}` (so a line break cannot forge a log line), and the
+/// whole length in bytes after an ellipsis when it was cut.
+pub fn quote(text: &str) -> String {
+    excerpt(text, text.len(), false)
+}
+
+/// [`quote`] for bytes that may not be UTF-8 (invalid sequences show as
+/// U+FFFD).
+pub fn quote_bytes(bytes: &[u8]) -> String {
+    // Only the excerpt is decoded: at most 4 bytes per character shown.
+    let head = &bytes[..bytes.len().min(QUOTE_CHARS * 4)];
+    excerpt(
+        &String::from_utf8_lossy(head),
+        bytes.len(),
+        head.len() < bytes.len(),
+    )
+}
+
+fn excerpt(text: &str, total_bytes: usize, cut: bool) -> String {
+    let mut out = String::with_capacity(text.len().min(QUOTE_CHARS) + 16);
+    out.push('"');
+    for c in text.chars().take(QUOTE_CHARS) {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '"' => out.push_str("\\\""),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    if cut || text.chars().nth(QUOTE_CHARS).is_some() {
+        out.push_str(&format!("… ({total_bytes} bytes)"));
+    }
+    out
+}
+
 /// A response's `Retry-After` (RFC 9110 §10.2.3), see [`retry_after_value`].
 pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
@@ -309,5 +352,18 @@ mod tests {
         assert_eq!(s("Wed, 21 Oct 2015 07:00:00 GMT", date), Some(0));
         assert_eq!(s("soon", None), None);
         assert_eq!(s("-5", None), None);
+    }
+
+    #[test]
+    fn network_text_is_quoted_escaped_and_capped() {
+        assert_eq!(quote("a\"b\nc\u{1}"), "\"a\\\"b\\nc\\u{1}\"");
+        let long = "x".repeat(100);
+        assert_eq!(
+            quote(&long),
+            format!("\"{}\"… (100 bytes)", "x".repeat(QUOTE_CHARS))
+        );
+        assert_eq!(quote_bytes(b"ab\xffc"), "\"ab\u{fffd}c\"");
+        let big = vec![b'y'; 10_000];
+        assert!(quote_bytes(&big).ends_with("… (10000 bytes)"));
     }
 }

@@ -166,7 +166,7 @@ async fn an_mqtt_5_disconnect_is_closed_with_its_reason() {
     assert_eq!(f.kind, ErrorKind::Closed, "{f}");
     assert_eq!(
         f.detail,
-        "the broker sent DISCONNECT: SessionTakenOver (0x8e)"
+        "the broker sent DISCONNECT: Session taken over (0x8e)"
     );
 }
 

@@ -7,6 +7,8 @@
 //! of a third-party exporter must not hide the others. OpenMetrics' `# EOF`
 //! and exemplars (`# {...}` after the value) are tolerated.
 
+use crate::fault::quote;
+
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -55,7 +57,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
         .find(|&(i, c)| !is_name_char(c, i == 0))
         .map_or(line.len(), |(i, _)| i);
     if name_end == 0 {
-        return Err(format!("no metric name in {line:?}"));
+        return Err(format!("no metric name in {}", quote(line)));
     }
     let name = line[..name_end].to_string();
     let mut rest = &line[name_end..];
@@ -73,7 +75,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
                 .find(|&(i, c)| !is_name_char(c, i == 0) || c == ':')
                 .map_or(rest.len(), |(i, _)| i);
             if k_end == 0 {
-                return Err(format!("bad label name in {line:?}"));
+                return Err(format!("bad label name in {}", quote(line)));
             }
             let key = rest[..k_end].to_string();
             rest = rest[k_end..].trim_start();
@@ -81,12 +83,17 @@ fn parse_line(line: &str) -> Result<Sample, String> {
                 .strip_prefix('=')
                 .map(str::trim_start)
                 .and_then(|r| r.strip_prefix('"'))
-                .ok_or_else(|| format!("label {key} has no =\"value\" in {line:?}"))?;
+                .ok_or_else(|| format!("label {key} has no =\"value\" in {}", quote(line)))?;
             let mut value = String::new();
             let mut chars = rest.char_indices();
             let end = loop {
                 match chars.next() {
-                    None => return Err(format!("unterminated value of label {key} in {line:?}")),
+                    None => {
+                        return Err(format!(
+                            "unterminated value of label {key} in {}",
+                            quote(line)
+                        ))
+                    }
                     Some((i, '"')) => break i,
                     Some((_, '\\')) => match chars.next() {
                         Some((_, 'n')) => value.push('\n'),
@@ -105,27 +112,27 @@ fn parse_line(line: &str) -> Result<Sample, String> {
             if let Some(r) = rest.strip_prefix(',') {
                 rest = r;
             } else if !rest.starts_with('}') {
-                return Err(format!("expected , or }} after label in {line:?}"));
+                return Err(format!("expected , or }} after label in {}", quote(line)));
             }
         }
     }
     let mut fields = rest.split_whitespace();
     let v = fields
         .next()
-        .ok_or_else(|| format!("no value in {line:?}"))?;
+        .ok_or_else(|| format!("no value in {}", quote(line)))?;
     let value = match v {
         "+Inf" | "Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
         "NaN" => f64::NAN,
         v => v
             .parse()
-            .map_err(|_| format!("value {v:?} is not a number"))?,
+            .map_err(|_| format!("value {} is not a number", quote(v)))?,
     };
     // A timestamp may follow (ignored: the scrape's own time is used), then
     // an OpenMetrics exemplar.
     if let Some(t) = fields.next().filter(|t| !t.starts_with('#')) {
         t.parse::<f64>()
-            .map_err(|_| format!("timestamp {t:?} is not a number"))?;
+            .map_err(|_| format!("timestamp {} is not a number", quote(t)))?;
     }
     Ok(Sample {
         name,

@@ -261,12 +261,138 @@ fn malformed(e: impl std::fmt::Display) -> Fault {
     Fault::new(ErrorKind::Protocol, format!("malformed MQTT packet: {e}"))
 }
 
+/// A refused CONNACK of MQTT 3.1.1 by its return code and the name
+/// section 3.2.2.3 (Table 3.1) gives it.
+fn connack_v4(code: v4::ConnectReturnCode) -> String {
+    use v4::ConnectReturnCode as C;
+    let name = match code {
+        C::Success => "Connection Accepted",
+        C::RefusedProtocolVersion => "unacceptable protocol version",
+        C::BadClientId => "identifier rejected",
+        C::ServiceUnavailable => "Server unavailable",
+        C::BadUserNamePassword => "bad user name or password",
+        C::NotAuthorized => "not authorized",
+    };
+    format!("return code {} ({name})", code as u8)
+}
+
+/// An MQTT 5.0 reason code as the specification writes it: its value and
+/// its name (section 2.4, Table 2-6).
+fn reason(code: u8) -> String {
+    let name = match code {
+        0x00 => "Normal disconnection",
+        0x04 => "Disconnect with Will Message",
+        0x10 => "No matching subscribers",
+        0x80 => "Unspecified error",
+        0x81 => "Malformed Packet",
+        0x82 => "Protocol Error",
+        0x83 => "Implementation specific error",
+        0x84 => "Unsupported Protocol Version",
+        0x85 => "Client Identifier not valid",
+        0x86 => "Bad User Name or Password",
+        0x87 => "Not authorized",
+        0x88 => "Server unavailable",
+        0x89 => "Server busy",
+        0x8A => "Banned",
+        0x8B => "Server shutting down",
+        0x8C => "Bad authentication method",
+        0x8D => "Keep Alive timeout",
+        0x8E => "Session taken over",
+        0x8F => "Topic Filter invalid",
+        0x90 => "Topic Name invalid",
+        0x91 => "Packet Identifier in use",
+        0x92 => "Packet Identifier not found",
+        0x93 => "Receive Maximum exceeded",
+        0x94 => "Topic Alias invalid",
+        0x95 => "Packet too large",
+        0x96 => "Message rate too high",
+        0x97 => "Quota exceeded",
+        0x98 => "Administrative action",
+        0x99 => "Payload format invalid",
+        0x9A => "Retain not supported",
+        0x9B => "QoS not supported",
+        0x9C => "Use another server",
+        0x9D => "Server moved",
+        0x9E => "Shared Subscriptions not supported",
+        0x9F => "Connection rate exceeded",
+        0xA0 => "Maximum connect time",
+        0xA1 => "Subscription Identifiers not supported",
+        0xA2 => "Wildcard Subscriptions not supported",
+        _ => "a reason code MQTT 5.0 does not define",
+    };
+    format!("{name} (0x{code:02x})")
+}
+
+/// The value of a CONNACK reason code (MQTT 5.0 section 3.2.2.2); the
+/// 3.1.1 return codes rumqttc shares with it are mapped to their 5.0
+/// equivalents.
+fn connack_v5(code: v5::ConnectReturnCode) -> u8 {
+    use v5::ConnectReturnCode as C;
+    match code {
+        C::Success => 0x00,
+        C::UnspecifiedError => 0x80,
+        C::MalformedPacket => 0x81,
+        C::ProtocolError => 0x82,
+        C::ImplementationSpecificError => 0x83,
+        C::UnsupportedProtocolVersion | C::RefusedProtocolVersion => 0x84,
+        C::ClientIdentifierNotValid | C::BadClientId => 0x85,
+        C::BadUserNamePassword => 0x86,
+        C::NotAuthorized => 0x87,
+        C::ServerUnavailable | C::ServiceUnavailable => 0x88,
+        C::ServerBusy => 0x89,
+        C::Banned => 0x8A,
+        C::BadAuthenticationMethod => 0x8C,
+        C::TopicNameInvalid => 0x90,
+        C::PacketTooLarge => 0x95,
+        C::QuotaExceeded => 0x97,
+        C::PayloadFormatInvalid => 0x99,
+        C::RetainNotSupported => 0x9A,
+        C::QoSNotSupported => 0x9B,
+        C::UseAnotherServer => 0x9C,
+        C::ServerMoved => 0x9D,
+        C::ConnectionRateExceeded => 0x9F,
+    }
+}
+
+/// The value of a SUBACK reason code (MQTT 5.0 section 3.9.3).
+fn suback_v5(code: v5::SubscribeReasonCode) -> u8 {
+    use v5::SubscribeReasonCode as C;
+    match code {
+        C::Success(q) => q as u8,
+        C::Failure | C::Unspecified => 0x80,
+        C::ImplementationSpecific => 0x83,
+        C::NotAuthorized => 0x87,
+        C::TopicFilterInvalid => 0x8F,
+        C::PkidInUse => 0x91,
+        C::QuotaExceeded => 0x97,
+        C::SharedSubscriptionsNotSupported => 0x9E,
+        C::SubscriptionIdNotSupported => 0xA1,
+        C::WildcardSubscriptionsNotSupported => 0xA2,
+    }
+}
+
+/// The value of a PUBACK reason code (MQTT 5.0 section 3.4.2.1).
+fn puback_v5(code: v5::PubAckReason) -> u8 {
+    use v5::PubAckReason as C;
+    match code {
+        C::Success => 0x00,
+        C::NoMatchingSubscribers => 0x10,
+        C::UnspecifiedError => 0x80,
+        C::ImplementationSpecificError => 0x83,
+        C::NotAuthorized => 0x87,
+        C::TopicNameInvalid => 0x90,
+        C::PacketIdentifierInUse => 0x91,
+        C::QuotaExceeded => 0x97,
+        C::PayloadFormatInvalid => 0x99,
+    }
+}
+
 fn from4(p: v4::Packet) -> Incoming {
     match p {
         v4::Packet::ConnAck(a) => Incoming::ConnAck {
             session_present: a.session_present,
             refused: (a.code != v4::ConnectReturnCode::Success)
-                .then(|| format!("return code {} ({:?})", a.code as u8, a.code)),
+                .then(|| connack_v4(a.code)),
         },
         v4::Packet::SubAck(a) => Incoming::SubAck {
             pkid: a.pkid,
@@ -307,7 +433,7 @@ fn from5(p: v5::Packet) -> Incoming {
                     .properties
                     .and_then(|p| p.reason_string)
                     .map_or(String::new(), |s| format!(": {s}"));
-                format!("reason {:?}{why}", a.code)
+                format!("{}{why}", reason(connack_v5(a.code)))
             }),
         },
         v5::Packet::SubAck(a) => Incoming::SubAck {
@@ -316,7 +442,7 @@ fn from5(p: v5::Packet) -> Incoming {
                 .return_codes
                 .iter()
                 .find(|c| !matches!(c, v5::SubscribeReasonCode::Success(_)))
-                .map(|c| format!("reason {c:?}")),
+                .map(|&c| reason(suback_v5(c))),
         },
         v5::Packet::Publish(p) => Incoming::Publish {
             qos: p.qos as u8,
@@ -327,7 +453,7 @@ fn from5(p: v5::Packet) -> Incoming {
             pkid: a.pkid,
             refused: match a.reason {
                 v5::PubAckReason::Success | v5::PubAckReason::NoMatchingSubscribers => None,
-                other => Some(format!("reason {other:?}")),
+                other => Some(reason(puback_v5(other))),
             },
         },
         v5::Packet::PingResp(_) => Incoming::PingResp,
@@ -337,10 +463,7 @@ fn from5(p: v5::Packet) -> Incoming {
                 .and_then(|p| p.reason_string)
                 .map_or(String::new(), |s| format!(": {s}"));
             Incoming::Disconnect {
-                reason: format!(
-                    "{:?} (0x{:02x}){why}",
-                    d.reason_code, d.reason_code as u8
-                ),
+                reason: format!("{}{why}", reason(d.reason_code as u8)),
             }
         }
         v5::Packet::Auth(_) => Incoming::Unexpected("AUTH"),

@@ -552,7 +552,7 @@ impl SocketIo {
                     Some(Ok(Message::Text(t))) => {
                         return Err(Fault::new(
                             ErrorKind::Protocol,
-                            format!("the upgrade probe was answered {:?}, not 3probe", t.as_str()),
+                            format!("the upgrade probe was answered {}, not 3probe", crate::fault::quote(t.as_str())),
                         ))
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,

@@ -56,8 +56,8 @@ impl<'a> Engine<'a> {
             b'b' => Engine::Binary(data),
             other => {
                 return Err(bad(&format!(
-                    "Engine.IO packet type {:?} (known: 0 to 6, and b)",
-                    char::from(other)
+                    "Engine.IO packet type {} (known: 0 to 6, and b)",
+                    crate::fault::quote(&char::from(other).to_string())
                 )))
             }
         })
@@ -170,8 +170,8 @@ impl<'a> Packet<'a> {
             b'6' => Kind::BinaryAck,
             other => {
                 return Err(bad(&format!(
-                    "Socket.IO packet type {:?} (known: 0 to 6)",
-                    char::from(other)
+                    "Socket.IO packet type {} (known: 0 to 6)",
+                    crate::fault::quote(&char::from(other).to_string())
                 )))
             }
         };

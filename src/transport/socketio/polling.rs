@@ -62,8 +62,8 @@ impl Polling {
             return Err(Fault::new(
                 ErrorKind::Protocol,
                 format!(
-                    "the Engine.IO handshake answered {:?}, not an open packet",
-                    String::from_utf8_lossy(&first[..first.len().min(60)])
+                    "the Engine.IO handshake answered {}, not an open packet",
+                    crate::fault::quote_bytes(first)
                 ),
             ));
         };

@@ -117,7 +117,7 @@ impl Decoder {
             let text = std::str::from_utf8(line).map_err(|_| bad("a header is not UTF-8"))?;
             let (k, v) = text
                 .split_once(':')
-                .ok_or_else(|| bad(format!("header line {text:?} has no `:`")))?;
+                .ok_or_else(|| bad(format!("header line {} has no `:`", crate::fault::quote(text))))?;
             let (k, v) = if escaped {
                 (unescape(k)?, unescape(v)?)
             } else {
@@ -131,7 +131,7 @@ impl Decoder {
             .map(|(_, v)| {
                 v.trim()
                     .parse::<usize>()
-                    .map_err(|_| bad(format!("content-length {v:?}")))
+                    .map_err(|_| bad(format!("content-length {} is not a length", crate::fault::quote(v))))
             })
             .transpose()?;
         let body_end = match frame_len {

@@ -334,7 +334,7 @@ where
 /// `heart-beat: sx,sy` of CONNECTED (absent: `0,0`).
 fn heart_beat(v: Option<&str>) -> Result<(u64, u64), Fault> {
     let Some(v) = v else { return Ok((0, 0)) };
-    let bad = || Fault::new(ErrorKind::Protocol, format!("bad heart-beat header {v:?}"));
+    let bad = || Fault::new(ErrorKind::Protocol, format!("bad heart-beat header {}", crate::fault::quote(v)));
     let (a, b) = v.split_once(',').ok_or_else(bad)?;
     Ok((
         a.trim().parse().map_err(|_| bad())?,
