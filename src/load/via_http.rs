@@ -63,7 +63,10 @@ impl Drop for Handover {
 pub async fn run(m: Member, shared: Arc<GroupShared>, cancel: CancellationToken) {
     let clock = shared.clock;
     let acks = m.endpoint.acknowledges();
-    let mut conn = Connection::new(m.endpoint, &m.channel_name);
+    // Its bytes are the group's, as a browser's POSTs are its user's.
+    let io = Arc::new(crate::net::IoCounters::default());
+    let mut seen = (0, 0);
+    let mut conn = Connection::new(m.endpoint, &m.channel_name, io.clone());
     let mut out = Handover {
         shared,
         sent: PeerLog {
@@ -100,6 +103,12 @@ pub async fn run(m: Member, shared: Arc<GroupShared>, cancel: CancellationToken)
             p = conn.publish(text) => Some(p),
         };
         let recorder = &out.shared.recorder;
+        let (s, r) = io.totals();
+        recorder.with(|i| {
+            i.add(Count::BytesSent, s - seen.0);
+            i.add(Count::BytesReceived, r - seen.1);
+        });
+        seen = (s, r);
         match published.map(|p| p.result) {
             Some(Ok(())) => recorder.with(|i| {
                 i.add(Count::PublishesAcked, u64::from(acks));

@@ -75,11 +75,17 @@ pub struct Connection {
     path: String,
     channel: String,
     conn: Option<Sender>,
+    io: Arc<crate::net::IoCounters>,
 }
 
 impl Connection {
-    /// A connection for `channel`, opened by the first publish.
-    pub fn new(endpoint: Arc<Endpoint>, channel: &str) -> Connection {
+    /// A connection for `channel`, opened by the first publish; its wire
+    /// bytes are counted in `io`.
+    pub fn new(
+        endpoint: Arc<Endpoint>,
+        channel: &str,
+        io: Arc<crate::net::IoCounters>,
+    ) -> Connection {
         let path = format!(
             "{}{}",
             endpoint.base_path,
@@ -90,6 +96,7 @@ impl Connection {
             path,
             channel: channel.to_string(),
             conn: None,
+            io,
         }
     }
 
@@ -131,7 +138,7 @@ impl Connection {
         let body =
             crate::profile::fill(&spec.profile.body, &self.channel).replace("{payload}", &payload);
         if self.conn.as_ref().is_none_or(Sender::is_closed) {
-            self.conn = Some(connect(spec, &self.path, &self.channel).await?);
+            self.conn = Some(connect(spec, &self.path, &self.channel, &self.io).await?);
         }
         let path = self.path.as_str();
         match self.conn.as_mut() {
@@ -207,10 +214,14 @@ impl Sender {
     }
 }
 
-async fn connect(spec: &Endpoint, path: &str, channel: &str) -> Result<Sender, Fault> {
+async fn connect(
+    spec: &Endpoint,
+    path: &str,
+    channel: &str,
+    io: &Arc<crate::net::IoCounters>,
+) -> Result<Sender, Fault> {
     let (tcp, _) = crate::net::connect(spec.addr, PUBLISH_TIMEOUT).await?;
-    // Publishes are not counted in any group's bytes: a private counter.
-    let counted = crate::net::Counting::new(tcp, Arc::default());
+    let counted = crate::net::Counting::new(tcp, io.clone());
     let tcp = match &spec.tls {
         Some(tls) => tls.handshake(counted, PUBLISH_TIMEOUT).await?.0,
         None => crate::net::Stream::Plain(counted),

@@ -135,7 +135,8 @@ async fn channel_loop(
         errors: 0,
         first_error: None,
     };
-    let mut conn = Connection::new(spec.endpoint.clone(), &spec.channels[ch]);
+    // Publishes are not counted in any group's bytes: a private counter.
+    let mut conn = Connection::new(spec.endpoint.clone(), &spec.channels[ch], Arc::default());
     let mut last_ok = Instant::now();
     let mut failures_in_row = 0u32;
     while let Some(intended) = due.next().map(|d| start + d) {
