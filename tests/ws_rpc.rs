@@ -27,7 +27,7 @@ const REQUEST: &str = r#"{"jsonrpc":"2.0","id":{id},"method":"echo","params":["{
 fn group(clients: u64, rate: u64, url: &str, timeout: &str) -> String {
     format!(
         "[[groups]]\ntransport = \"ws-rpc\"\nclients = {clients}\nrate = {rate}\nurl = \"{url}\"\n\
-         rpc = {{ request = '{REQUEST}', id = \"/id\", timeout = \"{timeout}\" }}\n"
+         rpc = {{ request = '{REQUEST}', id = \"/id\", error = \"/error\", timeout = \"{timeout}\" }}\n"
     )
 }
 
@@ -101,9 +101,14 @@ async fn every_request_ends_as_a_reply_a_timeout_or_an_error_exactly() {
                 ids.push(id_of(&m));
             }
         }
-        // Out of order; 4 and 5 never answered.
-        for id in [3, 1, 2] {
-            ws.send(reply(id)).await.unwrap();
+        // Out of order; 2 is an error answer; 4 and 5 never answered.
+        let answers = [
+            r#"{"jsonrpc":"2.0","id":3,"result":"ok","error":null}"#.to_string(),
+            r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#.to_string(),
+            r#"{"jsonrpc":"2.0","id":"2","error":{"code":-32000,"message":"busy"}}"#.to_string(),
+        ];
+        for a in answers {
+            ws.send(Message::text(a)).await.unwrap();
         }
         let push = r#"{"jsonrpc":"2.0","method":"tick","params":[]}"#;
         ws.send(Message::text(push)).await.unwrap();
@@ -167,7 +172,13 @@ async fn every_request_ends_as_a_reply_a_timeout_or_an_error_exactly() {
     assert!(protocol[0].starts_with("a reply to request id 99, which was never sent: {"));
     assert!(protocol[1].starts_with("a reply to request id 1, which was answered already"));
     assert!(protocol[2].starts_with("a reply whose id is not one stampede sent"));
-    assert_eq!(sink.faults.len(), 5);
+    assert_eq!(
+        sink.of(ErrorKind::Status),
+        [
+            r#"the reply to request id 2 is an error: {"jsonrpc":"2.0","id":"2","error":{"code":-32000,"message":"busy"}}"#
+        ]
+    );
+    assert_eq!(sink.faults.len(), 6);
     assert_eq!(
         sink.messages,
         [r#"{"jsonrpc":"2.0","method":"tick","params":[]}"#]
@@ -346,14 +357,27 @@ fn plan_err(text: &str) -> String {
 #[test]
 fn rpc_table_errors_name_the_place() {
     let head = "name = \"x\"\nduration = \"1s\"\n[[groups]]\ntransport = \"ws-rpc\"\nclients = 1\nrate = 5\n";
-    let e = plan_err(&format!("{head}rpc = {{ request = '{{\"x\":1}}', id = \"/id\" }}\n"));
-    assert!(e.contains("s.toml:7:19") && e.contains("has no `{id}`"), "{e}");
-    let e = plan_err(&format!("{head}rpc = {{ request = '{{id}}', id = \"id\" }}\n"));
-    assert!(e.contains("s.toml:7:32") && e.contains("not a JSON pointer"), "{e}");
+    let e = plan_err(&format!(
+        "{head}rpc = {{ request = '{{\"x\":1}}', id = \"/id\" }}\n"
+    ));
+    assert!(
+        e.contains("s.toml:7:19") && e.contains("has no `{id}`"),
+        "{e}"
+    );
+    let e = plan_err(&format!(
+        "{head}rpc = {{ request = '{{id}}', id = \"id\" }}\n"
+    ));
+    assert!(
+        e.contains("s.toml:7:32") && e.contains("not a JSON pointer"),
+        "{e}"
+    );
     let e = plan_err(&format!(
         "{head}rpc = {{ request = '{{id}}', id = \"/id\", timeout = \"soon\" }}\n"
     ));
-    assert!(e.contains("s.toml:7:49") && e.contains("invalid duration"), "{e}");
+    assert!(
+        e.contains("s.toml:7:49") && e.contains("invalid duration"),
+        "{e}"
+    );
     let e = plan_err(&format!(
         "{head}rpc = {{ request = '[{{id}},\"{{data.user}}\"]', id = \"/0\" }}\n"
     ));
@@ -361,11 +385,17 @@ fn rpc_table_errors_name_the_place() {
     let e = plan_err(&format!(
         "{head}rpc = {{ request = '{{id}}', id = \"/id\", ids = 3 }}\n"
     ));
-    assert!(e.contains("s.toml:7:") && e.contains("unknown field `ids`"), "{e}");
+    assert!(
+        e.contains("s.toml:7:") && e.contains("unknown field `ids`"),
+        "{e}"
+    );
     let e = plan_err(head);
     assert!(e.contains("s.toml:4:13") && e.contains("needs `rpc"), "{e}");
     let e = plan_err(&head.replace("rate = 5\n", "rpc = { request = '{id}', id = \"\" }\n"));
-    assert!(e.contains("s.toml:4:13") && e.contains("needs `rate`"), "{e}");
+    assert!(
+        e.contains("s.toml:4:13") && e.contains("needs `rate`"),
+        "{e}"
+    );
     // `rpc` is ws-rpc's own key.
     let e = plan_err("name = \"x\"\nduration = \"1s\"\n[publisher]\nrate = 1\n[[groups]]\ntransport = \"websocket\"\nclients = 1\nrpc = { request = '{id}', id = \"/id\" }\n");
     assert!(

@@ -669,7 +669,9 @@ pub async fn run<T: Transport>(
                         .await
                     {
                         Wake::Cancelled => {
-                            session.drain(Instant::now() + EXCHANGE_DRAIN, &mut sink).await;
+                            session
+                                .drain(Instant::now() + EXCHANGE_DRAIN, &mut sink)
+                                .await;
                             session.close().await;
                             break 'client false;
                         }
@@ -738,7 +740,9 @@ pub async fn run<T: Transport>(
             sink.flush_io();
             match step {
                 Wake::Cancelled => {
-                    session.drain(Instant::now() + EXCHANGE_DRAIN, &mut sink).await;
+                    session
+                        .drain(Instant::now() + EXCHANGE_DRAIN, &mut sink)
+                        .await;
                     session.close().await;
                     sink.flush_io();
                     break 'client false;

@@ -83,9 +83,7 @@ async fn session(mut socket: WebSocket, hub: Arc<Hub>, delay: Duration, jitter: 
 
 /// The answer to one message, if it gets one.
 pub fn answer(message: &[u8]) -> Option<String> {
-    let error = |id: &Value, code: i64, message: &str| {
-        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-    };
+    let error = |id: &Value, code: i64, message: &str| json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
     let request: Value = match serde_json::from_slice(message) {
         Ok(v) => v,
         Err(_) => return Some(error(&Value::Null, -32700, "Parse error").to_string()),
@@ -131,9 +129,15 @@ mod tests {
             -32601
         );
         assert_eq!(reply("not json").unwrap()["error"]["code"], -32700);
-        assert_eq!(reply(r#"{"id":1,"method":"echo"}"#).unwrap()["error"]["code"], -32600);
+        assert_eq!(
+            reply(r#"{"id":1,"method":"echo"}"#).unwrap()["error"]["code"],
+            -32600
+        );
         assert_eq!(reply("[1]").unwrap()["id"], Value::Null);
         // A notification gets no answer.
-        assert_eq!(reply(r#"{"jsonrpc":"2.0","method":"echo","params":[]}"#), None);
+        assert_eq!(
+            reply(r#"{"jsonrpc":"2.0","method":"echo","params":[]}"#),
+            None
+        );
     }
 }

@@ -17,7 +17,9 @@ pub enum Found {
     /// A non-negative integer, or a string holding one (`"17"`): the ids
     /// stampede sends.
     Id(u64),
-    /// Something else (`null`, a name, a negative or fractional number):
+    /// `null`.
+    Null,
+    /// Something else (a name, a negative or fractional number, an object):
     /// not an id stampede sent.
     Foreign,
 }
@@ -213,7 +215,7 @@ impl<'de> Visitor<'de> for IdOf {
         Ok(Found::Foreign)
     }
     fn visit_unit<E>(self) -> Result<Found, E> {
-        Ok(Found::Foreign)
+        Ok(Found::Null)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
@@ -249,8 +251,8 @@ mod tests {
 
     #[test]
     fn what_is_not_an_id_of_ours_is_told_apart_from_no_reply() {
+        assert_eq!(at("/id", r#"{"id":null}"#), Found::Null);
         for foreign in [
-            r#"{"id":null}"#,
             r#"{"id":-1}"#,
             r#"{"id":1.5}"#,
             r#"{"id":"abc"}"#,
@@ -275,7 +277,9 @@ mod tests {
 
     #[test]
     fn pointers_are_checked() {
-        assert!(Pointer::parse("id").unwrap_err().contains("not a JSON pointer"));
+        assert!(Pointer::parse("id")
+            .unwrap_err()
+            .contains("not a JSON pointer"));
         assert!(Pointer::parse("/a~2").unwrap_err().contains("RFC 6901"));
         assert!(Pointer::parse("/a~").is_err());
         assert_eq!(Pointer::parse("").unwrap().tokens.len(), 0);

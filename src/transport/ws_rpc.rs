@@ -52,6 +52,11 @@ pub struct RpcSpec {
     /// run's `limits.request_timeout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<toml::Spanned<String>>,
+    /// JSON pointer to an error in a reply (JSON-RPC's `"/error"`): a
+    /// reply with a non-null value there is answered *and* a `status`
+    /// error, as an unexpected HTTP status is in request mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<toml::Spanned<String>>,
 }
 
 /// A scenario error in `rpc`: the span of the value at fault, the key and
@@ -69,8 +74,13 @@ pub struct RpcPlan {
     /// request timeout).
     #[serde(rename = "timeout_s", with = "crate::units::opt_secs")]
     pub timeout: Option<Duration>,
+    /// The reply's error pointer as written, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(skip)]
     pointer: Pointer,
+    #[serde(skip)]
+    error_pointer: Option<Pointer>,
     /// The request split at each `{id}`, compiled when the plan's names
     /// are known ([`RpcPlan::compile`]).
     #[serde(skip)]
@@ -95,6 +105,10 @@ impl RpcSpec {
             ));
         }
         let pointer = Pointer::parse(self.id.get_ref()).map_err(|m| (self.id.span(), "rpc.id", m))?;
+        let error_pointer = match &self.error {
+            Some(e) => Some(Pointer::parse(e.get_ref()).map_err(|m| (e.span(), "rpc.error", m))?),
+            None => None,
+        };
         let timeout = match &self.timeout {
             None => None,
             Some(t) => match humantime::parse_duration(t.get_ref()) {
@@ -122,7 +136,9 @@ impl RpcSpec {
             request: text.clone(),
             id: self.id.get_ref().clone(),
             timeout,
+            error: self.error.as_ref().map(|e| e.get_ref().clone()),
             pointer,
+            error_pointer,
             pieces: Arc::new([]),
         })
     }
@@ -191,6 +207,7 @@ struct InFlight {
 pub struct WsRpc {
     ws: Ws,
     pointer: Pointer,
+    error_pointer: Option<Pointer>,
     /// The request's text around `{id}`, rendered for this session.
     pieces: Box<[String]>,
     /// Bytes of the pieces, to size each request at once.
@@ -241,6 +258,7 @@ impl Transport for WsRpc {
         Ok(WsRpc {
             ws,
             pointer: plan.pointer.clone(),
+            error_pointer: plan.error_pointer.clone(),
             text_len: pieces.iter().map(String::len).sum(),
             pieces,
             next_id: 1,
@@ -273,7 +291,11 @@ impl Transport for WsRpc {
     }
 
     async fn drain<S: Sink>(&mut self, until: Instant, sink: &mut S) {
-        if !self.in_flight.is_empty() && self.observe(until, true, sink).await.is_err() {
+        if self.in_flight.is_empty() {
+            return;
+        }
+        // Still in flight at `until`: not counted (the hold is over).
+        if !matches!(self.observe(until, true, sink).await, Ok(Step::Continue)) {
             self.abandon(sink);
         }
     }
@@ -384,7 +406,7 @@ impl WsRpc {
         let id = match self.pointer.find(bytes) {
             Found::Nothing => return sink.message(bytes, at),
             Found::Id(id) => id,
-            Found::Foreign => {
+            Found::Null | Found::Foreign => {
                 return sink.fault(Fault::new(
                     ErrorKind::Protocol,
                     format!("a reply whose id is not one stampede sent: {}", snippet(bytes)),
@@ -409,6 +431,16 @@ impl WsRpc {
         };
         if id == self.oldest {
             self.pop_front();
+        }
+        let failed = self
+            .error_pointer
+            .as_ref()
+            .is_some_and(|p| !matches!(p.find(bytes), Found::Nothing | Found::Null));
+        if failed {
+            sink.fault(Fault::new(
+                ErrorKind::Status,
+                format!("the reply to request id {id} is an error: {}", snippet(bytes)),
+            ));
         }
         sink.request(RequestSample {
             intended: r.intended,
@@ -451,6 +483,18 @@ fn snippet(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_pointer_is_checked() {
+        let text = "rpc = { request = '{id}', id = \"/id\", error = \"error\" }";
+        #[derive(Deserialize)]
+        struct Group {
+            rpc: RpcSpec,
+        }
+        let (_, key, m) = toml::from_str::<Group>(text).unwrap().rpc.plan().unwrap_err();
+        assert_eq!(key, "rpc.error");
+        assert!(m.contains("not a JSON pointer"));
+    }
 
     fn spec(request: &str, id: &str, timeout: Option<&str>) -> RpcSpec {
         let t = timeout.map_or(String::new(), |t| format!(", timeout = {t:?}"));
