@@ -247,9 +247,10 @@ async fn against_the_reference_server_every_request_is_answered() {
 
     let r = row(&out.rows, "ws-rpc");
     assert_eq!(r.transport, "ws-rpc");
-    // 2 s at 200/s, plus each client's tick at the hold's first and last
-    // instants; fewer on a busy machine.
-    assert!((200..=405).contains(&r.requests), "{r:?}");
+    // 2 s at 200/s (fewer on a busy machine); no upper bound here: a late
+    // interval sampler moves tail samples into the hold (`sampler_late`),
+    // and the exact bound is the server's count below.
+    assert!(r.requests >= 200, "{r:?}");
     assert_eq!(r.errors, 0, "{r:?}");
     assert!(r.request_p50_ms.is_some() && r.request_p99_ms.is_some());
     assert!(r.request_uncorrected_p50_ms.is_some());
