@@ -186,3 +186,82 @@ async fn a_refused_mqtt_subscription_is_a_protocol_error() {
     assert_eq!(f.kind, ErrorKind::Protocol, "{f}");
     assert!(f.detail.contains("refused SUBSCRIBE to t"), "{f}");
 }
+
+/// Opens `T`, sends two own messages (tickets 10 and 11), then reads
+/// until the session fails (or 20 steps).
+async fn send_two<T: Transport>(spec: &SessionSpec) -> (Collect, Option<Fault>) {
+    let mut sink = Collect::default();
+    let io = Arc::new(IoCounters::default());
+    let mut s = T::open(spec, &io, None, &mut sink).await.expect("open");
+    s.send("ten".into(), 10).await.expect("send 10");
+    s.send("eleven".into(), 11).await.expect("send 11");
+    for _ in 0..20 {
+        match s.next(Instant::now(), &mut sink).await {
+            Ok(Step::Continue) if sink.acked.len() + sink.refused.len() < 2 => {}
+            Ok(Step::Continue) => return (sink, None),
+            Ok(Step::Ended) => return (sink, None),
+            Err(f) => return (sink, Some(f)),
+        }
+    }
+    (sink, None)
+}
+
+/// A room member's own MQTT 5 PUBLISHes at QoS 1: the PUBACK of the first
+/// acknowledges it, the second's reason code 0x87 refuses it, named as
+/// the specification names it.
+#[tokio::test]
+async fn mqtt_5_pubacks_acknowledge_or_refuse_a_members_own_messages() {
+    let addr = peer(
+        "mqtt",
+        vec![
+            frame(0x82, &[0x20, 0x03, 0x00, 0x00, 0x00]),
+            frame(0x82, &[0x90, 0x04, 0x00, 0x01, 0x00, 0x01]),
+            // PUBACK for packet 2 (success), then packet 3: 0x87.
+            frame(0x82, &[0x40, 0x02, 0x00, 0x02]),
+            frame(0x82, &[0x40, 0x04, 0x00, 0x03, 0x87, 0x00]),
+        ],
+    )
+    .await;
+    let (sink, fault) = send_two::<Mqtt>(&spec(
+        addr,
+        "[mqtt]\nurl = \"/ws\"\nversion = \"5\"\ntopic = \"t\"\nqos = 1\n",
+    ))
+    .await;
+    assert!(fault.is_none(), "{fault:?}");
+    assert_eq!(sink.acked, [10]);
+    assert_eq!(sink.refused.len(), 1);
+    let (ticket, why) = &sink.refused[0];
+    assert_eq!(*ticket, 11);
+    assert_eq!(why.kind, ErrorKind::Protocol);
+    assert_eq!(
+        why.detail,
+        "the broker refused PUBLISH to t: Not authorized (0x87)"
+    );
+}
+
+/// A room member's own STOMP SENDs with receipts: a RECEIPT acknowledges
+/// the first, an ERROR naming the second refuses it (and ends the
+/// session, as STOMP 1.2 has the server close after an ERROR).
+#[tokio::test]
+async fn stomp_receipts_acknowledge_and_errors_refuse_a_members_own_sends() {
+    let addr = peer(
+        "v12.stomp",
+        vec![
+            frame(0x81, b"CONNECTED\nversion:1.2\n\n\0"),
+            frame(0x81, b"RECEIPT\nreceipt-id:subscribed\n\n\0"),
+            frame(0x81, b"RECEIPT\nreceipt-id:own-10\n\n\0"),
+            frame(
+                0x81,
+                b"ERROR\nreceipt-id:own-11\nmessage:access refused\n\n\0",
+            ),
+        ],
+    )
+    .await;
+    let (sink, fault) = send_two::<Stomp>(&spec(addr, "[stomp]\nurl = \"/ws\"\n")).await;
+    assert_eq!(sink.acked, [10]);
+    assert_eq!(sink.refused.len(), 1, "{:?}", sink.refused);
+    assert_eq!(sink.refused[0].0, 11);
+    let f = fault.expect("the ERROR ends the session");
+    assert_eq!(f.kind, ErrorKind::Protocol);
+    assert_eq!(f.detail, "the server sent ERROR: access refused");
+}

@@ -15,6 +15,10 @@ pub struct Collect {
     pub faults: Vec<Fault>,
     /// Heartbeats and other messages that are not data.
     pub controls: usize,
+    /// Own messages the target acknowledged, by ticket.
+    pub acked: Vec<u64>,
+    /// Own messages the target refused: ticket and why.
+    pub refused: Vec<(u64, Fault)>,
 }
 
 impl Sink for Collect {
@@ -29,6 +33,12 @@ impl Sink for Collect {
     fn server_timeout(&mut self) {}
     fn control(&mut self) {
         self.controls += 1;
+    }
+    fn publish_acked(&mut self, ticket: u64, _: Instant) {
+        self.acked.push(ticket);
+    }
+    fn publish_refused(&mut self, ticket: u64, why: Fault) {
+        self.refused.push((ticket, why));
     }
     fn fault(&mut self, f: Fault) {
         self.faults.push(f);
