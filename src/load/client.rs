@@ -49,6 +49,9 @@ pub struct ClientSpec {
     pub templates: Arc<crate::transport::personal::GroupTemplates>,
     /// The client publishes to its room (`publish = { ... }`).
     pub publish: Option<ClientPublish>,
+    /// Its room's size-bucket slot (see [`crate::rooms::PhaseRooms`]):
+    /// its delivery latencies are recorded there too.
+    pub room_slot: Option<usize>,
 }
 
 /// One client's own messages to its room: every `every` from `first`
@@ -151,6 +154,8 @@ struct ClientSink<'a> {
     who: crate::identity::Who,
     /// What it published to its room, if it publishes.
     sent: Option<PeerLog>,
+    /// Its room's size-bucket slot.
+    room_slot: Option<usize>,
 }
 
 impl ClientSink<'_> {
@@ -330,6 +335,9 @@ impl Sink for ClientSink<'_> {
                 };
                 self.shared.recorder.with(|i| {
                     i.record(Latency::Delivery, latency);
+                    if let Some(slot) = self.room_slot {
+                        i.record_room(slot, latency);
+                    }
                     i.add(Count::Deliveries, 1);
                     if let Some(f) = first {
                         i.record(Latency::FirstEvent, f);
@@ -521,6 +529,7 @@ pub async fn run<T: Transport>(
             sender: spec.who.client,
             log: Default::default(),
         }),
+        room_slot: spec.room_slot,
     };
     let mut publishing = spec.publish.map(|p| Publishing {
         next_at: p.first,
