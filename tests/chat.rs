@@ -205,7 +205,19 @@ fn room_buckets_add_up(dir: &Path, sizes: &[u64], group: &SummaryRow) {
             group.delivered.unwrap(),
             "{out}: the buckets add up to the group"
         );
+        let folder = dir.join(out);
+        let json = stampede::folder::summary_json::SummaryJson::read(&folder).unwrap();
+        assert_eq!(
+            &json.rooms, rows,
+            "{out}: summary.json has rooms.csv's rows"
+        );
+        let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
+        assert!(
+            html.contains("id=\"rooms-table\"") && html.contains("id=\"rooms\""),
+            "{out}: the report shows the rooms table and chart"
+        );
     }
+    assert!(dir.join("one/charts/rooms.svg").exists());
     // Merged, not averaged: the largest delivery of a bucket is the
     // largest any shard saw, and its median lies within the shards'.
     let shards: Vec<Vec<RoomsRow>> = (0..3)
