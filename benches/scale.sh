@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Cost as the work grows: half WebSocket, half SSE subscribers of the
-# reference server at each size, one event per second per client (a
-# channel per 500 clients at 1 event/s), 30 s hold, `--processes auto`.
+# reference server at each size, RATE events per second per client (a
+# channel per 500 clients; default 0.2, so 100,000 subscribers take 20,000
+# deliveries a second: at 1 event/s the reference server and stampede
+# together need more than this 2-core machine's two cores at 100,000),
+# 30 s hold, `--processes auto`.
 # Prints stampede's CPU per 100k deliveries (whole run: ramp included) and
 # its peak RSS per connection (all processes, baselines included), with
 # delivery p99 and lost; and the marginal cost of each step up from the
@@ -10,11 +13,12 @@
 # linear in the work.
 #
 #   bash benches/scale.sh                  # 1000 10000 50000 100000
-#   SIZES="1000 10000" bash benches/scale.sh
+#   SIZES="1000 10000" RATE=1 bash benches/scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-1000 10000 50000 100000}
 HOLD=${HOLD:-30s}
+RATE=${RATE:-0.2}
 if [ -n "${STAMPEDE:-}" ]; then BIN=$STAMPEDE; else cargo build --release --quiet; BIN=target/release/stampede; fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -30,7 +34,7 @@ warmup = "5s"
 drain = "3s"
 mode = "concurrent"
 [publisher]
-rate = $channels
+rate = $(python3 -c "print($channels * $RATE)")
 channels = $channels
 payload_bytes = 64
 [[groups]]

@@ -102,6 +102,10 @@ pub struct PhaseReport {
     pub stopped_early: bool,
     /// `[storm]` via the target: why `POST /control/drop` failed, if it did.
     pub storm_error: Option<String>,
+    /// How late the interval sampler took its latest sample: intervals are
+    /// labelled by their planned boundaries, so a sampler this late put
+    /// samples in the wrong interval (and possibly the wrong window).
+    pub sampler_late: Duration,
 }
 
 struct Spawner<'a> {
@@ -313,11 +317,13 @@ pub async fn run_phase(
 
     let mut last = start;
     let mut stopped_early = false;
+    let mut sampler_late = Duration::ZERO;
     for b in boundaries {
         tokio::select! {
             _ = shutdown.token().cancelled() => { stopped_early = true; break; }
             _ = tokio::time::sleep_until(b.into()) => {}
         }
+        sampler_late = sampler_late.max(Instant::now().saturating_duration_since(b));
         collect(last, b, publish_until, &mut on_tick);
         last = b;
     }
@@ -359,6 +365,7 @@ pub async fn run_phase(
         end_ns: clock.ns(end),
         stopped_early,
         storm_error,
+        sampler_late,
     }
 }
 

@@ -429,6 +429,12 @@ impl Phases<'_> {
             lag_p99_ms,
             slip_p99_ms: pct_ms(&report.publish.slip, 0.99),
         };
+        if report.sampler_late > SAMPLER_LATE {
+            info.warnings.push(format!(
+                "phase {pi}: the interval sampler ran up to {:.1} s late, so samples may sit in a later interval (and window) than when they were taken: the load generator was overloaded",
+                report.sampler_late.as_secs_f64()
+            ));
+        }
         let saturation = health.saturation();
         if !saturation.is_empty() {
             info.warnings.push(format!(
@@ -672,3 +678,7 @@ pub fn write_sweep(dir: &std::path::Path, info: &RunInfo, rows: &[SummaryRow]) -
         None => Ok(()),
     }
 }
+
+/// Sampler lateness past which a phase is flagged: at half the 1-s
+/// interval, samples start to land in the next interval.
+const SAMPLER_LATE: Duration = Duration::from_millis(500);

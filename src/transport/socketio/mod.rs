@@ -41,6 +41,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use self::packet::{Engine, Handshake, Kind, Packet};
 use self::polling::Polling;
+use super::deadline::Deadline;
 use super::h1::STREAM_CHUNK;
 use super::websocket::{self, close_politely, Ws};
 use super::{RequestSample, SessionSpec, Sink, Step, Transport};
@@ -78,6 +79,10 @@ pub struct SocketIo {
     ping_window: Duration,
     /// When the server's next ping is overdue.
     ping_due: tokio::time::Instant,
+    /// `ping_due` as a timer armed once per session: a sleep made for
+    /// every WebSocket frame cost two trips through the timer driver's
+    /// lock per delivery (see `deadline`).
+    ping_timer: Deadline,
     /// Packets to send after the ones received were handled.
     outbox: Vec<String>,
     /// The namespace confirmed the connection.
@@ -172,6 +177,7 @@ impl Transport for SocketIo {
             attachments: 0,
             ping_window,
             ping_due: tokio::time::Instant::now() + ping_window,
+            ping_timer: Deadline::new(Some(tokio::time::Instant::now() + ping_window)),
             outbox: Vec::new(),
             connected: false,
             joined: false,
@@ -369,14 +375,21 @@ impl SocketIo {
                 Ok(true)
             }
             Link::Ws(ws) => {
-                let msg = tokio::select! {
-                    m = ws.next() => m,
-                    _ = tokio::time::sleep_until(stop) => {
-                        if stop < ping_due {
-                            return Ok(false);
+                let msg = match deadline {
+                    // The handshake's bounded waits: few, a plain sleep.
+                    Some(_) => tokio::select! {
+                        m = ws.next() => m,
+                        _ = tokio::time::sleep_until(stop) => {
+                            if stop < ping_due {
+                                return Ok(false);
+                            }
+                            return Err(timed_out());
                         }
-                        return Err(timed_out());
-                    }
+                    },
+                    None => tokio::select! {
+                        m = ws.next() => m,
+                        _ = self.ping_timer.passed() => return Err(timed_out()),
+                    },
                 };
                 let at = Instant::now();
                 match msg {
@@ -418,6 +431,7 @@ impl SocketIo {
         match p {
             Engine::Ping(data) => {
                 self.ping_due = tokio::time::Instant::now() + self.ping_window;
+                self.ping_timer.set(Some(self.ping_due));
                 let mut pong = String::from("3");
                 pong.push_str(&String::from_utf8_lossy(data));
                 self.outbox.push(pong);
