@@ -164,3 +164,76 @@ impl BucketResult {
         self.hist.add(&o.hist)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rooms::{sizes_of, RoomsPlan, Size};
+
+    /// Shards' buckets add up to the whole run's: every room counted once,
+    /// every member by the shard that runs it; the row reads back.
+    #[test]
+    fn shards_add_up_to_one_process_and_rows_read_back() {
+        let plan = RoomsPlan {
+            count: 12,
+            size: Size::Zipf { s: 1.2 },
+            seed: 5,
+        };
+        let of = plan.assign(100);
+        let own = sizes_of(&of, 12);
+        let rooms = PhaseRooms::new([&own[..]]);
+        let whole = planned(&own, of.iter().copied(), &rooms, Shard::WHOLE);
+        assert_eq!(whole.iter().flatten().map(|b| b.members).sum::<u64>(), 100);
+        assert_eq!(whole.iter().flatten().map(|b| b.rooms).sum::<u64>(), 12);
+        for b in whole.iter().flatten() {
+            let (lo, hi) = bucket_bounds(b.bucket);
+            assert!(lo <= b.size_min && b.size_min <= b.size_max && b.size_max <= hi);
+        }
+        let mut added: Vec<Option<BucketPlan>> = vec![None; whole.len()];
+        for index in 0..3 {
+            let shard = Shard { index, count: 3 };
+            let mine = (0..100u64)
+                .filter(|&k| shard.owner_in(k, of[k as usize], 12) == index)
+                .map(|k| of[k as usize]);
+            for (a, b) in added.iter_mut().zip(planned(&own, mine, &rooms, shard)) {
+                match (a.as_mut(), b) {
+                    (Some(a), Some(b)) => {
+                        a.rooms += b.rooms;
+                        a.members += b.members;
+                    }
+                    (None, b) => *a = b,
+                    (Some(_), None) => panic!("a bucket missing in one shard"),
+                }
+            }
+        }
+        assert_eq!(added, whole);
+
+        let mut hist = new_histogram();
+        hist.record(2_500).unwrap();
+        let result = BucketResult {
+            group: "g".into(),
+            transport: "websocket".into(),
+            plan: whole.iter().flatten().next().copied().unwrap(),
+            tally: Tally {
+                expected: 7,
+                delivered: 6,
+                lost: 1,
+                duplicated: 2,
+                reordered: 0,
+            },
+            hist: hist.clone(),
+        };
+        let row = result.row();
+        assert_eq!(
+            row.delivery_p50_ms,
+            Some(2.501),
+            "HDR: highest equivalent value"
+        );
+        let back = BucketResult::from_row(&row, hist).unwrap();
+        assert_eq!(back.row(), row);
+        let mut twice = back.clone();
+        twice.add(&back).unwrap();
+        assert_eq!(twice.row().delivered, 12);
+        assert_eq!(twice.hist.len(), 2);
+    }
+}
