@@ -54,7 +54,7 @@ pub(super) fn merge_summary(shards: &[ShardData]) -> Result<Vec<SummaryRow>> {
             let part = GroupResult::from_row(row, transport, hists, s.info.host.cpus as f64);
             total = Some(match total {
                 None => part,
-                Some(t) => add_results(t, part, &s.dir, same_host)?,
+                Some(t) => add_results(t, part, same_host),
             });
         }
         if let Some(t) = total {
@@ -68,12 +68,7 @@ pub(super) fn merge_summary(shards: &[ShardData]) -> Result<Vec<SummaryRow>> {
 /// the measured window is the shards' common one; load-generator cost adds
 /// (separate processes); the target's is the same process seen by each
 /// shard, so its largest reading is kept.
-fn add_results(
-    mut a: GroupResult,
-    b: GroupResult,
-    dir: &Path,
-    same_host: bool,
-) -> Result<GroupResult> {
+fn add_results(mut a: GroupResult, b: GroupResult, same_host: bool) -> GroupResult {
     a.clients += b.clients;
     a.accounting = match (a.accounting, b.accounting) {
         (Some((mut t, p)), Some((u, q))) => {
@@ -82,14 +77,8 @@ fn add_results(
         }
         (x, y) => x.or(y),
     };
-    for (h, o) in a.measured.hists.iter_mut().zip(&b.measured.hists) {
-        h.add(o).map_err(|e| {
-            folder_error(
-                dir,
-                format!("histograms of group {} cannot be added: {e}", a.name),
-            )
-        })?;
-    }
+    // Every histogram has the run's fixed bounds, so adding cannot fail.
+    a.measured.merge_hists(&b.measured);
     for (c, o) in a.measured.counts.iter_mut().zip(&b.measured.counts) {
         *c += o;
     }
@@ -138,7 +127,7 @@ fn add_results(
         }
         (x, y) => x.or(y),
     };
-    Ok(a)
+    a
 }
 
 /// A group's histograms over the windows its summary row used: connect,

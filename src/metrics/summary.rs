@@ -101,10 +101,7 @@ impl GroupResult {
         hists: Vec<Histogram<u64>>,
         cores: f64,
     ) -> Self {
-        let mut measured = Interval {
-            hists,
-            ..Interval::default()
-        };
+        let mut measured = Interval::with_hists(hists);
         for (c, v) in [
             (Count::Deliveries, row.delivered.unwrap_or(0)),
             (Count::Requests, row.requests),

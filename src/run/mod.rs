@@ -445,7 +445,7 @@ impl Phases<'_> {
         for (gp, mut st) in report.groups.iter().zip(states) {
             let g = &plan.groups[gp.group];
             for m in Latency::ALL.into_iter().filter(|m| m.whole_phase()) {
-                st.measured.hists[m as usize] = st.whole.hists[m as usize].clone();
+                st.measured.copy_hist(m, &st.whole);
             }
             for (control, message) in gp.recorder.examples() {
                 info.message_examples.push(MessageExample {
