@@ -103,6 +103,25 @@ fn envelope(c: &mut Criterion) {
     g.finish();
 }
 
+/// A ws-rpc reply's id: the pointer walk that skips the rest of the
+/// reply, against parsing the whole reply into a `Value` (the control).
+fn rpc_id(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rpc_id");
+    let result = "x".repeat(PAYLOAD);
+    let reply = format!(r#"{{"jsonrpc":"2.0","result":["{result}",{{"n":[1,2,3]}}],"id":123456}}"#);
+    let pointer = stampede::transport::json_id::Pointer::parse("/id").unwrap();
+    g.bench_function("Pointer::find, ~300 B reply", |b| {
+        b.iter(|| black_box(pointer.find(black_box(reply.as_bytes()))))
+    });
+    g.bench_function("Value + pointer(\"/id\") (control)", |b| {
+        b.iter(|| {
+            let v: serde_json::Value = serde_json::from_slice(black_box(reply.as_bytes())).unwrap();
+            black_box(v.pointer("/id").and_then(serde_json::Value::as_u64))
+        })
+    });
+    g.finish();
+}
+
 /// An event stream as nchan sends it: `id: <unix s>:<tag>` and one `data:`
 /// line carrying an envelope, then a blank line.
 fn sse_stream() -> Vec<u8> {
@@ -387,6 +406,6 @@ criterion_group! {
         .measurement_time(Duration::from_secs(2))
         .sample_size(20)
         .without_plots();
-    targets = envelope, sse, recorder, summary, telemetry
+    targets = envelope, rpc_id, sse, recorder, summary, telemetry
 }
 criterion_main!(micro);

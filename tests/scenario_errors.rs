@@ -247,13 +247,13 @@ fn an_extension_offer_stampede_does_not_implement_is_a_scenario_error() {
             assert!(msg.contains(n), "{msg:?} lacks {n:?}");
         }
     }
-    // `compression` is a WebSocket (and echo) key.
+    // `compression` is a WebSocket (and echo, ws-rpc) key.
     let msg = error_for(
         dir.path(),
         &GOOD.replace("clients = 3", "clients = 3\ncompression = true"),
     );
     assert!(
-        msg.contains(&at("10:15")) && msg.contains("websocket / echo only"),
+        msg.contains(&at("10:15")) && msg.contains("websocket / echo / ws-rpc only"),
         "{msg}"
     );
 }

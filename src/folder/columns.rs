@@ -17,8 +17,11 @@ use crate::transport::TransportKind;
 pub enum Applies {
     /// Every group.
     All,
-    /// Subscribers of the event stream (not request or echo load).
+    /// Subscribers of the event stream (not request, echo or ws-rpc load).
     Subscribers,
+    /// Kinds that count messages which are not data: subscribers, and
+    /// ws-rpc (server pushes between replies).
+    Messages,
     /// Kinds whose sessions are confirmed after connecting (all but
     /// plain request load).
     Sessions,
@@ -43,6 +46,7 @@ impl Applies {
         match self {
             Applies::All => true,
             Applies::Subscribers => kind.subscribes(),
+            Applies::Messages => kind.info().counts_messages,
             Applies::Sessions => kind.confirms_sessions(),
             Applies::RequestBased => kind.is_request_based(),
             Applies::Exchanges => !kind.subscribes(),
@@ -58,10 +62,11 @@ impl Applies {
         match self {
             Applies::All => "all",
             Applies::Subscribers => "subscribers",
-            Applies::Sessions => "subscribers, echo",
-            Applies::RequestBased => "pollers, request, echo, socketio",
-            Applies::Exchanges => "request, echo",
-            Applies::Status => "pollers, request, echo",
+            Applies::Messages => "subscribers, ws-rpc",
+            Applies::Sessions => "subscribers, echo, ws-rpc",
+            Applies::RequestBased => "pollers, request, echo, socketio, ws-rpc",
+            Applies::Exchanges => "request, echo, ws-rpc",
+            Applies::Status => "pollers, request, echo, ws-rpc",
             Applies::Pollers => "pollers",
             Applies::LongPollers => "long-poll",
             Applies::Upgraders => "socketio",

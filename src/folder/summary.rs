@@ -55,8 +55,9 @@ csv_record! {
              other engines; whole phase").main("upgrade p50 (ms)"),
         upgrade_p99_ms: Option<f64> => col("ms", Upgraders, "Engine.IO upgrade time p99"),
         request_p50_ms: Option<f64> => col("ms", RequestBased,
-            "one request (or echo) from its *intended* start to its last byte, i.e. corrected \
-             for coordinated omission (long polls include the hold), p50").main("request p50 (ms)"),
+            "one request (or echo, or ws-rpc request to its reply) from its *intended* start \
+             to its last byte, i.e. corrected for coordinated omission (long polls include \
+             the hold), p50").main("request p50 (ms)"),
         request_p90_ms: Option<f64> => col("ms", RequestBased, "request latency p90 (corrected)"),
         request_p99_ms: Option<f64> => col("ms", RequestBased,
             "request latency p99 (corrected)").main("request p99 (ms)"),
@@ -67,10 +68,11 @@ csv_record! {
              tool like wrk reports"),
         request_uncorrected_p99_ms: Option<f64> => col("ms", Exchanges, "uncorrected request latency p99"),
         requests: u64 => col("count", All,
-            "requests (polls, plain requests, echo round trips) completed"),
+            "requests (polls, plain requests, echo round trips, ws-rpc replies) completed; \
+             ws-rpc requests unanswered within `rpc.timeout` are `errors_timeout`"),
         requests_per_s: Option<f64> => col("per s", Exchanges,
-            "`requests / measured_s` (request and echo groups, which are measured over the \
-             hold only)").main("requests / s"),
+            "`requests / measured_s` (request, echo and ws-rpc groups, which are measured \
+             over the hold only)").main("requests / s"),
         status_1xx: Option<u64> => col("count", Status,
             "HTTP responses with a 1xx status: every response of a request group, and the \
              polls a poller accepted; empty for streaming and echo groups, or when no \
@@ -85,16 +87,17 @@ csv_record! {
         server_timeouts: Option<u64> => col("count", LongPollers,
             "long polls the server ended without an event (`204` on the built-in target, \
              `408` on nchan)"),
-        control_messages: Option<u64> => col("count", Subscribers,
+        control_messages: Option<u64> => col("count", Messages,
             "messages that are not data, never errors: SSE events of a type the profile does \
              not list in `events` (`event: ping` heartbeats), SSE events with empty data \
              (`data:` keep-alives), whitespace-only NDJSON lines; SSE comments are not \
              counted (a browser never sees them); and messages without an envelope that a \
              `control` rule of the profile names (pings, acks, confirmations)"),
-        other_messages: Option<u64> => col("count", Subscribers,
+        other_messages: Option<u64> => col("count", Messages,
             "messages without a stampede envelope (found anywhere in the message, or at the \
-             profile's `message_path`) that no `control` rule names; not errors unless the \
-             profile is `strict`; examples in `run.json`"),
+             profile's `message_path`) that no `control` rule names, and ws-rpc messages with \
+             nothing at the `rpc.id` pointer (server pushes); not errors unless the profile \
+             is `strict`; examples in `run.json`"),
         retries: Option<u64> => col("count", Pollers,
             "polls re-sent once on a fresh connection because the server closed the reused \
              keep-alive connection as the GET went out; the poll's latency still runs from \

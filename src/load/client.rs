@@ -472,6 +472,11 @@ async fn publish_own<T: Transport>(
 /// instead of counting as lost.
 const LEAVE_GRACE: Duration = Duration::from_millis(500);
 
+/// At the phase end, how long a client waits for answers to exchanges
+/// still in flight before closing: within the runner's close grace, with
+/// a second left for the close handshake.
+const EXCHANGE_DRAIN: Duration = Duration::from_millis(1500);
+
 /// Sequence numbers at or above this cannot come from our publisher.
 const MAX_SEQ: u64 = 1 << 48;
 
@@ -666,11 +671,16 @@ pub async fn run<T: Transport>(
                         sink.missed_polls(p, Instant::now());
                     }
                     let at = due.take().unwrap_or_else(|| p.next_at());
+                    // Until the tick, the session observes exchanges still
+                    // in flight (ws-rpc) or just waits.
                     match cancel
-                        .or_cancel(or_storm(storm_close, tokio::time::sleep_until(at.into())))
+                        .or_cancel(or_storm(storm_close, session.idle(at, &mut sink)))
                         .await
                     {
                         Wake::Cancelled => {
+                            session
+                                .drain(Instant::now() + EXCHANGE_DRAIN, &mut sink)
+                                .await;
                             session.close().await;
                             break 'client false;
                         }
@@ -679,7 +689,19 @@ pub async fn run<T: Transport>(
                             due = Some(at);
                             break true;
                         }
-                        Wake::Ready(Some(())) => {}
+                        Wake::Ready(Some(Ok(Step::Continue))) => {}
+                        // The tick is sent on the next session, late, and
+                        // timed from its intended instant.
+                        Wake::Ready(Some(Ok(Step::Ended))) => {
+                            due = Some(at);
+                            break true;
+                        }
+                        Wake::Ready(Some(Err(f))) => {
+                            due = Some(at);
+                            asked = f.retry_after;
+                            sink.fault(f);
+                            break false;
+                        }
                     }
                     at
                 }
@@ -727,6 +749,9 @@ pub async fn run<T: Transport>(
             sink.flush_io();
             match step {
                 Wake::Cancelled => {
+                    session
+                        .drain(Instant::now() + EXCHANGE_DRAIN, &mut sink)
+                        .await;
                     session.close().await;
                     sink.flush_io();
                     break 'client false;

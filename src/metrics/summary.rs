@@ -192,6 +192,7 @@ impl GroupResult {
         let requests = m.count(Count::Requests);
         let (sent, recv) = (m.count(Count::BytesSent), m.count(Count::BytesReceived));
         let subscribes = self.transport.subscribes();
+        let counts_messages = self.transport.info().counts_messages;
         let tally = self.accounting.map(|(t, _)| t);
         let delivered = tally.map(|t| t.delivered);
         let marginal = self.target.and_then(|t| t.marginal);
@@ -255,8 +256,8 @@ impl GroupResult {
                 .transport
                 .is_long_poller()
                 .then(|| m.count(Count::ServerTimeouts)),
-            control_messages: subscribes.then(|| m.count(Count::ControlMessages)),
-            other_messages: subscribes.then(|| m.count(Count::OtherMessages)),
+            control_messages: counts_messages.then(|| m.count(Count::ControlMessages)),
+            other_messages: counts_messages.then(|| m.count(Count::OtherMessages)),
             retries: self.transport.is_poller().then(|| m.count(Count::Retries)),
             requests_per_delivery: delivered.and_then(|d| {
                 if self.transport.is_request_based() {

@@ -123,6 +123,7 @@ impl GroupPlan {
                 message_bytes,
                 h2,
                 engine: g.engine.as_ref().map(|e| *e.get_ref()),
+                rpc: rpc_plan(g, kind, src)?,
                 limits: crate::transport::Limits::default(),
                 tls: None,
             },
@@ -138,6 +139,28 @@ impl GroupPlan {
             rooms: None,
             templates: Arc::default(),
         })
+    }
+}
+
+/// `rpc = { request, id, timeout }`: a ws-rpc group's exchange (the
+/// transport file checks its own table).
+fn rpc_plan(
+    g: &Group,
+    kind: TransportKind,
+    src: &Source,
+) -> Result<Option<Arc<crate::transport::ws_rpc::RpcPlan>>> {
+    match &g.rpc {
+        Some(spec) => spec
+            .get_ref()
+            .plan()
+            .map(|p| Some(Arc::new(p)))
+            .map_err(|(span, key, m)| src.error(span, key, &m)),
+        None if kind == TransportKind::WsRpc => Err(src.error(
+            g.transport.span(),
+            "rpc",
+            "a ws-rpc group needs `rpc = { request = '...{id}...', id = \"/id\" }`",
+        )),
+        None => Ok(None),
     }
 }
 
@@ -259,11 +282,15 @@ fn pacing(
             return Err(src.error(r.span(), "rate", "must be in (0, 10000000] per second"))
         }
         Some(r) => Some(*r.get_ref()),
-        None if kind == Echo => {
+        None if kind == Echo || kind == TransportKind::WsRpc => {
             return Err(src.error(
                 g.transport.span(),
                 "rate",
-                "an echo group needs `rate` (messages per second over the group)",
+                &format!(
+                    "a{} {} group needs `rate` (messages per second over the group)",
+                    if kind == Echo { "n" } else { "" },
+                    kind.label()
+                ),
             ))
         }
         None => None,
@@ -357,10 +384,11 @@ fn request_plan(
         }
     };
     match kind {
-        TransportKind::Echo => {
+        TransportKind::Echo | TransportKind::WsRpc => {
             let path = match &g.url {
                 Some(u) => check_path(u.get_ref(), u.span(), "url")?,
-                None => "/echo".to_string(),
+                None if kind == TransportKind::Echo => "/echo".to_string(),
+                None => "/rpc".to_string(),
             };
             Ok((None, Some(path)))
         }

@@ -246,7 +246,7 @@ pub(super) fn compile_groups(
             if c.is_personal() {
                 t.path = Some((base_path.to_string(), c));
             }
-        } else if g.transport == TransportKind::Echo {
+        } else if matches!(g.transport, TransportKind::Echo | TransportKind::WsRpc) {
             if let Some(p) = &g.path {
                 let span = sg.url.as_ref().map_or(sg.transport.span(), |u| u.span());
                 let c = compile(p, &names).map_err(|u| template_error(src, span, "url", &u))?;
@@ -300,6 +300,14 @@ pub(super) fn compile_groups(
                     t.request_body = Some(c);
                 }
             }
+        }
+        if let (Some(rpc), Some(spec)) = (&g.params.rpc, &sg.rpc) {
+            let span = spec.get_ref().request.span();
+            let compiled = (**rpc)
+                .clone()
+                .compile(&names)
+                .map_err(|u| template_error(src, span, "rpc.request", &u))?;
+            g.params.rpc = Some(Arc::new(compiled));
         }
         if g.transport == TransportKind::Websocket {
             if let Some(ws) = &profile.sections.websocket {

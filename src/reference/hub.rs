@@ -151,6 +151,8 @@ pub struct Stats {
     pub delivered: AtomicU64,
     /// Subscriber sessions opened.
     pub subscriptions: AtomicU64,
+    /// JSON-RPC replies sent on `/rpc`.
+    pub rpc_replies: AtomicU64,
 }
 
 /// Snapshot of `Stats`.
@@ -166,6 +168,8 @@ pub struct StatsSnapshot {
     pub delivered: u64,
     /// Subscriber sessions opened.
     pub subscriptions: u64,
+    /// JSON-RPC replies sent on `/rpc`.
+    pub rpc_replies: u64,
 }
 
 /// All channels plus the stall control.
@@ -291,6 +295,7 @@ impl Hub {
             dropped: s.dropped.load(Ordering::Relaxed),
             delivered: s.delivered.load(Ordering::Relaxed),
             subscriptions: s.subscriptions.load(Ordering::Relaxed),
+            rpc_replies: s.rpc_replies.load(Ordering::Relaxed),
         }
     }
 }

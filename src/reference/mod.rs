@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod fault;
 pub mod hub;
 pub mod metrics;
+pub mod rpc;
 pub mod server;
 pub mod socketio;
 

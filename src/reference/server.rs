@@ -10,6 +10,7 @@
 //! | `GET /stream/{ch}?after=ID` | chunked NDJSON `{"id":N,"data":"..."}` |
 //! | `GET /ws/{ch}?last_event_id=ID` | WebSocket member of a room: one text frame per event; each message it sends is published on `{ch}` |
 //! | `GET /echo` | WebSocket echo |
+//! | `GET /rpc?delay_ms=D&jitter_ms=J` | WebSocket JSON-RPC 2.0 peer (see [`super::rpc`]) |
 //! | `/socket.io/` | Socket.IO v4 (see [`super::socketio`]): `subscribe` joins a channel's room, `message` carries each event |
 //! | `POST /control/stall?ms=N` | every request arriving in the next N ms waits until then |
 //! | `POST /control/drop` | ends every open SSE, NDJSON and WebSocket subscription |
@@ -60,6 +61,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/stream/{ch}", get(ndjson))
         .route("/ws/{ch}", get(ws))
         .route("/echo", get(echo))
+        .route("/rpc", get(super::rpc::rpc))
         .with_state(hub)
         .layer(socketio)
 }
@@ -291,7 +293,7 @@ async fn ndjson(
         .into_response()
 }
 
-fn small_buffers(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+pub(super) fn small_buffers(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     // tungstenite's 128 KiB default read buffer per connection would make
     // the target's memory per connection meaningless.
     upgrade

@@ -343,6 +343,9 @@ pub struct Group {
     /// Socket.IO: `polling`, `websocket` or `upgrade` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<Spanned<crate::transport::socketio::EngineMode>>,
+    /// ws-rpc: `{ request = '...{id}...', id = "/id", timeout = "5s" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<Spanned<crate::transport::ws_rpc::RpcSpec>>,
     /// Connected clients over time instead of `ramp_up`:
     /// `[{ to = 5000, over = "60s" }, { hold = "2m" }, { to = 0, over = "10s" }]`
     /// (`clients` is then the ceiling no stage may pass).
@@ -370,7 +373,7 @@ pub struct Group {
 impl Group {
     /// The keys only some transports accept ([`crate::transport::GROUP_KEYS`],
     /// same order), with their places when given.
-    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 17] {
+    pub fn transport_keys(&self) -> [(&'static str, Option<std::ops::Range<usize>>); 18] {
         fn at<T>(v: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
             v.as_ref().map(|v| v.span())
         }
@@ -392,6 +395,7 @@ impl Group {
             ("stream_window", at(&self.stream_window)),
             ("connection_window", at(&self.connection_window)),
             ("engine", at(&self.engine)),
+            ("rpc", at(&self.rpc)),
         ]
     }
 }

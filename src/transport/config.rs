@@ -35,6 +35,9 @@ pub struct Info {
     pub sends: bool,
     /// Sessions may upgrade from polling to a WebSocket (`upgrade_*`).
     pub upgrades: bool,
+    /// Counts messages that are not data (`control_messages`,
+    /// `other_messages`).
+    pub counts_messages: bool,
 }
 
 impl Info {
@@ -51,6 +54,7 @@ impl Info {
             confirms_sessions: T::CONFIRMS_SESSIONS,
             sends: T::SENDS,
             upgrades: T::UPGRADES,
+            counts_messages: T::COUNTS_MESSAGES,
         }
     }
 }
@@ -76,6 +80,7 @@ pub const GROUP_KEYS: &[&str] = &[
     "stream_window",
     "connection_window",
     "engine",
+    "rpc",
 ];
 
 /// A transport's `[profile.<name>]` section.
@@ -209,6 +214,9 @@ pub struct Params {
     /// Socket.IO: Engine.IO polling, WebSocket, or the upgrade.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<super::socketio::EngineMode>,
+    /// ws-rpc: the request template, the reply's id pointer, the timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<Arc<super::ws_rpc::RpcPlan>>,
     /// Limits against hostile servers.
     pub limits: Limits,
     /// TLS to the target (`https://` / `wss://`), set up once per run.

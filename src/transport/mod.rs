@@ -27,6 +27,7 @@ pub mod deadline;
 pub mod h1;
 pub mod h2;
 mod http;
+pub mod json_id;
 pub mod personal;
 pub mod pmd;
 pub mod script;
@@ -170,6 +171,8 @@ registry! {
     Mqtt => mqtt::Mqtt, section mqtt;
     /// Socket.IO v4 (Engine.IO polling, WebSocket, or the upgrade).
     Socketio => socketio::SocketIo, section socketio;
+    /// Request–reply over a WebSocket, matched by correlation id (JSON-RPC).
+    WsRpc => ws_rpc::WsRpc;
 }
 
 /// Generic code that runs with a concrete transport type.
@@ -325,6 +328,10 @@ pub trait Transport: Sized + Send + 'static {
     const SENDS: bool = false;
     /// Its sessions may upgrade from polling to a WebSocket (`upgrade_*`).
     const UPGRADES: bool = false;
+    /// Counts messages that are not data (`control_messages`,
+    /// `other_messages`): subscribers, and exchanges whose connection may
+    /// carry server pushes besides the answers.
+    const COUNTS_MESSAGES: bool = Self::SUBSCRIBES;
     /// Its profile section ([`NoSection`] when it has none).
     type Section: Section;
 
@@ -348,6 +355,32 @@ pub trait Transport: Sized + Send + 'static {
         intended: Instant,
         sink: &mut S,
     ) -> impl Future<Output = Result<Step, Fault>> + Send;
+
+    /// Request-based kinds, between scheduled exchanges: observes the
+    /// session until `until` (the next exchange's intended instant), for
+    /// kinds with exchanges in flight meanwhile (answers, server pushes,
+    /// their timeouts). Kinds with one exchange at a time just wait.
+    fn idle<S: Sink>(
+        &mut self,
+        until: Instant,
+        _sink: &mut S,
+    ) -> impl Future<Output = Result<Step, Fault>> + Send {
+        async move {
+            tokio::time::sleep_until(until.into()).await;
+            Ok(Step::Continue)
+        }
+    }
+
+    /// At the phase end, before `close`: waits, at most until `until`, for
+    /// the answers to exchanges still in flight, reporting them. Kinds with
+    /// one exchange at a time have none in flight here.
+    fn drain<S: Sink>(
+        &mut self,
+        _until: Instant,
+        _sink: &mut S,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// Cursor to resume from, if this transport can resume.
     fn cursor(&self) -> Option<String>;

@@ -105,6 +105,7 @@ pub fn spec_for(addr: std::net::SocketAddr, path: &str) -> SessionSpec {
             message_bytes: None,
             h2: None,
             engine: None,
+            rpc: None,
             limits: Default::default(),
             tls: None,
         },
