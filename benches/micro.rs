@@ -236,6 +236,18 @@ fn recorder(c: &mut Criterion) {
             rec.with(|s| record_delivery(s, black_box(i)))
         })
     });
+    // A room member's delivery: the same, plus its room-size bucket's
+    // histogram (`rooms` scenarios; the slot is fixed per client).
+    let rooms = GroupRecorder::new(2);
+    g.bench_function("sharded, 1 thread, with its room-size bucket", |b| {
+        b.iter(|| {
+            i += 1;
+            rooms.with(|s| {
+                record_delivery(s, black_box(i));
+                s.record_room(black_box(3), Duration::from_micros(100 + (i & 1023)));
+            })
+        })
+    });
     // Lower bound: the histogram alone, no lock, no counter.
     let mut bare = new_histogram();
     g.bench_function("bare Histogram::saturating_record (lower bound)", |b| {

@@ -10,6 +10,11 @@
 //!   clients (largest remainders round it to whole members), and the
 //!   clients are dealt to the rooms in a seeded shuffle, so a ramp-up
 //!   fills all rooms together.
+//!
+//! Delivery latency is also kept per *room-size bucket* ([`bucket`]):
+//! powers of two of a room's planned member count over the phase's groups
+//! and all shards (1, 2–3, 4–7, 8–15, …), the same in every shard, so
+//! `rooms.csv` can say whether latency grows with the room.
 
 use serde::Serialize;
 
@@ -110,6 +115,71 @@ pub fn sizes_of(assignment: &[u32], count: u32) -> Vec<u64> {
     sizes
 }
 
+/// The room-size bucket of a room of `members` planned members: `b` such
+/// that `2^b <= members < 2^(b+1)` (`None` for an empty room).
+pub fn bucket(members: u64) -> Option<u32> {
+    (members > 0).then(|| 63 - members.leading_zeros())
+}
+
+/// Smallest and largest room size of bucket `b` (inclusive).
+pub fn bucket_bounds(b: u32) -> (u64, u64) {
+    let lo = 1u64 << b.min(62);
+    (lo, lo * 2 - 1)
+}
+
+/// How bucket `b` reads in tables: `1`, `2-3`, `4-7`, …
+pub fn bucket_label(b: u32) -> String {
+    match bucket_bounds(b) {
+        (lo, hi) if lo == hi => lo.to_string(),
+        (lo, hi) => format!("{lo}-{hi}"),
+    }
+}
+
+/// The bucket a [`bucket_label`] names.
+pub fn bucket_of_label(label: &str) -> Option<u32> {
+    let lo: u64 = label.split('-').next()?.parse().ok()?;
+    bucket(lo).filter(|&b| bucket_label(b) == label)
+}
+
+/// One phase's rooms: each room's planned members over the phase's
+/// groups (every shard's clients), and the buckets they fall in. A
+/// client's delivery latencies go to the histogram of its room's
+/// bucket's *slot* (its index in [`PhaseRooms::buckets`]), looked up once
+/// when the client is spawned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PhaseRooms {
+    /// Planned members per scenario room (index: room number).
+    pub members: Vec<u64>,
+    /// The buckets of the non-empty rooms, ascending.
+    pub buckets: Vec<u32>,
+}
+
+impl PhaseRooms {
+    /// The rooms of groups whose members per room are `groups` (each
+    /// indexed by room number, as [`sizes_of`] gives them).
+    pub fn new<'a>(groups: impl IntoIterator<Item = &'a [u64]>) -> PhaseRooms {
+        let mut members: Vec<u64> = Vec::new();
+        for sizes in groups {
+            if members.len() < sizes.len() {
+                members.resize(sizes.len(), 0);
+            }
+            for (m, s) in members.iter_mut().zip(sizes) {
+                *m += s;
+            }
+        }
+        let mut buckets: Vec<u32> = members.iter().filter_map(|&m| bucket(m)).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        PhaseRooms { members, buckets }
+    }
+
+    /// The slot of room `room`'s bucket (`None`: an empty or unknown room).
+    pub fn slot(&self, room: u32) -> Option<usize> {
+        let b = bucket(*self.members.get(room as usize)?)?;
+        self.buckets.binary_search(&b).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +217,53 @@ mod tests {
         let u = uniform.assign(4000);
         assert!(u.iter().all(|&r| r < 200));
         assert_eq!(u, uniform.assign(4000));
+    }
+
+    #[test]
+    fn buckets_are_powers_of_two() {
+        assert_eq!(bucket(0), None);
+        let got: Vec<(u64, u32)> = [1, 2, 3, 4, 7, 8, 15, 16, 400, 511, 512]
+            .into_iter()
+            .map(|m| (m, bucket(m).unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, 0),
+                (2, 1),
+                (3, 1),
+                (4, 2),
+                (7, 2),
+                (8, 3),
+                (15, 3),
+                (16, 4),
+                (400, 8),
+                (511, 8),
+                (512, 9)
+            ]
+        );
+        assert_eq!(bucket(u64::MAX), Some(63));
+        for b in 0..20 {
+            let (lo, hi) = bucket_bounds(b);
+            assert_eq!((bucket(lo), bucket(hi)), (Some(b), Some(b)));
+            assert_eq!(bucket_of_label(&bucket_label(b)), Some(b));
+        }
+        assert_eq!(bucket_label(0), "1");
+        assert_eq!(bucket_label(2), "4-7");
+        assert_eq!(bucket_of_label("4-8"), None);
+        assert_eq!(bucket_of_label("x"), None);
+    }
+
+    #[test]
+    fn a_phase_adds_its_groups_members_per_room() {
+        let a = [3u64, 0, 1, 8];
+        let b = [1u64, 0, 1];
+        let r = PhaseRooms::new([&a[..], &b[..]]);
+        assert_eq!(r.members, [4, 0, 2, 8]);
+        assert_eq!(r.buckets, [1, 2, 3]);
+        assert_eq!(
+            (0..5).map(|room| r.slot(room)).collect::<Vec<_>>(),
+            [Some(1), None, Some(0), Some(2), None]
+        );
     }
 }

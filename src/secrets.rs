@@ -1,20 +1,40 @@
-//! Secrets from the environment (`${VAR}` in header and body values): they
-//! go on the wire and nowhere else. Every value `profile::expand_env`
-//! expands is registered here, and everything stampede writes for people
-//! or files (run.json, error details, log lines, reports) passes through
-//! [`redact`], which replaces each registered value with `${VAR}`.
+//! Secrets from the environment (`${VAR}` in header and body values), data
+//! columns and signed tokens: they go on the wire and nowhere else. Every
+//! value `profile::expand_env` expands is registered here (and every
+//! per-client token and secret data value), and everything stampede
+//! writes for people or files (run.json, error details, log lines,
+//! reports) passes through [`redact`], which replaces each registered
+//! value with its label (`${VAR}`, `{token}`, …).
+//!
+//! A run may register a secret per client (tens of thousands): one
+//! registration is a hash-set insert, and redaction is one pass of a
+//! single Aho–Corasick automaton over every value, built at the first
+//! redaction after a registration, never per secret.
 
-use std::sync::RwLock;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use aho_corasick::{AhoCorasick, MatchKind};
 
 /// Shorter values are not treated as secrets: redacting a one- or
 /// two-character value would mangle every message.
 const MIN_SECRET_LEN: usize = 4;
 
-/// (what is written instead, value) of every secret, longest value first
-/// so a secret containing another is replaced whole.
-/// The value's JSON-string form is kept beside it when it differs (run.json
-/// holds values escaped), so redacting allocates nothing per secret.
-static SECRETS: RwLock<Vec<(String, String, Option<String>)>> = RwLock::new(Vec::new());
+/// Every secret: its value and, when it differs, its JSON-string form
+/// (run.json holds values escaped), each with what is written instead.
+#[derive(Default)]
+struct Registry {
+    /// The values registered, to register each once.
+    seen: HashSet<String>,
+    /// Patterns to find: values and their escaped forms.
+    patterns: Vec<String>,
+    /// What each pattern is replaced by.
+    labels: Vec<String>,
+    /// The automaton over `patterns`; `None` after a registration.
+    matcher: Option<Arc<AhoCorasick>>,
+}
+
+static SECRETS: LazyLock<RwLock<Registry>> = LazyLock::new(Default::default);
 
 /// Remembers that `value` (from environment variable `var`) is secret.
 pub fn register(var: &str, value: &str) {
@@ -28,30 +48,91 @@ pub fn register_as(label: &str, value: &str) {
         return;
     }
     let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    if all.iter().any(|(_, v, _)| v == value) {
+    if !all.seen.insert(value.to_string()) {
         return;
     }
     let escaped = serde_json::to_string(value).unwrap_or_default();
     let escaped = escaped.trim_matches('"');
-    let escaped = (escaped != value).then(|| escaped.to_string());
-    all.push((label.to_string(), value.to_string(), escaped));
-    all.sort_by_key(|(_, v, _)| std::cmp::Reverse(v.len()));
+    if escaped != value && !escaped.is_empty() {
+        all.patterns.push(escaped.to_string());
+        all.labels.push(label.to_string());
+    }
+    all.patterns.push(value.to_string());
+    all.labels.push(label.to_string());
+    all.matcher = None;
+}
+
+/// How the registered values are found.
+enum Finder {
+    /// Nothing is registered.
+    Nothing,
+    /// One automaton over every value.
+    Automaton(Arc<AhoCorasick>),
+    /// The automaton could not be built (too many states): value by
+    /// value, longest first, slow but never leaking.
+    OneByOne,
+}
+
+/// The automaton over every registered value, built if a registration
+/// made the last one stale.
+fn finder() -> Finder {
+    {
+        let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+        if all.patterns.is_empty() {
+            return Finder::Nothing;
+        }
+        if let Some(m) = &all.matcher {
+            return Finder::Automaton(m.clone());
+        }
+    }
+    let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
+    if all.matcher.is_none() {
+        // Leftmost-longest: a secret containing another is replaced whole.
+        match AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&all.patterns)
+        {
+            Ok(built) => all.matcher = Some(Arc::new(built)),
+            Err(_) => return Finder::OneByOne,
+        }
+    }
+    all.matcher
+        .clone()
+        .map_or(Finder::OneByOne, Finder::Automaton)
 }
 
 /// `text` with every registered secret replaced by its label (`${VAR}`).
 pub fn redact(text: &str) -> String {
+    let m = match finder() {
+        Finder::Nothing => return text.to_string(),
+        Finder::Automaton(m) => m,
+        Finder::OneByOne => return redact_one_by_one(text),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
     let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
-    if all.is_empty() {
-        return text.to_string();
+    for hit in m.find_iter(text) {
+        // Patterns are only ever appended: the automaton's indexes stay
+        // valid even if more were registered since it was built.
+        let Some(label) = all.labels.get(hit.pattern().as_usize()) else {
+            continue;
+        };
+        out.push_str(&text[last..hit.start()]);
+        out.push_str(label);
+        last = hit.end();
     }
+    out.push_str(&text[last..]);
+    out
+}
+
+fn redact_one_by_one(text: &str) -> String {
+    let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    let mut order: Vec<usize> = (0..all.patterns.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(all.patterns[i].len()));
     let mut out = text.to_string();
-    for (label, value, escaped) in all.iter() {
-        if out.contains(value.as_str()) {
-            out = out.replace(value.as_str(), label);
-        }
-        // The same value as it appears inside a JSON string (run.json).
-        if let Some(e) = escaped.as_deref().filter(|e| out.contains(e)) {
-            out = out.replace(e, label);
+    for i in order {
+        if out.contains(all.patterns[i].as_str()) {
+            out = out.replace(all.patterns[i].as_str(), &all.labels[i]);
         }
     }
     out
@@ -94,5 +175,42 @@ mod tests {
             redact("Authorization: Bearer hunter2-very-secret; ab"),
             "Authorization: Bearer ${STAMPEDE_UNIT_SECRET}; ab"
         );
+    }
+
+    /// Ten thousand per-client secrets (the registry is process-wide, so
+    /// their values are unique to this test): each is replaced by its own
+    /// label wherever it appears, escaped forms too, a secret containing
+    /// another is replaced whole, and registering one twice keeps the
+    /// first label.
+    #[test]
+    fn ten_thousand_secrets_are_each_redacted() {
+        let value = |i: usize| format!("tenk-{i:05}-{:x}", i * 7919);
+        for i in 0..10_000 {
+            register_as(&format!("{{client{i}}}"), &value(i));
+        }
+        register_as("{again}", &value(42));
+        register_as("{quoted}", "tenk\"quote\\d");
+        register_as("{outer}", "tenk-outer-tenk-00007-d889-end");
+        let mut text = String::new();
+        let mut want = String::new();
+        for i in (0..10_000).step_by(997) {
+            text.push_str(&format!("[{}] ", value(i)));
+            want.push_str(&format!("[{{client{i}}}] "));
+        }
+        assert_eq!(redact(&text), want);
+        assert_eq!(redact(&value(9_999)), "{client9999}");
+        assert_eq!(redact(&format!("x{}y", value(42))), "x{client42}y");
+        assert_eq!(
+            redact(r#"{"k":"tenk\"quote\\d"} tenk"quote\d"#),
+            r#"{"k":"{quoted}"} {quoted}"#
+        );
+        assert_eq!(
+            redact("a tenk-outer-tenk-00007-d889-end b tenk-00007-d889"),
+            "a {outer} b {client7}"
+        );
+        assert_eq!(redact("tenk-10000-nothing"), "tenk-10000-nothing");
+        // Registered after the automaton was built: found all the same.
+        register_as("{late}", "tenk-late-secret");
+        assert_eq!(redact("tenk-late-secret"), "{late}");
     }
 }

@@ -85,6 +85,8 @@ fn room_members_receive_every_other_members_messages_exactly_in_one_or_three_pro
         assert_eq!(listeners.published, Some(0));
         assert!(talkers.published.unwrap() >= 30 * 5);
     }
+    // Without `rooms`, no room-size table.
+    assert!(!dir.path().join("one").join("rooms.csv").exists());
     for g in ["talkers", "listeners"] {
         let (a, b) = (support::row(&one, g), support::row(&three, g));
         assert_eq!(
@@ -130,6 +132,119 @@ fn zipf_rooms_account_exactly_in_one_or_three_processes() {
         assert_eq!(r.delivered, Some(expected), "{out}");
         assert_eq!((r.lost, r.duplicated), (Some(0), Some(0)), "{out}");
         all.push(r);
+    }
+    room_buckets_add_up(dir.path(), &sizes, &all[0]);
+}
+
+/// `rooms.csv`: one row per room-size bucket with exactly the rooms,
+/// members and accounting the Zipf sizes give, adding up to the group's
+/// row; three processes count exactly as one, and their percentiles come
+/// from the shards' added histograms.
+fn room_buckets_add_up(dir: &Path, sizes: &[u64], group: &SummaryRow) {
+    use stampede::folder::rooms::{read, RoomsRow};
+    use stampede::rooms::{bucket, bucket_label};
+    let one = read(&dir.join("one")).unwrap();
+    let three = read(&dir.join("three")).unwrap();
+    let mut want: Vec<RoomsRow> = Vec::new();
+    for &m in sizes.iter().filter(|&&m| m > 0) {
+        let label = bucket_label(bucket(m).unwrap());
+        let i = match want.iter().position(|r| r.room_size == label) {
+            Some(i) => i,
+            None => {
+                want.push(RoomsRow {
+                    group: "members".into(),
+                    transport: "websocket".into(),
+                    room_size: label,
+                    room_size_min: m,
+                    room_size_max: m,
+                    ..RoomsRow::default()
+                });
+                want.len() - 1
+            }
+        };
+        let r = &mut want[i];
+        r.room_size_min = r.room_size_min.min(m);
+        r.room_size_max = r.room_size_max.max(m);
+        r.rooms += 1;
+        r.members += m;
+        r.expected += 6 * m * (m - 1);
+    }
+    want.sort_by_key(|r| bucket(r.room_size_min));
+    assert!(want.len() >= 3, "{want:?}");
+    let counts = |r: &RoomsRow| {
+        (
+            r.group.clone(),
+            r.room_size.clone(),
+            r.room_size_min,
+            r.room_size_max,
+            r.rooms,
+            r.members,
+            r.expected,
+        )
+    };
+    for (rows, out) in [(&one, "one"), (&three, "three")] {
+        assert_eq!(
+            rows.iter().map(counts).collect::<Vec<_>>(),
+            want.iter().map(counts).collect::<Vec<_>>(),
+            "{out}: rooms.csv"
+        );
+        for r in rows.iter() {
+            assert_eq!(
+                (r.delivered, r.lost, r.duplicated),
+                (r.expected, 0, 0),
+                "{out}: {r:?}"
+            );
+            if r.delivered > 0 {
+                let p = [r.delivery_p50_ms, r.delivery_p99_ms, r.delivery_max_ms];
+                assert!(p.iter().all(Option::is_some), "{out}: {r:?}");
+                assert!(p[0] <= p[1] && p[1] <= p[2], "{out}: {r:?}");
+            }
+        }
+        assert_eq!(
+            rows.iter().map(|r| r.delivered).sum::<u64>(),
+            group.delivered.unwrap(),
+            "{out}: the buckets add up to the group"
+        );
+        let folder = dir.join(out);
+        let json = stampede::folder::summary_json::SummaryJson::read(&folder).unwrap();
+        assert_eq!(
+            &json.rooms, rows,
+            "{out}: summary.json has rooms.csv's rows"
+        );
+        let html = std::fs::read_to_string(folder.join("report.html")).unwrap();
+        assert!(
+            html.contains("id=\"rooms-table\"") && html.contains("id=\"rooms\""),
+            "{out}: the report shows the rooms table and chart"
+        );
+    }
+    assert!(dir.join("one/charts/rooms.svg").exists());
+    // Merged, not averaged: the largest delivery of a bucket is the
+    // largest any shard saw, and its median lies within the shards'.
+    let shards: Vec<Vec<RoomsRow>> = (0..3)
+        .map(|i| read(&dir.join("three").join(format!("shard-{i}"))).unwrap())
+        .collect();
+    for r in &three {
+        let mut of_shards: Vec<&RoomsRow> = shards
+            .iter()
+            .filter_map(|s| s.iter().find(|x| x.room_size == r.room_size))
+            .collect();
+        assert_eq!(
+            of_shards.iter().map(|x| x.members).sum::<u64>(),
+            r.members,
+            "{r:?}"
+        );
+        of_shards.retain(|x| x.delivered > 0);
+        let max = of_shards
+            .iter()
+            .filter_map(|x| x.delivery_max_ms)
+            .fold(0.0, f64::max);
+        assert_eq!(r.delivery_max_ms, Some(max), "{r:?}");
+        let p50s: Vec<f64> = of_shards.iter().filter_map(|x| x.delivery_p50_ms).collect();
+        let (lo, hi) = p50s
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        let p50 = r.delivery_p50_ms.unwrap();
+        assert!(lo <= p50 && p50 <= hi, "{p50} not within {p50s:?}");
     }
 }
 

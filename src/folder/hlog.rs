@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::serialization::interval_log::{
-    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry,
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
 };
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
@@ -26,6 +26,7 @@ enum Msg {
         hist: Box<Histogram<u64>>,
         start: Duration,
         duration: Duration,
+        tag: Option<String>,
     },
 }
 
@@ -62,12 +63,27 @@ impl HlogWriter {
 
     /// Queues one interval for file `file` (index into the creation list).
     pub fn write(&self, file: usize, hist: &Histogram<u64>, start: Duration, duration: Duration) {
+        self.write_tagged(file, hist, start, duration, None)
+    }
+
+    /// Like [`HlogWriter::write`], with the interval tagged `tag` (no
+    /// commas or whitespace: HdrHistogram's `Tag=` syntax), so one file
+    /// holds several histograms per interval.
+    pub fn write_tagged(
+        &self,
+        file: usize,
+        hist: &Histogram<u64>,
+        start: Duration,
+        duration: Duration,
+        tag: Option<&str>,
+    ) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Write {
                 file,
                 hist: Box::new(hist.clone()),
                 start,
                 duration,
+                tag: tag.map(str::to_string),
             });
         }
     }
@@ -120,10 +136,12 @@ fn write_loop(
         hist,
         start,
         duration,
+        tag,
     }) = rx.recv()
     {
         if let Some(Some(w)) = writers.get_mut(file) {
-            w.write_histogram(&hist, start, duration, None)
+            let tag = tag.as_deref().and_then(Tag::new);
+            w.write_histogram(&hist, start, duration, tag)
                 .map_err(|e| io::Error::other(e.to_string()))?;
         }
     }
@@ -186,6 +204,8 @@ pub struct RawInterval {
     pub duration_s: f64,
     /// Base64 of the V2+DEFLATE histogram.
     pub encoded: String,
+    /// The interval's tag, if it has one.
+    pub tag: Option<String>,
 }
 
 /// Reads every interval of an `.hlog` file without decoding histograms.
@@ -206,6 +226,7 @@ pub fn read_raw(path: &Path) -> io::Result<Vec<RawInterval>> {
                 start_s: ilh.start_timestamp().as_secs_f64(),
                 duration_s: ilh.duration().as_secs_f64(),
                 encoded: ilh.encoded_histogram().to_string(),
+                tag: ilh.tag().map(|t| t.as_str().to_string()),
             });
         }
     }

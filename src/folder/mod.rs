@@ -4,7 +4,8 @@
 //! `timeseries.csv` ([`timeseries`]), the `.hlog` interval logs ([`hlog`],
 //! and which of them a group has: [`latency`]), `run.json`
 //! ([`run_json`]), `summary.json` ([`summary_json`]), `sweep.csv` ([`sweep_csv`]),
-//! `target_metrics.csv` ([`target_metrics`]) and the capacity search's
+//! `target_metrics.csv` ([`target_metrics`]), `rooms.csv` and its
+//! per-bucket interval logs ([`rooms`]) and the capacity search's
 //! files ([`capacity`]) — the reader of a whole folder ([`read`]), and the
 //! cost columns' one definition ([`cost`]).
 //!
@@ -18,6 +19,7 @@ pub mod hlog;
 pub mod latency;
 pub mod read;
 pub mod record;
+pub mod rooms;
 pub mod run_json;
 pub mod summary;
 pub mod summary_json;

@@ -29,6 +29,8 @@ pub struct RunData {
     pub traces: Vec<Trace>,
     /// `sweep.csv`; empty when the run was not a sweep.
     pub sweep: Vec<SweepRow>,
+    /// `rooms.csv`; empty when the run had no rooms.
+    pub rooms: Vec<super::rooms::RoomsRow>,
 }
 
 /// Per-second data and full-window histograms of one execution.
@@ -108,6 +110,7 @@ pub fn read(dir: &Path) -> Result<RunData> {
         dir: dir.to_path_buf(),
         label: String::new(),
         sweep: sweep_csv::read(dir)?,
+        rooms: super::rooms::read(dir)?,
         info,
         rows,
         traces,

@@ -111,7 +111,8 @@ pub struct Field<R: 'static, I: 'static> {
     pub access: Access<R>,
 }
 
-/// Declares a run-folder row. Syntax:
+/// Declares a run-folder row (without `errors; { ... }`: a row with no
+/// error columns). Syntax:
 ///
 /// ```text
 /// csv_record! {
@@ -189,8 +190,8 @@ macro_rules! csv_record {
             fn errors(&self) -> &$crate::folder::record::ErrorCounts {
                 &self.errors_by_kind
             }
-            fn errors_mut(&mut self) -> &mut $crate::folder::record::ErrorCounts {
-                &mut self.errors_by_kind
+            fn errors_mut(&mut self) -> Option<&mut $crate::folder::record::ErrorCounts> {
+                Some(&mut self.errors_by_kind)
             }
         }
 
@@ -245,6 +246,88 @@ macro_rules! csv_record {
             }
         }
     };
+    // A row without the per-kind error counts.
+    (
+        $(#[$sm:meta])*
+        pub struct $name:ident [$info:ty] {
+            $( $(#[$hm:meta])* $hf:ident : $ht:ty $(=> $hi:expr)? ),* $(,)?
+        }
+    ) => {
+        $(#[$sm])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $( $(#[$hm])* pub $hf: $ht, )*
+        }
+
+        impl $name {
+            /// Every column in file order, with its documentation.
+            pub fn fields() -> Vec<$crate::folder::record::Field<$name, $info>> {
+                use $crate::folder::record::{Access, Cell, Field};
+                vec![$(
+                    Field {
+                        name: stringify!($hf),
+                        info: $crate::folder::record::opt!($($hi)?),
+                        access: Access::Field {
+                            get: |r: &$name| Cell::number(&r.$hf),
+                            set: |r: &mut $name, v| Cell::set_number(&mut r.$hf, v),
+                            integral: <$ht as Cell>::INTEGRAL,
+                            text: $crate::folder::record::is_text(stringify!($ht)),
+                        },
+                    },
+                )*]
+            }
+        }
+
+        impl $crate::folder::record::HasErrors for $name {
+            fn errors(&self) -> &$crate::folder::record::ErrorCounts {
+                const NONE: $crate::folder::record::ErrorCounts =
+                    [0; $crate::fault::ErrorKind::ALL.len()];
+                &NONE
+            }
+            fn errors_mut(&mut self) -> Option<&mut $crate::folder::record::ErrorCounts> {
+                None
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let n = [$(stringify!($hf),)*].len();
+                let mut st = s.serialize_struct(stringify!($name), n)?;
+                $( st.serialize_field(stringify!($hf), &self.$hf)?; )*
+                st.end()
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str(concat!("a ", stringify!($name)))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$name, A::Error> {
+                        let mut row = $name::default();
+                        while let Some(key) = map.next_key::<String>()? {
+                            match key.as_str() {
+                                $( stringify!($hf) => row.$hf = map.next_value()?, )*
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(row)
+                    }
+                }
+                const FIELDS: &[&str] = &[$(stringify!($hf),)*];
+                d.deserialize_struct(stringify!($name), FIELDS, V)
+            }
+        }
+    };
 }
 pub(crate) use csv_record;
 
@@ -285,7 +368,11 @@ impl<R, I> Field<R, I> {
     {
         match &self.access {
             Access::Field { set, .. } => set(row, v),
-            Access::Error(k) => row.errors_mut()[k.index()] = v.round() as u64,
+            Access::Error(k) => {
+                if let Some(e) = row.errors_mut() {
+                    e[k.index()] = v.round() as u64
+                }
+            }
         }
     }
 
@@ -307,6 +394,6 @@ impl<R, I> Field<R, I> {
 pub trait HasErrors {
     /// The counts.
     fn errors(&self) -> &ErrorCounts;
-    /// The counts, to change.
-    fn errors_mut(&mut self) -> &mut ErrorCounts;
+    /// The counts, to change (`None`: a row without error columns).
+    fn errors_mut(&mut self) -> Option<&mut ErrorCounts>;
 }

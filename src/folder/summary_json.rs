@@ -10,6 +10,7 @@
 //! jq '.groups[] | {group, p99: .values.delivery_p99_ms}' summary.json
 //! jq '.columns.delivery_p99_ms.unit' summary.json
 //! jq -e '.thresholds_passed' summary.json
+//! jq '.rooms[] | {room_size, p99: .delivery_p99_ms}' summary.json
 //! ```
 
 use std::collections::BTreeMap;
@@ -86,6 +87,10 @@ pub struct SummaryJson {
     pub columns: BTreeMap<String, ColumnDoc>,
     /// One entry per `summary.csv` row, in file order.
     pub groups: Vec<GroupValues>,
+    /// `rooms.csv`'s rows (delivery by room size; absent without rooms),
+    /// its columns as [`super::rooms`] declares them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rooms: Vec<super::rooms::RoomsRow>,
 }
 
 /// The registry's description of every column.
@@ -189,6 +194,7 @@ impl SummaryJson {
             column_order,
             columns: column_docs(),
             groups,
+            rooms: Vec::new(),
         })
     }
 
@@ -212,7 +218,8 @@ pub fn write(dir: &Path, info: &RunInfo) -> Result<()> {
     let rows = summary::read(dir)?;
     let path = dir.join(FILE);
     let tmp = dir.join(".summary.json.tmp");
-    let doc = SummaryJson::new(info, &rows)?;
+    let mut doc = SummaryJson::new(info, &rows)?;
+    doc.rooms = super::rooms::read(dir)?;
     let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::output(&path, e.into()))?;
     let text = crate::secrets::redact(&text);
     std::fs::write(&tmp, text + "\n").map_err(|e| Error::output(&tmp, e))?;

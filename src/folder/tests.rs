@@ -154,21 +154,53 @@ fn every_column_is_documented() {
 /// `STAMPEDE_BLESS=1 cargo test --lib folder::tests` to rewrite it.
 #[test]
 fn readme_column_table_is_current() {
-    const BEGIN: &str = "<!-- summary-columns:begin (generated from src/folder/summary.rs) -->\n";
-    const END: &str = "<!-- summary-columns:end -->";
+    readme_table_is_current("summary", "summary.rs", &columns::markdown_table());
+    readme_table_is_current("rooms", "rooms.rs", &super::rooms::markdown_table());
+}
+
+/// The README's `<name>` column table, between its markers, is `table`.
+fn readme_table_is_current(name: &str, source: &str, table: &str) {
+    let begin = format!("<!-- {name}-columns:begin (generated from src/folder/{source}) -->\n");
+    let end_marker = format!("<!-- {name}-columns:end -->");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
     let readme = std::fs::read_to_string(path).unwrap();
-    let start = readme.find(BEGIN).expect("README has the begin marker") + BEGIN.len();
-    let end = readme.find(END).expect("README has the end marker");
-    let table = columns::markdown_table();
+    let start = readme.find(&begin).expect("README has the begin marker") + begin.len();
+    let end = readme.find(&end_marker).expect("README has the end marker");
     if std::env::var_os("STAMPEDE_BLESS").is_some() {
         let text = format!("{}{table}{}", &readme[..start], &readme[end..]);
         std::fs::write(path, text).unwrap();
         return;
     }
     assert!(
-        readme[start..end] == table,
-        "README.md's summary.csv column table is stale: run \
+        readme[start..end] == *table,
+        "README.md's {name}.csv column table is stale: run \
          STAMPEDE_BLESS=1 cargo test --lib folder::tests::readme_column_table_is_current"
     );
+}
+
+/// `rooms.csv`'s header is its registry, and its rows round-trip.
+#[test]
+fn rooms_header_is_the_registry_and_rows_round_trip() {
+    use super::rooms::{columns as room_columns, RoomsRow};
+    let mut row = RoomsRow {
+        group: "g".into(),
+        transport: "websocket".into(),
+        room_size: "4-7".into(),
+        ..RoomsRow::default()
+    };
+    for (i, c) in room_columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_numeric())
+    {
+        c.set_number(&mut row, i as f64 + if c.is_integral() { 0.0 } else { 0.5 });
+    }
+    let text = csv_of(&row);
+    let names: Vec<&str> = room_columns().iter().map(|c| c.name).collect();
+    assert_eq!(text.lines().next().unwrap(), names.join(","));
+    assert_eq!(read_back::<RoomsRow>(&text), row);
+    assert_eq!(row.delivery_max_ms, Some(14.5));
+    for c in room_columns() {
+        assert!(c.info.is_some_and(|i| !i.meaning.is_empty()), "{}", c.name);
+    }
 }

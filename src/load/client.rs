@@ -51,6 +51,9 @@ pub struct ClientSpec {
     pub publish: Option<ClientPublish>,
     /// Where it publishes with `via = "http"`; `None`: on its own session.
     pub publish_endpoint: Option<Arc<crate::publish::Endpoint>>,
+    /// Its room's size-bucket slot (see [`crate::rooms::PhaseRooms`]):
+    /// its delivery latencies are recorded there too.
+    pub room_slot: Option<usize>,
 }
 
 /// One client's own messages to its room: every `every` from `first`
@@ -153,6 +156,8 @@ struct ClientSink<'a> {
     who: crate::identity::Who,
     /// What it published to its room, if it publishes.
     sent: Option<PeerLog>,
+    /// Its room's size-bucket slot.
+    room_slot: Option<usize>,
 }
 
 impl ClientSink<'_> {
@@ -332,6 +337,9 @@ impl Sink for ClientSink<'_> {
                 };
                 self.shared.recorder.with(|i| {
                     i.record(Latency::Delivery, latency);
+                    if let Some(slot) = self.room_slot {
+                        i.record_room(slot, latency);
+                    }
                     i.add(Count::Deliveries, 1);
                     if let Some(f) = first {
                         i.record(Latency::FirstEvent, f);
@@ -578,6 +586,7 @@ pub async fn run<T: Transport>(
             sender: spec.who.client,
             log: Default::default(),
         }),
+        room_slot: spec.room_slot,
     };
     let mut publishing = spec.publish.filter(|_| own_session).map(|p| Publishing {
         next_at: p.first,

@@ -46,6 +46,8 @@ pub struct PhaseSpec {
     pub base_path: String,
     /// Local addresses client connections come from.
     pub sources: Arc<crate::net::Sources>,
+    /// The phase's rooms and their size buckets (`rooms` scenarios only).
+    pub rooms: Option<Arc<crate::rooms::PhaseRooms>>,
 }
 
 /// One collected interval of one group.
@@ -75,6 +77,8 @@ pub struct GroupPhase {
     /// Settled accounting and the events published in the measured window
     /// on this group's channels (None for groups that do not subscribe).
     pub accounting: Option<(Tally, u64)>,
+    /// The same accounting per room-size bucket slot (empty without rooms).
+    pub rooms: Vec<Tally>,
     /// The recorder (for first-error details).
     pub recorder: Arc<GroupRecorder>,
 }
@@ -215,7 +219,12 @@ impl KindVisitor for Spawner<'_> {
                     bytes: p.payload_bytes,
                 }
             });
+            let room_slot = match (&self.spec.rooms, &g.rooms) {
+                (Some(r), Some(_)) => r.slot(g.room_of(k, scenario_channels)),
+                _ => None,
+            };
             let spec = ClientSpec {
+                room_slot,
                 publish,
                 publish_endpoint: publish.and(via_http.clone()),
                 who,

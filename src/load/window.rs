@@ -99,13 +99,25 @@ pub(super) fn settle(
         .map(|(gi, s)| {
             let to_ns = clock.ns(window_end(gi)).max(from_ns);
             let ledgers = std::mem::take(&mut *s.ledgers.lock().unwrap_or_else(|p| p.into_inner()));
+            // Each client's settlement also goes to its room's size bucket.
+            let slot_of = |channel: u32| {
+                let rooms = spec.rooms.as_ref()?;
+                plan.groups[gi].rooms.as_ref()?;
+                rooms.slot(*spec.channel_ids.get(channel as usize)?)
+            };
+            let mut by_bucket =
+                vec![Tally::default(); spec.rooms.as_ref().map_or(0, |r| r.buckets.len())];
             let accounting = plan.groups[gi].transport.subscribes().then(|| {
                 let mut tally = Tally::default();
                 for l in &ledgers {
-                    tally += l.settle(&publish.log, from_ns, to_ns);
+                    let mut t = l.settle(&publish.log, from_ns, to_ns);
                     if let Some(room) = rooms.get(&l.channel) {
-                        tally += l.settle_peers(room, from_ns, to_ns);
+                        t += l.settle_peers(room, from_ns, to_ns);
                     }
+                    if let Some(b) = slot_of(l.channel).and_then(|s| by_bucket.get_mut(s)) {
+                        *b += t;
+                    }
+                    tally += t;
                 }
                 // The group's own members' messages (each client runs in
                 // one shard, so shards add up).
@@ -139,6 +151,11 @@ pub(super) fn settle(
             GroupPhase {
                 group: gi,
                 accounting,
+                rooms: if plan.groups[gi].rooms.is_some() {
+                    by_bucket
+                } else {
+                    Vec::new()
+                },
                 recorder: s.recorder.clone(),
             }
         })

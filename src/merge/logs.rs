@@ -38,8 +38,12 @@ pub(super) fn merge_logs(
     let mut paths = Vec::new();
     let mut contents = Vec::new();
     for r in rows {
-        for m in Latency::ALL {
-            let name = hlog_name(&r.group, m.label());
+        // The room-size buckets' log too, when the group has one.
+        let names = Latency::ALL
+            .iter()
+            .map(|m| hlog_name(&r.group, m.label()))
+            .chain([crate::folder::rooms::hlog_name(&r.group)]);
+        for name in names {
             let mut all: Vec<RawInterval> = Vec::new();
             let mut logged = false;
             for s in shards {
@@ -75,11 +79,12 @@ pub(super) fn merge_logs(
                     format!("not a readable interval histogram: {e}"),
                 )
             })?;
-            writer.write(
+            writer.write_tagged(
                 file,
                 &h,
                 Duration::try_from_secs_f64(iv.start_s.max(0.0)).unwrap_or_default(),
                 Duration::try_from_secs_f64(iv.duration_s.max(0.0)).unwrap_or_default(),
+                iv.tag.as_deref(),
             );
         }
     }

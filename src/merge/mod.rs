@@ -7,11 +7,13 @@
 //! ([`GroupResult::row`](crate::metrics::summary::GroupResult::row)); counters are summed. The merged `.hlog` files
 //! hold every shard's intervals on one time base, and `timeseries.csv`
 //! adds the shards' rows up per group and wall-clock second, with
-//! percentiles from the added interval histograms.
+//! percentiles from the added interval histograms. `rooms.csv` adds up
+//! the same way, bucket by bucket.
 
 mod info;
 mod logs;
 mod results;
+mod rooms;
 mod series;
 
 use std::path::{Path, PathBuf};
@@ -88,6 +90,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged> {
     let rows = merge_summary(&shards)?;
     summary_csv::write(out, &rows)?;
     merge_logs(&shards, &rows, epoch, out)?;
+    rooms::merge_rooms(&shards, out)?;
     merge_series(&shards, &rows, epoch, out)?;
 
     let mut info = merged_info(&shards, epoch, &missing);

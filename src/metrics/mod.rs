@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod plausibility;
 pub mod process;
 pub mod recorder;
+pub mod rooms;
 pub mod summary;
 
 pub use ledger::{Ledger, PeerLog, PublishLog, Tally};

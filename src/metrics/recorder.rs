@@ -102,6 +102,10 @@ pub struct Interval {
     pub counts: [u64; COUNTS],
     /// One value per `ErrorKind`.
     pub errors: [u64; ErrorKind::ALL.len()],
+    /// Delivery latency per room-size bucket slot (see
+    /// [`crate::rooms::PhaseRooms`]), in microseconds; empty without
+    /// rooms, and grown on first use, so groups without rooms pay nothing.
+    pub rooms: Vec<Histogram<u64>>,
 }
 
 /// A histogram with the run's fixed bounds (never auto-resizing, so shards
@@ -120,6 +124,7 @@ impl Default for Interval {
             hists: std::array::from_fn(|_| None),
             counts: [0; COUNTS],
             errors: [0; ErrorKind::ALL.len()],
+            rooms: Vec::new(),
         }
     }
 }
@@ -167,6 +172,16 @@ impl Interval {
         }
     }
 
+    /// Records one delivery latency in room-size bucket slot `slot` too
+    /// (its overflow, if any, was counted by [`Interval::record`]).
+    pub fn record_room(&mut self, slot: usize, d: Duration) {
+        if self.rooms.len() <= slot {
+            self.rooms.resize_with(slot + 1, new_histogram);
+        }
+        let us = d.as_micros().min(u128::from(MAX_US)) as u64;
+        self.rooms[slot].saturating_record(us);
+    }
+
     /// Adds to a counter.
     pub fn add(&mut self, c: Count, n: u64) {
         self.counts[c as usize] += n;
@@ -201,12 +216,18 @@ impl Interval {
         for (a, b) in self.errors.iter_mut().zip(&other.errors) {
             *a += b;
         }
+        if self.rooms.len() < other.rooms.len() {
+            self.rooms.resize_with(other.rooms.len(), new_histogram);
+        }
+        for (a, b) in self.rooms.iter_mut().zip(&other.rooms) {
+            let _ = a.add(b);
+        }
     }
 
     fn reset(&mut self) {
         // Kept allocated: a recorder shard that recorded a metric once
         // will again.
-        for h in self.hists.iter_mut().flatten() {
+        for h in self.hists.iter_mut().flatten().chain(&mut self.rooms) {
             h.reset();
         }
         self.counts = [0; COUNTS];
@@ -359,5 +380,21 @@ mod tests {
             i.hist(Latency::Delivery).highest_equivalent(MAX_US)
         );
         assert_eq!(r.take().hist(Latency::Delivery).len(), 0);
+    }
+
+    #[test]
+    fn room_buckets_grow_on_use_and_merge() {
+        let r = GroupRecorder::new(2);
+        assert!(r.take().rooms.is_empty(), "no rooms, no histograms");
+        r.with(|s| s.record_room(2, Duration::from_millis(3)));
+        r.with(|s| s.record_room(0, Duration::from_secs(7200)));
+        let i = r.take();
+        assert_eq!(i.rooms.len(), 3);
+        assert_eq!(
+            i.rooms.iter().map(|h| h.len()).collect::<Vec<_>>(),
+            [1, 0, 1]
+        );
+        assert_eq!(i.rooms[0].max(), i.rooms[0].highest_equivalent(MAX_US));
+        assert!(r.take().rooms.iter().all(|h| h.is_empty()));
     }
 }

@@ -82,6 +82,9 @@ pub fn page(runs: &[RunData], charts: &[Chart]) -> String {
     if runs.iter().any(|r| !r.sweep.is_empty()) {
         sweep_section(&mut h, runs);
     }
+    if runs.iter().any(|r| !r.rooms.is_empty()) {
+        rooms_section(&mut h, runs);
+    }
     charts_section(&mut h, charts);
     errors_section(&mut h, runs);
     let _ = write!(h, "<script>{SCRIPT}</script>\n</body></html>\n");
@@ -391,6 +394,54 @@ fn sweep_section(h: &mut String, runs: &[RunData]) {
             h.push_str(&num_cell(r.target_cpu_ms_per_1k_deliveries, format::num));
             h.push_str(&num_cell(r.lost.map(|v| v as f64), count));
             h.push_str(&num_cell(Some(r.errors as f64), count));
+            h.push_str("</tr>\n");
+        }
+    }
+    h.push_str("</tbody></table></div>\n");
+}
+
+/// `rooms.csv` as a table: one row per group and room-size bucket.
+fn rooms_section(h: &mut String, runs: &[RunData]) {
+    let multi = runs.len() > 1;
+    h.push_str(
+        "<h2 id=\"rooms-table\">Rooms</h2>\n<p>From <code>rooms.csv</code>: each group's members \
+         by the size of their room (planned members, power-of-two buckets). Chart: \
+         <a href=\"#rooms\">latency by room size</a>.</p>\n\
+         <div class=\"scroll\"><table class=\"sortable\"><thead><tr>",
+    );
+    if multi {
+        h.push_str("<th class=\"t\">run</th>");
+    }
+    h.push_str(
+        "<th class=\"t\">group</th><th>room size</th><th>rooms</th><th>members</th>\
+         <th>expected</th><th>delivered</th><th>lost</th><th>delivery p50 (ms)</th>\
+         <th>p90 (ms)</th><th>p99 (ms)</th><th>max (ms)</th></tr></thead><tbody>\n",
+    );
+    for run in runs {
+        for r in &run.rooms {
+            h.push_str("<tr>");
+            if multi {
+                h.push_str(&text_cell(&run.label));
+            }
+            h.push_str(&text_cell(&r.group));
+            // Sorted by the smallest room of the bucket.
+            let _ = write!(
+                h,
+                "<td data-v=\"{}\">{}</td>",
+                r.room_size_min,
+                escape(&r.room_size)
+            );
+            for v in [r.rooms, r.members, r.expected, r.delivered, r.lost] {
+                h.push_str(&num_cell(Some(v as f64), count));
+            }
+            for v in [
+                r.delivery_p50_ms,
+                r.delivery_p90_ms,
+                r.delivery_p99_ms,
+                r.delivery_max_ms,
+            ] {
+                h.push_str(&num_cell(v, format::num));
+            }
             h.push_str("</tr>\n");
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! [`generate`] is `stampede report`: it reads finished folders
 //! ([`crate::folder::read`]) and writes `charts/*.svg` ([`charts`], and [`sweep_chart`]
-//! for a sweep, drawn by [`plot`] on [`axis`]) and `report.html`
+//! for a sweep, [`rooms_chart`] for rooms, drawn by [`plot`] on [`axis`]) and `report.html`
 //! ([`html`]); it never runs load.
 
 pub mod axis;
@@ -12,6 +12,7 @@ pub mod charts;
 pub mod format;
 pub mod html;
 pub mod plot;
+pub mod rooms_chart;
 pub mod sweep_chart;
 
 // The run folder's files, read and written by the schema module; kept

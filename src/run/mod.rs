@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::folder::hlog::HlogWriter;
 use crate::folder::latency::LogScope;
+use crate::folder::rooms::RoomsRow;
 use crate::folder::run_json::{ErrorExample, MessageExample, RunInfo};
 use crate::folder::{self, summary as summary_csv, sweep_csv, timeseries};
 use crate::gate::threshold::ThresholdResult;
@@ -23,11 +24,13 @@ use crate::load::runner::{self, PhaseReport, PhaseSpec};
 use crate::metrics::health::{Health, LagProbe};
 use crate::metrics::plausibility;
 use crate::metrics::process::{self, PhaseUsage};
+use crate::metrics::rooms::{planned, BucketPlan, BucketResult};
 use crate::metrics::summary::{pct_ms, GroupResult, SummaryRow};
 use crate::metrics::Latency;
 use crate::net::Sources;
 use crate::plan::Plan;
 use crate::progress::{Display, Progress};
+use crate::rooms::PhaseRooms;
 use crate::shard::Shard;
 use crate::shutdown::{Shutdown, StopReason};
 use crate::telemetry::remote_write::RemoteWrite;
@@ -129,6 +132,7 @@ struct Finished {
     usage: PhaseUsage,
     lag_p99_ms: Option<f64>,
     report: PhaseReport,
+    rooms: Option<Arc<PhaseRooms>>,
 }
 
 /// A run's state while its phases run, one after another.
@@ -140,6 +144,8 @@ struct Phases<'a> {
     info: RunInfo,
     out: Outputs,
     results: Vec<GroupResult>,
+    /// Delivery by room size, per group and bucket (`rooms.csv`).
+    room_results: Vec<BucketResult>,
     channel_prefix: String,
     shard_tag: String,
     shards: usize,
@@ -190,6 +196,17 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
             );
         }
     }
+    // Then each group's room-size log, in the same numbering.
+    let rooms_log_base = hlog_paths.len();
+    for (s, g) in steps
+        .iter()
+        .flat_map(|s| s.groups.iter().map(move |g| (s, g)))
+    {
+        hlog_paths.push(
+            (s.rooms.is_some() && g.rooms.is_some())
+                .then(|| dir.join(folder::rooms::hlog_name(&g.name))),
+        );
+    }
     let hlog =
         HlogWriter::create(hlog_paths, clock.wall_epoch()).map_err(|e| Error::output(&dir, e))?;
     let ts = timeseries::Writer::create(&dir)?;
@@ -237,8 +254,10 @@ async fn run_with_target(env: &Env<'_>, progress: &mut Progress) -> Result<RunOu
             write_error: None,
             dashboard: opts.dashboard.clone(),
             remote,
+            rooms_log_base,
         },
         results: Vec::new(),
+        room_results: Vec::new(),
         publishing: Vec::new(),
         scraper,
         channel_prefix,
@@ -327,6 +346,11 @@ impl Phases<'_> {
                 .map(|c| format!("{channel_prefix}{shard_tag}-p{pi}-c{c}"))
                 .collect(),
             channel_ids: channel_ids.clone(),
+            rooms: plan.rooms.map(|_| {
+                Arc::new(PhaseRooms::new(groups.iter().filter_map(|&g| {
+                    plan.groups[g].rooms.as_ref().map(|r| &r.sizes[..])
+                })))
+            }),
             addr: target.addr,
             authority: target.authority.clone(),
             base_path: plan.base_path().to_string(),
@@ -358,6 +382,7 @@ impl Phases<'_> {
             pid: target.info.pid,
             lag: Some(&lag),
             scraper: self.scraper.as_ref(),
+            rooms: spec.rooms.as_deref(),
         };
         let mut recorder = PhaseRecorder::new(plan, clock, shutdown, slot, &mut self.out, progress);
         let report = runner::run_phase(plan, &spec, clock, shutdown, self.shards, |tick| {
@@ -369,6 +394,7 @@ impl Phases<'_> {
             usage: recorder.usage,
             lag_p99_ms: lag.finish().await,
             report,
+            rooms: spec.rooms.clone(),
         };
         self.record(pi, si, plan, &groups, done)
     }
@@ -387,6 +413,7 @@ impl Phases<'_> {
             usage,
             lag_p99_ms,
             report,
+            rooms,
         } = done;
         let report = &report;
         let (info, results, dir) = (&mut self.info, &mut self.results, &self.dir);
@@ -434,6 +461,16 @@ impl Phases<'_> {
                     kind: kind.label().to_string(),
                     detail,
                 });
+            }
+            if let (Some(rooms), Some(own)) = (&rooms, &g.rooms) {
+                let planned = room_buckets(plan, gp.group, &own.sizes, rooms);
+                self.room_results.extend(BucketResult::of_group(
+                    &g.name,
+                    g.transport,
+                    planned,
+                    &gp.rooms,
+                    &st.measured.rooms,
+                ));
             }
             results.push(GroupResult {
                 name: g.name.clone(),
@@ -485,6 +522,8 @@ impl Phases<'_> {
         // The summary grows phase by phase, so a later crash keeps earlier phases.
         summary_csv::write(dir, &rows)?;
         write_sweep(dir, info, &rows)?;
+        let room_rows: Vec<RoomsRow> = self.room_results.iter().map(BucketResult::row).collect();
+        folder::rooms::write(dir, &room_rows)?;
         if let Some(feed) = &self.out.dashboard {
             feed.phase(&rows);
         }
@@ -502,6 +541,7 @@ impl Phases<'_> {
             mut info,
             out,
             results,
+            room_results,
             publishing,
             scraper,
             ..
@@ -512,11 +552,14 @@ impl Phases<'_> {
             write_error,
             dashboard,
             remote,
+            ..
         } = out;
         let hlog_result = hlog.finish();
         let rows: Vec<SummaryRow> = results.iter().map(GroupResult::row).collect();
         summary_csv::write(&dir, &rows)?;
         write_sweep(&dir, &info, &rows)?;
+        let room_rows: Vec<RoomsRow> = room_results.iter().map(BucketResult::row).collect();
+        folder::rooms::write(&dir, &room_rows)?;
         if let Some(s) = scraper {
             for w in s.finish().await {
                 eprintln!("stampede: warning: {w}");
@@ -559,6 +602,24 @@ impl Phases<'_> {
             thresholds,
         })
     }
+}
+
+/// Group `gi`'s room-size buckets in this process: its members per room
+/// (`own`, scenario-wide) and the rooms of the clients this shard runs.
+fn room_buckets(
+    plan: &Plan,
+    gi: usize,
+    own: &[u64],
+    rooms: &PhaseRooms,
+) -> Vec<Option<BucketPlan>> {
+    let g = &plan.groups[gi];
+    let shard = plan.shard.unwrap_or(Shard::WHOLE);
+    let channels = plan.publisher.as_ref().map_or(0, |p| p.channels);
+    let mine = (0..g.total_clients())
+        .map(|k| (k, g.room_of(k, channels)))
+        .filter(|&(k, room)| shard.owner_in(k, room, channels) == shard.index)
+        .map(|(_, room)| room);
+    planned(own, mine, rooms, shard)
 }
 
 /// Refuses, before connecting, a plan that needs more open files than

@@ -35,6 +35,9 @@ pub(super) struct Outputs {
     /// Prometheus remote write (`--prometheus-remote-write`): sent every
     /// row as written, with its interval.
     pub remote: Option<crate::telemetry::remote_write::RemoteWrite>,
+    /// Index in `hlog` of the first group's room-size log (one per group
+    /// after the latency logs; a group without rooms has no file).
+    pub rooms_log_base: usize,
 }
 
 /// Per-group state kept across ticks.
@@ -77,6 +80,8 @@ pub(super) struct PhaseSlot<'a> {
     pub lag: Option<&'a LagProbe>,
     /// The target's own metrics endpoints (`--target-metrics`).
     pub scraper: Option<&'a Scraper>,
+    /// The phase's room-size buckets (`rooms` scenarios).
+    pub rooms: Option<&'a crate::rooms::PhaseRooms>,
 }
 
 /// One phase's recorder.
@@ -99,6 +104,7 @@ pub(super) struct PhaseRecorder<'a> {
     pub usage: PhaseUsage,
     lag: Option<&'a LagProbe>,
     scraper: Option<&'a Scraper>,
+    rooms: Option<&'a crate::rooms::PhaseRooms>,
     scraped: Reading,
     cpu_now: (Option<f64>, Option<f64>, Option<u64>),
     target_sockets: Option<u64>,
@@ -124,6 +130,7 @@ impl<'a> PhaseRecorder<'a> {
             pid,
             lag,
             scraper,
+            rooms,
         } = phase;
         let mut usage = PhaseUsage::default();
         let scraped = scraper.map(Scraper::latest).unwrap_or_default();
@@ -141,6 +148,7 @@ impl<'a> PhaseRecorder<'a> {
             usage,
             lag,
             scraper,
+            rooms,
             scraped,
             cpu_now: (None, None, None),
             target_sockets: None,
@@ -202,6 +210,13 @@ impl<'a> PhaseRecorder<'a> {
                 start,
                 dur,
             );
+        }
+        if let Some(rooms) = self.rooms {
+            let file = self.out.rooms_log_base + self.group_offset + tick.group;
+            for (&b, h) in rooms.buckets.iter().zip(&iv.rooms) {
+                let tag = crate::folder::rooms::hlog_tag(&crate::rooms::bucket_label(b));
+                self.out.hlog.write_tagged(file, h, start, dur, Some(&tag));
+            }
         }
         let st = &mut self.states[slot];
         st.last_status = Some(Status {
@@ -403,6 +418,7 @@ mod tests {
             write_error: None,
             dashboard: None,
             remote: None,
+            rooms_log_base: plan.groups.len() * Latency::ALL.len(),
         };
         let mut progress = Progress::new(crate::progress::Display::Quiet);
         let shutdown = Shutdown::new();
@@ -414,6 +430,7 @@ mod tests {
             pid: None,
             lag: None,
             scraper: None,
+            rooms: None,
         };
         let mut rec = PhaseRecorder::new(&plan, clock, &shutdown, slot, &mut out, &mut progress);
         let fast = interval(4, Duration::from_millis(2));

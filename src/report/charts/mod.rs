@@ -62,6 +62,8 @@ pub fn all(runs: &[RunData]) -> Result<Vec<Chart>> {
     charts.extend(target_cpu_over_time(runs)?);
     // A sweep's curves (only when a run has sweep.csv).
     charts.extend(super::sweep_chart::charts(runs)?);
+    // Latency by room size (only when a run has rooms.csv).
+    charts.extend(super::rooms_chart::charts(runs)?);
     Ok(charts)
 }
 
