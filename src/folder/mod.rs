@@ -37,6 +37,37 @@ pub fn repeat_dir(dir: &std::path::Path, i: usize) -> std::path::PathBuf {
     dir.join(format!("repeat-{i}"))
 }
 
+/// Writes `rows` as a CSV file with a header at `path` (the serde field
+/// names, which the registries declare). Errors: the file cannot be
+/// written.
+fn write_rows<T: serde::Serialize>(path: &std::path::Path, rows: &[T]) -> crate::error::Result<()> {
+    use crate::error::Error;
+    let err = |e: csv::Error| Error::output(path, std::io::Error::other(e.to_string()));
+    let mut w = csv::Writer::from_path(path).map_err(err)?;
+    for r in rows {
+        w.serialize(r).map_err(err)?;
+    }
+    w.flush().map_err(|e| Error::output(path, e))
+}
+
+/// Reads the CSV file at `path` into rows; an empty list when the file is
+/// absent (the run had none). Errors: a file that does not parse, named.
+fn read_rows_if_present<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> crate::error::Result<Vec<T>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let err = |e: csv::Error| crate::error::Error::RunFolder {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut r = csv::Reader::from_path(path).map_err(err)?;
+    r.deserialize()
+        .collect::<std::result::Result<Vec<T>, _>>()
+        .map_err(err)
+}
+
 /// Keeps names safe as file names.
 pub fn sanitize(name: &str) -> String {
     name.chars()

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::columns::{col, Applies::Subscribers, Info};
 use super::record::{csv_record, Field};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 csv_record! {
     /// One `rooms.csv` row. Missing columns read as zero / empty.
@@ -76,29 +76,12 @@ pub fn write(dir: &Path, rows: &[RoomsRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let path = dir.join(FILE);
-    let err = |e: csv::Error| Error::output(&path, std::io::Error::other(e.to_string()));
-    let mut w = csv::Writer::from_path(&path).map_err(err)?;
-    for r in rows {
-        w.serialize(r).map_err(err)?;
-    }
-    w.flush().map_err(|e| Error::output(&path, e))
+    super::write_rows(&dir.join(FILE), rows)
 }
 
 /// Reads `dir/rooms.csv`; an empty list when the run had no rooms.
 pub fn read(dir: &Path) -> Result<Vec<RoomsRow>> {
-    let path = dir.join(FILE);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let err = |e: csv::Error| Error::RunFolder {
-        path: path.clone(),
-        message: e.to_string(),
-    };
-    let mut r = csv::Reader::from_path(&path).map_err(err)?;
-    r.deserialize()
-        .collect::<std::result::Result<Vec<RoomsRow>, _>>()
-        .map_err(err)
+    super::read_rows_if_present(&dir.join(FILE))
 }
 
 /// The README's `rooms.csv` column table, generated.

@@ -210,13 +210,7 @@ pub const FILE: &str = "summary.csv";
 
 /// Writes the rows to `dir/summary.csv`.
 pub fn write(dir: &Path, rows: &[SummaryRow]) -> Result<()> {
-    let path = dir.join(FILE);
-    let err = |e: csv::Error| Error::output(&path, std::io::Error::other(e.to_string()));
-    let mut w = csv::Writer::from_path(&path).map_err(err)?;
-    for r in rows {
-        w.serialize(r).map_err(err)?;
-    }
-    w.flush().map_err(|e| Error::output(&path, e))
+    super::write_rows(&dir.join(FILE), rows)
 }
 
 /// Reads `dir/summary.csv`.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::run_json::{PhaseInfo, SweepInfo};
 use super::summary::SummaryRow;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// File name in the run folder.
 pub const FILE: &str = "sweep.csv";
@@ -105,27 +105,10 @@ pub fn write(dir: &Path, rows: &[SweepRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let path = dir.join(FILE);
-    let err = |e: csv::Error| Error::output(&path, std::io::Error::other(e.to_string()));
-    let mut w = csv::Writer::from_path(&path).map_err(err)?;
-    for r in rows {
-        w.serialize(r).map_err(err)?;
-    }
-    w.flush().map_err(|e| Error::output(&path, e))
+    super::write_rows(&dir.join(FILE), rows)
 }
 
 /// Reads `dir/sweep.csv`; an empty list when the run had no sweep.
 pub fn read(dir: &Path) -> Result<Vec<SweepRow>> {
-    let path = dir.join(FILE);
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    let err = |e: csv::Error| Error::RunFolder {
-        path: path.clone(),
-        message: e.to_string(),
-    };
-    let mut r = csv::Reader::from_path(&path).map_err(err)?;
-    r.deserialize()
-        .collect::<std::result::Result<Vec<SweepRow>, _>>()
-        .map_err(err)
+    super::read_rows_if_present(&dir.join(FILE))
 }
